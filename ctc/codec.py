@@ -1,0 +1,48 @@
+"""The one interface every codec implements: the nic models, the anchors and contributed tools.
+
+It is a Protocol, so a codec satisfies it without importing ctc; codecs register through the
+`ctc.codecs` entry-point group in their distribution's pyproject.toml.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Knob:
+    """The parameter rate control turns.
+
+    kind: "integer" knobs take whole values in [low, high]; "continuous" ones any real value.
+    rate_increases: True when a larger value gives more bits (a rate point, a JPEG quality),
+    False when it gives fewer (a QP).
+    """
+
+    name: str
+    kind: Literal["integer", "continuous"]
+    low: float
+    high: float
+    rate_increases: bool
+
+
+@runtime_checkable
+class Codec(Protocol):
+    """Encode 8-bit RGB pixels (H, W, 3) to a complete file's bytes, and decode them back."""
+
+    name: str
+    knob: Knob
+
+    def version(self) -> str:
+        """Exact version string of what runs (library, binary, model weights hash)."""
+        ...
+
+    def encode(self, image: np.ndarray, knob_value: float) -> bytes:
+        """The whole file that a decoder needs: bpp is counted from len() of this."""
+        ...
+
+    def decode(self, data: bytes) -> np.ndarray:
+        """Reconstruction as uint8 (H, W, 3)."""
+        ...

@@ -1,0 +1,133 @@
+"""Mean-scale hyperprior model with gain-vector rate points.
+
+Transforms and entropy model follow Minnen, Ballé, Toderici, "Joint autoregressive and
+hierarchical priors for learned image compression" (NeurIPS 2018), without the autoregressive
+context. Each rate point k owns a gain vector g_k and an inverse gain vector g'_k over the latent
+channels (Cui et al., "Asymmetric gained deep image compression with continuous rate
+adaptation", CVPR 2021): the latent is scaled by g_k before quantization and by g'_k before
+synthesis, so one set of transform weights serves every rate point.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from nic.entropy import FactorizedPrior, gaussian_likelihood
+from nic.nn import GDN
+
+DOWNSAMPLING = 64
+"""Total stride from pixels to hyper-latent: inputs are padded to a multiple of this."""
+
+
+def _conv(cin: int, cout: int, kernel: int = 5, stride: int = 2) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2)
+
+
+def _deconv(cin: int, cout: int, kernel: int = 5, stride: int = 2) -> nn.ConvTranspose2d:
+    return nn.ConvTranspose2d(
+        cin, cout, kernel, stride=stride, padding=kernel // 2, output_padding=stride - 1
+    )
+
+
+@dataclass(frozen=True)
+class HyperpriorConfig:
+    """Architecture and rate points; stored in every model file."""
+
+    N: int = 128
+    M: int = 192
+    lambdas: tuple[float, ...] = field(
+        default=(0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
+    )
+    distortion: str = "mse"
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "lambdas": list(self.lambdas)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> HyperpriorConfig:
+        return cls(**{**d, "lambdas": tuple(float(x) for x in d["lambdas"])})
+
+
+def ste_round(x: torch.Tensor) -> torch.Tensor:
+    """Rounding with a straight-through gradient."""
+    return x + (torch.round(x) - x).detach()
+
+
+class MeanScaleHyperprior(nn.Module):
+    """g_a/g_s with GDN, h_a/h_s predicting the Gaussian mean and scale of every latent."""
+
+    def __init__(self, config: HyperpriorConfig) -> None:
+        super().__init__()
+        self.config = config
+        n, m = config.N, config.M
+        self.g_a = nn.Sequential(
+            _conv(3, n), GDN(n), _conv(n, n), GDN(n), _conv(n, n), GDN(n), _conv(n, m)
+        )
+        self.g_s = nn.Sequential(
+            _deconv(m, n), GDN(n, inverse=True), _deconv(n, n), GDN(n, inverse=True),
+            _deconv(n, n), GDN(n, inverse=True), _deconv(n, 3),
+        )  # fmt: skip
+        self.h_a = nn.Sequential(
+            _conv(m, n, 3, 1), nn.LeakyReLU(inplace=True), _conv(n, n), nn.LeakyReLU(inplace=True),
+            _conv(n, n),
+        )  # fmt: skip
+        self.h_s = nn.Sequential(
+            _deconv(n, m), nn.LeakyReLU(inplace=True), _deconv(m, m * 3 // 2),
+            nn.LeakyReLU(inplace=True), _conv(m * 3 // 2, 2 * m, 3, 1),
+        )  # fmt: skip
+        self.hyper_prior = FactorizedPrior(n)
+        # Gain ~ sqrt(lambda): the MSE-optimal quantizer step shrinks like 1/sqrt(lambda).
+        lam = torch.tensor(config.lambdas, dtype=torch.float32)
+        log_gain = 0.5 * torch.log(lam / lam.log().mean().exp())
+        self.log_gain = nn.Parameter(log_gain[:, None].repeat(1, m))
+        self.log_inverse_gain = nn.Parameter(-log_gain[:, None].repeat(1, m))
+
+    @property
+    def num_rate_points(self) -> int:
+        return len(self.config.lambdas)
+
+    def gains(self, rate_point: torch.Tensor | int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(gain, inverse gain) shaped (B or 1, M, 1, 1) for broadcasting over latents."""
+        k = torch.as_tensor(rate_point, device=self.log_gain.device).reshape(-1)
+        return (
+            self.log_gain[k].exp()[:, :, None, None],
+            self.log_inverse_gain[k].exp()[:, :, None, None],
+        )
+
+    def analyze(self, x: torch.Tensor, rate_point: torch.Tensor | int) -> torch.Tensor:
+        """Image in [0, 1] -> gain-scaled latent y (before quantization)."""
+        gain, _ = self.gains(rate_point)
+        return self.g_a(x) * gain
+
+    def entropy_parameters(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Quantized hyper-latent -> (mean, scale) of the latent's Gaussian."""
+        mean, scale = self.h_s(z_hat).chunk(2, dim=1)
+        return mean, scale.abs()
+
+    def synthesize(self, y_hat: torch.Tensor, rate_point: torch.Tensor | int) -> torch.Tensor:
+        """Quantized latent -> reconstruction (not clamped)."""
+        _, inverse_gain = self.gains(rate_point)
+        return self.g_s(y_hat * inverse_gain)
+
+    def forward(self, x: torch.Tensor, rate_point: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Training pass: noise for the likelihoods, straight-through rounding for the decoder."""
+        y = self.analyze(x, rate_point)
+        z = self.h_a(y)
+        z_noisy = z + torch.empty_like(z).uniform_(-0.5, 0.5)
+        mean, scale = self.entropy_parameters(z_noisy)
+        residual = y - mean
+        noisy = residual + torch.empty_like(residual).uniform_(-0.5, 0.5)
+        y_hat = ste_round(residual) + mean
+        return {
+            "x_hat": self.synthesize(y_hat, rate_point),
+            "y_likelihoods": gaussian_likelihood(noisy, scale),
+            "z_likelihoods": self.hyper_prior.likelihood(z_noisy),
+        }
+
+
+def rate_bits(likelihoods: torch.Tensor) -> torch.Tensor:
+    """-log2 of the likelihoods, summed per batch item."""
+    return -torch.log2(likelihoods).flatten(1).sum(1)

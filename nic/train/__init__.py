@@ -1,0 +1,1 @@
+"""Training: data pipeline, rate-distortion loss, resumable trainer."""
