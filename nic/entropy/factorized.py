@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from nic.entropy.tables import CdfTables, LIKELIHOOD_BOUND, quantize_pmf
+from nic.entropy.tables import LIKELIHOOD_BOUND, CdfTables, quantize_pmf
 
 
 class FactorizedPrior(nn.Module):

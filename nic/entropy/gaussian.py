@@ -8,7 +8,7 @@ import math
 import numpy as np
 import torch
 
-from nic.entropy.tables import CdfTables, LIKELIHOOD_BOUND, quantize_pmf
+from nic.entropy.tables import LIKELIHOOD_BOUND, CdfTables, quantize_pmf
 
 SCALE_MIN = 0.11
 SCALE_MAX = 256.0

@@ -67,17 +67,28 @@ class MeanScaleHyperprior(nn.Module):
             _conv(3, n), GDN(n), _conv(n, n), GDN(n), _conv(n, n), GDN(n), _conv(n, m)
         )
         self.g_s = nn.Sequential(
-            _deconv(m, n), GDN(n, inverse=True), _deconv(n, n), GDN(n, inverse=True),
-            _deconv(n, n), GDN(n, inverse=True), _deconv(n, 3),
-        )  # fmt: skip
+            _deconv(m, n),
+            GDN(n, inverse=True),
+            _deconv(n, n),
+            GDN(n, inverse=True),
+            _deconv(n, n),
+            GDN(n, inverse=True),
+            _deconv(n, 3),
+        )
         self.h_a = nn.Sequential(
-            _conv(m, n, 3, 1), nn.LeakyReLU(inplace=True), _conv(n, n), nn.LeakyReLU(inplace=True),
+            _conv(m, n, 3, 1),
+            nn.LeakyReLU(inplace=True),
             _conv(n, n),
-        )  # fmt: skip
+            nn.LeakyReLU(inplace=True),
+            _conv(n, n),
+        )
         self.h_s = nn.Sequential(
-            _deconv(n, m), nn.LeakyReLU(inplace=True), _deconv(m, m * 3 // 2),
-            nn.LeakyReLU(inplace=True), _conv(m * 3 // 2, 2 * m, 3, 1),
-        )  # fmt: skip
+            _deconv(n, m),
+            nn.LeakyReLU(inplace=True),
+            _deconv(m, m * 3 // 2),
+            nn.LeakyReLU(inplace=True),
+            _conv(m * 3 // 2, 2 * m, 3, 1),
+        )
         self.hyper_prior = FactorizedPrior(n)
         # Gain ~ sqrt(lambda): the MSE-optimal quantizer step shrinks like 1/sqrt(lambda).
         lam = torch.tensor(config.lambdas, dtype=torch.float32)

@@ -84,6 +84,16 @@ def _save_atomic(obj: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _truncate_log(log_path: Path, step: int) -> None:
+    """Drop log rows past the checkpoint's step (written after it, before an interruption)."""
+    if not log_path.exists():
+        return
+    lines = log_path.read_text().splitlines(keepends=True)
+    kept = lines[:1] + [ln for ln in lines[1:] if int(ln.split(",", 1)[0]) <= step]
+    if len(kept) != len(lines):
+        log_path.write_text("".join(kept))
+
+
 def train(config: TrainConfig, max_minutes: float | None = None) -> Path:
     """Train (or resume) until config.steps or the time budget; returns the checkpoint path."""
     if config.threads:
@@ -115,6 +125,7 @@ def train(config: TrainConfig, max_minutes: float | None = None) -> Path:
 
     lambdas = torch.tensor(config.model.lambdas, device=device)
     log_path = out / "log.csv"
+    _truncate_log(log_path, step)
     new_log = not log_path.exists()
     deadline = time.monotonic() + 60 * max_minutes if max_minutes else math.inf
     data_hash = hashlib.sha256("\n".join(f.name for f in files).encode()).hexdigest()[:16]
@@ -137,9 +148,12 @@ def train(config: TrainConfig, max_minutes: float | None = None) -> Path:
         )
 
     net.train()
-    with open(log_path, "a", newline="") as log_file, tqdm(
-        total=config.steps, initial=step, desc="train", unit="step", dynamic_ncols=True
-    ) as bar:
+    with (
+        open(log_path, "a", newline="") as log_file,
+        tqdm(
+            total=config.steps, initial=step, desc="train", unit="step", dynamic_ncols=True
+        ) as bar,
+    ):
         log = csv.writer(log_file)
         if new_log:
             log.writerow(["step", "loss", "bpp", "psnr_db", "lr", "wall_time_s"])
@@ -162,9 +176,15 @@ def train(config: TrainConfig, max_minutes: float | None = None) -> Path:
                 psnr = -10 * math.log10(max(parts["mse"].item(), 1e-12))
                 bar.set_postfix(loss=f"{parts['loss'].item():.3f}", bpp=f"{parts['bpp']:.3f}")
                 log.writerow(
-                    [step, f"{parts['loss'].item():.5f}", f"{parts['bpp'].item():.5f}",
-                     f"{psnr:.3f}", f"{lr:.3g}", f"{wall:.1f}"]
-                )  # fmt: skip
+                    [
+                        step,
+                        f"{parts['loss'].item():.5f}",
+                        f"{parts['bpp'].item():.5f}",
+                        f"{psnr:.3f}",
+                        f"{lr:.3g}",
+                        f"{wall:.1f}",
+                    ]
+                )
                 log_file.flush()
             if step % config.checkpoint_every == 0:
                 checkpoint()

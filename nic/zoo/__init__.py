@@ -1,0 +1,53 @@
+"""Named, versioned trained models with the sha256 of their files (registry in models.json)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from nic.model_file import CodecModel, ModelFileError, load_model_file
+
+ZOO_DIR = Path(__file__).parent
+REGISTRY = ZOO_DIR / "models.json"
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    name: str
+    file: str
+    sha256: str
+    description: str
+
+    @property
+    def path(self) -> Path:
+        return ZOO_DIR / self.file
+
+
+def entries() -> list[ZooEntry]:
+    """Registered models, the default first."""
+    raw = json.loads(REGISTRY.read_text())
+    return [ZooEntry(**e) for e in raw["models"]]
+
+
+def default_name() -> str:
+    return entries()[0].name
+
+
+@cache
+def _load_registered(name: str) -> CodecModel:
+    by_name = {e.name: e for e in entries()}
+    if name not in by_name:
+        raise ModelFileError(f"unknown model {name!r}; the zoo has: {', '.join(by_name)}")
+    entry = by_name[name]
+    return load_model_file(entry.path, expected_sha256=entry.sha256)
+
+
+def load(name_or_path: str | None = None) -> CodecModel:
+    """A zoo model by name (default: the zoo's first), or a model file by path."""
+    if name_or_path is None:
+        return _load_registered(default_name())
+    if name_or_path.endswith(".pt") or Path(name_or_path).is_file():
+        return load_model_file(name_or_path)
+    return _load_registered(name_or_path)

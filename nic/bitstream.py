@@ -1,0 +1,141 @@
+"""Bitstream container, version 1 (specified byte by byte in docs/bitstream.md).
+
+All integers are big-endian. A CRC-32 over the whole file (its own four bytes excluded) lets the
+decoder refuse a corrupt or truncated stream before any entropy decoding, and every header field
+is range-checked before it sizes an allocation.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+MAGIC = b"NICB"
+VERSION = 1
+COLOUR_RGB8 = 0
+COLOUR_FORMATS = {COLOUR_RGB8: "8-bit RGB"}
+HASH_BYTES = 8
+MAX_MODEL_ID = 64
+MAX_SIDE = 1 << 16
+MAX_PIXELS = 1 << 25
+"""33.5 megapixels (8K UHD is 33.2): a bound on what a header may make the decoder allocate."""
+NUM_SUBSTREAMS = 2  # hyper-latent z, then latent y
+
+
+class BitstreamError(ValueError):
+    """The bytes are not a valid stream of this format (truncated, corrupt, or unsupported)."""
+
+
+@dataclass(frozen=True)
+class Header:
+    """Everything the container says about a coded image."""
+
+    model_id: str
+    weights_hash: bytes
+    rate_point: int
+    width: int
+    height: int
+    colour_format: int = COLOUR_RGB8
+    version: int = VERSION
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "version": self.version,
+            "model": self.model_id,
+            "weights_hash": self.weights_hash.hex(),
+            "rate_point": self.rate_point,
+            "width": self.width,
+            "height": self.height,
+            "colour_format": COLOUR_FORMATS.get(self.colour_format, str(self.colour_format)),
+        }
+
+
+def _check_dimensions(width: int, height: int) -> None:
+    if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE):
+        raise BitstreamError(f"image size {width}x{height} outside 1..{MAX_SIDE} per side")
+    if width * height > MAX_PIXELS:
+        raise BitstreamError(f"image of {width * height} pixels exceeds {MAX_PIXELS}")
+
+
+def pack(header: Header, substreams: list[bytes]) -> bytes:
+    """Serialize a header and its entropy-coded sub-streams into one file."""
+    model = header.model_id.encode("ascii")
+    if not 1 <= len(model) <= MAX_MODEL_ID:
+        raise ValueError(f"model id must be 1..{MAX_MODEL_ID} ASCII characters")
+    if len(header.weights_hash) != HASH_BYTES:
+        raise ValueError(f"weights hash must be {HASH_BYTES} bytes")
+    if not 0 <= header.rate_point <= 255:
+        raise ValueError("rate point must be 0..255")
+    if len(substreams) != NUM_SUBSTREAMS:
+        raise ValueError(f"expected {NUM_SUBSTREAMS} sub-streams")
+    _check_dimensions(header.width, header.height)
+    body = b"".join(
+        [
+            MAGIC,
+            struct.pack(">BB", VERSION, len(model)),
+            model,
+            header.weights_hash,
+            struct.pack(
+                ">BBII", header.rate_point, header.colour_format, header.width, header.height
+            ),
+            struct.pack(">B", len(substreams)),
+            *(struct.pack(">I", len(s)) for s in substreams),
+        ]
+    )
+    payload = b"".join(substreams)
+    crc = zlib.crc32(payload, zlib.crc32(body))
+    return body + struct.pack(">I", crc) + payload
+
+
+class _Reader:
+    def __init__(self, data: bytes) -> None:
+        self.data, self.pos = data, 0
+
+    def take(self, n: int, what: str) -> bytes:
+        if self.pos + n > len(self.data):
+            raise BitstreamError(f"truncated stream: {what} ends past byte {len(self.data)}")
+        chunk = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return chunk
+
+
+def unpack(data: bytes) -> tuple[Header, list[bytes]]:
+    """Parse and verify a whole file; raises BitstreamError with a one-line reason."""
+    r = _Reader(bytes(data))
+    if r.take(4, "magic") != MAGIC:
+        raise BitstreamError("not a nic bitstream (bad magic bytes)")
+    version, id_len = struct.unpack(">BB", r.take(2, "version"))
+    if version != VERSION:
+        raise BitstreamError(f"bitstream version {version} is not supported (this is {VERSION})")
+    if not 1 <= id_len <= MAX_MODEL_ID:
+        raise BitstreamError(f"model id length {id_len} outside 1..{MAX_MODEL_ID}")
+    try:
+        model_id = r.take(id_len, "model id").decode("ascii")
+    except UnicodeDecodeError:
+        raise BitstreamError("model id is not ASCII") from None
+    weights_hash = r.take(HASH_BYTES, "weights hash")
+    rate_point, colour, width, height = struct.unpack(">BBII", r.take(10, "image fields"))
+    if colour not in COLOUR_FORMATS:
+        raise BitstreamError(f"unknown colour format {colour}")
+    _check_dimensions(width, height)
+    (count,) = struct.unpack(">B", r.take(1, "sub-stream count"))
+    if count != NUM_SUBSTREAMS:
+        raise BitstreamError(f"expected {NUM_SUBSTREAMS} sub-streams, header says {count}")
+    lengths = [struct.unpack(">I", r.take(4, "sub-stream length"))[0] for _ in range(count)]
+    (crc,) = struct.unpack(">I", r.take(4, "CRC-32"))
+    body_end = r.pos - 4
+    if sum(lengths) != len(r.data) - r.pos:
+        raise BitstreamError(
+            f"truncated or padded stream: header announces {sum(lengths)} payload bytes, "
+            f"file has {len(r.data) - r.pos}"
+        )
+    payload = r.data[r.pos :]
+    if zlib.crc32(payload, zlib.crc32(r.data[:body_end])) != crc:
+        raise BitstreamError("corrupt stream: CRC-32 mismatch")
+    substreams, start = [], 0
+    for n in lengths:
+        substreams.append(payload[start : start + n])
+        start += n
+    header = Header(model_id, weights_hash, rate_point, width, height, colour, version)
+    return header, substreams

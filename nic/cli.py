@@ -1,0 +1,226 @@
+"""`nic`: encode, decode and inspect nic bitstreams; list, train and export models.
+
+Exit codes: 0 success, 1 failure (bad input, corrupt stream, unknown model), 2 usage error.
+Failures print one line `nic: error: ...` on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 10 * np.log10(255.0**2 / mse) if mse else float("inf")
+
+
+def _cmd_encode(args: argparse.Namespace) -> None:
+    from nic import codec, zoo
+    from nic.image_io import read_rgb8
+
+    image = read_rgb8(args.input)
+    model = zoo.load(args.model)
+    data = codec.encode(image, model, args.rate_point)
+    Path(args.output).write_bytes(data)
+    h, w = image.shape[:2]
+    print(
+        f"{args.output}: {len(data)} bytes, {8 * len(data) / (w * h):.4f} bpp "
+        f"({model.name}, rate point {args.rate_point})"
+    )
+
+
+def _cmd_decode(args: argparse.Namespace) -> None:
+    from nic import codec
+    from nic.image_io import write_rgb8
+
+    data = Path(args.input).read_bytes()
+    image = codec.decode(data, args.model)
+    write_rgb8(args.output, image)
+    print(f"{args.output}: {image.shape[1]}x{image.shape[0]}")
+
+
+def _cmd_info(args: argparse.Namespace) -> None:
+    from nic.bitstream import unpack
+
+    data = Path(args.input).read_bytes()
+    header, substreams = unpack(data)
+    info = {
+        **header.describe(),
+        "bytes": len(data),
+        "bpp": 8 * len(data) / (header.width * header.height),
+        "substream_bytes": {"z": len(substreams[0]), "y": len(substreams[1])},
+    }
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        for key, value in info.items():
+            print(f"{key:16s} {value}")
+
+
+def _cmd_zoo(args: argparse.Namespace) -> None:
+    from nic import zoo
+
+    rows = []
+    for entry in zoo.entries():
+        model = zoo.load(entry.name)
+        cfg = model.net.config
+        params = sum(p.numel() for p in model.net.parameters())
+        rows.append(
+            {
+                "name": entry.name,
+                "description": entry.description,
+                "rate_points": {k: lam for k, lam in enumerate(cfg.lambdas)},
+                "architecture": f"mean-scale hyperprior N={cfg.N} M={cfg.M}",
+                "parameters": params,
+                "file_bytes": entry.path.stat().st_size,
+                "sha256": entry.sha256,
+                "training": model.metadata.get("training", {}),
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        print(f"{r['name']}  ({r['description']})")
+        print(f"  architecture  {r['architecture']}, {r['parameters']:,} parameters")
+        print(f"  file          {r['file_bytes']:,} bytes, sha256 {r['sha256']}")
+        lams = "  ".join(f"{k}:{lam:g}" for k, lam in r["rate_points"].items())
+        print(f"  rate points   {lams}  (rate point: lambda)")
+        t = r["training"]
+        if t:
+            print(
+                f"  training      {t['steps']} steps, batch {t['batch']}, patch {t['patch']}, "
+                f"{t['wall_time_s'] / 3600:.2f} h on {t['hardware'][-1]['hardware']}"
+            )
+
+
+def _cmd_demo(args: argparse.Namespace) -> None:
+    from skimage import data as skdata
+
+    from nic import codec, zoo
+
+    image = np.ascontiguousarray(skdata.astronaut())
+    model = zoo.load(args.model)
+    h, w = image.shape[:2]
+    print(f"scikit-image astronaut.png, {w}x{h}, model {model.name}")
+    print(
+        f"{'rate point':>10} {'bytes':>8} {'bpp':>7} {'RGB PSNR dB':>12} {'enc s':>6} {'dec s':>6}"
+    )
+    for k in range(model.num_rate_points):
+        t0 = time.perf_counter()
+        stream = codec.encode(image, model, k)
+        t1 = time.perf_counter()
+        decoded = codec.decode(stream, model)
+        t2 = time.perf_counter()
+        print(
+            f"{k:>10} {len(stream):>8} {8 * len(stream) / (w * h):>7.4f} "
+            f"{_psnr(image, decoded):>12.2f} {t1 - t0:>6.2f} {t2 - t1:>6.2f}"
+        )
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    from nic.train.trainer import TrainConfig, train
+
+    path = train(TrainConfig.from_yaml(args.config), max_minutes=args.max_minutes)
+    print(f"checkpoint: {path}")
+
+
+def _cmd_export(args: argparse.Namespace) -> None:
+    import torch
+
+    from nic.train.export import export_checkpoint
+
+    dtype = {"float32": torch.float32, "float16": torch.float16}[args.dtype]
+    digest = export_checkpoint(args.checkpoint, args.output, args.name, dtype)
+    print(f"{args.output}: sha256 {digest}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nic", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("encode", help="encode an image (PNG, PPM, ...) to a nic bitstream")
+    p.add_argument("input", help="image file; non-RGB inputs are converted with a warning")
+    p.add_argument("output", help="bitstream file to write")
+    p.add_argument("--model", help="zoo model name or model file (default: the zoo default)")
+    p.add_argument("--rate-point", type=int, default=3, help="rate point index (default 3)")
+    p.set_defaults(func=_cmd_encode)
+
+    p = sub.add_parser("decode", help="decode a nic bitstream to an image")
+    p.add_argument("input", help="bitstream file")
+    p.add_argument("output", help="image to write (.png or .ppm)")
+    p.add_argument("--model", help="model file to use instead of the zoo model the stream names")
+    p.set_defaults(func=_cmd_decode)
+
+    p = sub.add_parser("info", help="print a bitstream's header fields")
+    p.add_argument("input", help="bitstream file")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("zoo", help="list the trained models, rate points, sizes and hashes")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_zoo)
+
+    p = sub.add_parser("demo", help="code scikit-image's astronaut photo at every rate point")
+    p.add_argument("--model", help="zoo model name or model file")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("train", help="train or resume training from a YAML config")
+    p.add_argument("config", help="training config (see docs/training.md)")
+    p.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this long")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("export", help="turn a training checkpoint into a model file")
+    p.add_argument("checkpoint", help="checkpoint.pt from a training run")
+    p.add_argument("output", help="model file to write (.pt)")
+    p.add_argument("--name", required=True, help="model id carried in bitstreams")
+    p.add_argument(
+        "--dtype",
+        choices=["float32", "float16"],
+        default="float32",
+        help="storage precision of the weights",
+    )
+    p.set_defaults(func=_cmd_export)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from nic.bitstream import BitstreamError
+    from nic.codec import ModelMismatchError
+    from nic.image_io import ImageConversionWarning, ImageFormatError
+    from nic.model_file import ModelFileError
+
+    args = build_parser().parse_args(argv)
+    warnings.simplefilter("default", ImageConversionWarning)
+    warnings.formatwarning = lambda msg, cat, *a, **k: f"nic: warning: {msg}\n"
+    try:
+        args.func(args)
+    except (
+        BitstreamError,
+        ModelMismatchError,
+        ImageFormatError,
+        ModelFileError,
+        ValueError,
+        FileNotFoundError,
+        IsADirectoryError,
+        PermissionError,
+    ) as e:
+        print(f"nic: error: {e}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print("nic: interrupted", file=sys.stderr)
+        return 130
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

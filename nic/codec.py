@@ -1,0 +1,146 @@
+"""Encoding images to nic bitstreams and decoding them back.
+
+encode: pad to a multiple of 64 (edge replication), analysis transform with the rate point's gain,
+hyper-analysis, rounding, hyper-synthesis for the Gaussian parameters, then the hyper-latent z and
+the latent residual round(y - mean) are range-coded with integer CDF tables. decode mirrors it and
+crops the padding away.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from nic import zoo
+from nic.bitstream import BitstreamError, Header, pack, unpack
+from nic.entropy import decode_symbols, encode_symbols, gaussian_likelihood, scale_indexes
+from nic.image_io import check_rgb8
+from nic.model_file import CodecModel
+from nic.models import DOWNSAMPLING
+
+
+class ModelMismatchError(ValueError):
+    """The stream was made with another model than the one asked to decode it."""
+
+
+@dataclass
+class Latents:
+    """Everything that crosses the channel, as integers, plus what both sides derive from it."""
+
+    z: np.ndarray  # int64 (1, N, h, w): quantized hyper-latent
+    y: np.ndarray  # int64 (1, M, H, W): round(latent - mean), clamped to its table
+    mean: torch.Tensor  # float (1, M, H, W), derived from z
+    y_index: np.ndarray  # int64 (1, M, H, W): CDF table of each latent, derived from z
+
+
+def _z_indexes(shape: tuple[int, ...]) -> np.ndarray:
+    """The hyper-latent's table is its channel."""
+    channels = np.arange(shape[1], dtype=np.int64)[None, :, None, None]
+    return np.broadcast_to(channels, shape)
+
+
+def _padded_tensor(image: np.ndarray) -> torch.Tensor:
+    h, w = image.shape[:2]
+    x = torch.tensor(image).permute(2, 0, 1)[None].float() / 255.0
+    ph, pw = -h % DOWNSAMPLING, -w % DOWNSAMPLING
+    return F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
+
+
+def _check_rate_point(model: CodecModel, rate_point: int) -> None:
+    if not 0 <= rate_point < model.num_rate_points:
+        raise ValueError(
+            f"rate point {rate_point} outside 0..{model.num_rate_points - 1} for {model.name}"
+        )
+
+
+def _entropy_parameters(model: CodecModel, z: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+    mean, scale = model.net.entropy_parameters(torch.from_numpy(z).float())
+    index = scale_indexes(scale, model.scale_table).numpy().astype(np.int64)
+    return mean, index
+
+
+@torch.inference_mode()
+def analyse(model: CodecModel, image: np.ndarray, rate_point: int) -> Latents:
+    """The encoder's side up to the symbols: quantized, clamped latents and their tables."""
+    check_rgb8(image)
+    _check_rate_point(model, rate_point)
+    y = model.net.analyze(_padded_tensor(image), rate_point)
+    z_float = model.net.h_a(y)
+    z_index = _z_indexes(tuple(z_float.shape))
+    z = model.z_tables.clamp(torch.round(z_float).numpy().astype(np.int64), z_index)
+    mean, y_index = _entropy_parameters(model, z)
+    residual = torch.round(y - mean).numpy().astype(np.int64)
+    return Latents(z, model.y_tables.clamp(residual, y_index), mean, y_index)
+
+
+@torch.inference_mode()
+def reconstruct(model: CodecModel, latents: Latents, rate_point: int, height: int, width: int):
+    """Decoder's synthesis from the latents: uint8 (height, width, 3)."""
+    y_hat = torch.from_numpy(latents.y).float() + latents.mean
+    x_hat = model.net.synthesize(y_hat, rate_point)[0, :, :height, :width]
+    pixels = torch.round(x_hat.clamp(0, 1) * 255).to(torch.uint8)
+    return pixels.permute(1, 2, 0).contiguous().numpy()
+
+
+def encode(image: np.ndarray, model: CodecModel | str | None = None, rate_point: int = 3) -> bytes:
+    """Code uint8 (H, W, 3) pixels into a complete nic file."""
+    model = model if isinstance(model, CodecModel) else zoo.load(model)
+    latents = analyse(model, image, rate_point)
+    z_stream = encode_symbols(latents.z, _z_indexes(latents.z.shape), model.z_tables)
+    y_stream = encode_symbols(latents.y, latents.y_index, model.y_tables)
+    header = Header(model.name, model.weights_hash, rate_point, image.shape[1], image.shape[0])
+    return pack(header, [z_stream, y_stream])
+
+
+def resolve_model(header: Header, model: CodecModel | str | None = None) -> CodecModel:
+    """The model a stream needs: the given one if it matches, else the zoo model it names."""
+    if model is None:
+        model = header.model_id
+    model = model if isinstance(model, CodecModel) else zoo.load(model)
+    if model.name != header.model_id or model.weights_hash != header.weights_hash:
+        raise ModelMismatchError(
+            f"stream was made with model {header.model_id} (weights {header.weights_hash.hex()}), "
+            f"not with {model.name} (weights {model.weights_hash.hex()})"
+        )
+    if not 0 <= header.rate_point < model.num_rate_points:
+        raise BitstreamError(f"rate point {header.rate_point} does not exist in {model.name}")
+    return model
+
+
+@torch.inference_mode()
+def decode_latents(data: bytes, model: CodecModel | str | None = None):
+    """Parse a stream and entropy-decode its latents: (header, model, latents)."""
+    header, (z_stream, y_stream) = unpack(data)
+    model = resolve_model(header, model)
+    h = -(-header.height // DOWNSAMPLING)
+    w = -(-header.width // DOWNSAMPLING)
+    z_shape = (1, model.net.config.N, h, w)
+    try:
+        z = decode_symbols(z_stream, _z_indexes(z_shape), model.z_tables)
+        mean, y_index = _entropy_parameters(model, z)
+        y = decode_symbols(y_stream, y_index, model.y_tables)
+    except (ValueError, RuntimeError) as e:
+        if isinstance(e, BitstreamError):
+            raise
+        raise BitstreamError(f"entropy decoding failed ({e})") from None
+    return header, model, Latents(z, y, mean, y_index)
+
+
+def decode(data: bytes, model: CodecModel | str | None = None) -> np.ndarray:
+    """Decode a complete nic file to uint8 (H, W, 3)."""
+    header, model, latents = decode_latents(data, model)
+    return reconstruct(model, latents, header.rate_point, header.height, header.width)
+
+
+@torch.inference_mode()
+def estimated_bits(model: CodecModel, image: np.ndarray, rate_point: int) -> float:
+    """The model's own rate for the quantized latents: -log2 of its float likelihoods."""
+    latents = analyse(model, image, rate_point)
+    z = torch.from_numpy(latents.z).float()
+    _, scale = model.net.entropy_parameters(z)
+    y_bits = -torch.log2(gaussian_likelihood(torch.from_numpy(latents.y).float(), scale)).sum()
+    z_bits = -torch.log2(model.net.hyper_prior.likelihood(z)).sum()
+    return float(y_bits + z_bits)

@@ -1,0 +1,45 @@
+"""Turn a training checkpoint into a model file with its training metadata."""
+
+from __future__ import annotations
+
+import datetime
+import platform
+from pathlib import Path
+
+import torch
+
+from nic.model_file import save_model_file
+from nic.models import HyperpriorConfig, MeanScaleHyperprior
+
+
+def export_checkpoint(
+    checkpoint: str | Path,
+    output: str | Path,
+    name: str,
+    weight_dtype: torch.dtype = torch.float32,
+) -> str:
+    """Write the model file for `checkpoint`; returns its sha256."""
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    net = MeanScaleHyperprior(HyperpriorConfig.from_dict(ckpt["model_config"]))
+    net.load_state_dict(ckpt["model"])
+    train = ckpt["train_config"]
+    metadata = {
+        "training": {
+            "data": ckpt["data"],
+            "steps": ckpt["step"],
+            "batch": train["batch"],
+            "patch": train["patch"],
+            "lambdas": list(train["model"]["lambdas"]),
+            "distortion": train["model"]["distortion"],
+            "lr": train["lr"],
+            "hardware": ckpt["hardware"],
+            "wall_time_s": round(ckpt["wall_time_s"], 1),
+        },
+        "exported": {
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "torch": str(torch.__version__),
+            "python": platform.python_version(),
+            "weight_dtype": str(weight_dtype).removeprefix("torch."),
+        },
+    }
+    return save_model_file(output, name, net, metadata, weight_dtype)

@@ -1,0 +1,101 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from nic.cli import main
+
+SUBCOMMANDS = ["encode", "decode", "info", "zoo", "demo", "train", "export"]
+
+
+def nic(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "nic.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def coded(tmp_path_factory, small_photo):
+    d = tmp_path_factory.mktemp("cli")
+    Image.fromarray(small_photo).save(d / "in.png")
+    r = nic("encode", d / "in.png", d / "in.nic", "--rate-point", 5)
+    assert r.returncode == 0, r.stderr
+    return d
+
+
+def test_encode_decode_round_trip_through_the_cli(coded, small_photo):
+    r = nic("decode", coded / "in.nic", coded / "out.png")
+    assert r.returncode == 0, r.stderr
+    out = np.asarray(Image.open(coded / "out.png"))
+    assert out.shape == small_photo.shape
+    from nic import codec
+
+    expected = codec.decode((coded / "in.nic").read_bytes())
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_info_prints_the_header(coded, small_photo):
+    r = nic("info", coded / "in.nic", "--json")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    h, w = small_photo.shape[:2]
+    assert (info["width"], info["height"], info["rate_point"]) == (w, h, 5)
+    assert info["bytes"] == (coded / "in.nic").stat().st_size
+    assert info["bpp"] == pytest.approx(8 * info["bytes"] / (w * h))
+
+
+def test_truncated_stream_fails_with_one_line_and_no_traceback(coded):
+    data = (coded / "in.nic").read_bytes()
+    (coded / "cut.nic").write_bytes(data[:-1])
+    r = nic("decode", coded / "cut.nic", coded / "cut.png")
+    assert r.returncode == 1
+    assert r.stderr.startswith("nic: error:") and r.stderr.count("\n") == 1
+    assert "Traceback" not in r.stderr
+    assert not (coded / "cut.png").exists()
+
+
+@pytest.mark.parametrize("cut", [0, 10, 40])
+def test_every_kind_of_truncation_is_exit_code_1(coded, cut, capsys):
+    data = (coded / "in.nic").read_bytes()
+    (coded / "cut.nic").write_bytes(data[:cut])
+    assert main(["decode", str(coded / "cut.nic"), str(coded / "cut.png")]) == 1
+    assert capsys.readouterr().err.startswith("nic: error:")
+
+
+def test_missing_input_and_bad_usage(coded, capsys):
+    assert main(["decode", str(coded / "nope.nic"), str(coded / "x.png")]) == 1
+    assert "nope.nic" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["encode", str(coded / "in.png")])
+    assert exit_info.value.code == 2
+    args = ["encode", str(coded / "in.png"), str(coded / "x.nic"), "--model", "no-such-model"]
+    assert main(args) == 1
+    assert "unknown model" in capsys.readouterr().err
+
+
+def test_grayscale_input_warns_and_encodes(coded, small_photo):
+    Image.fromarray(small_photo[:, :, 1]).save(coded / "gray.png")
+    r = nic("encode", coded / "gray.png", coded / "gray.nic")
+    assert r.returncode == 0, r.stderr
+    assert "warning" in r.stderr and "grayscale" in r.stderr
+
+
+def test_zoo_lists_the_registered_model():
+    r = nic("zoo", "--json")
+    assert r.returncode == 0, r.stderr
+    (entry,) = json.loads(r.stdout)[:1]
+    assert entry["sha256"] and len(entry["rate_points"]) >= 2 and entry["training"]["steps"] > 0
+
+
+@pytest.mark.parametrize("command", [None, *SUBCOMMANDS])
+def test_help_everywhere(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*([command] if command else []), "--help"])
+    assert exit_info.value.code == 0 and "usage:" in capsys.readouterr().out

@@ -1,0 +1,99 @@
+import dataclasses
+
+import numpy as np
+import pytest
+
+from nic import codec, zoo
+from nic.bitstream import BitstreamError, unpack
+from nic.codec import ModelMismatchError
+from nic.image_io import ImageFormatError
+from nic.model_file import load_model_file, save_model_file
+
+
+@pytest.fixture(scope="module")
+def model():
+    return zoo.load()
+
+
+def psnr(a, b):
+    mse = np.mean((a.astype(float) - b.astype(float)) ** 2)
+    return 10 * np.log10(255**2 / mse)
+
+
+def test_decoder_latents_equal_encoder_latents_and_pixels_equal_reconstruction(model, small_photo):
+    k = 4
+    latents = codec.analyse(model, small_photo, k)
+    stream = codec.encode(small_photo, model, k)
+    header, _, decoded = codec.decode_latents(stream, model)
+    np.testing.assert_array_equal(decoded.z, latents.z)
+    np.testing.assert_array_equal(decoded.y, latents.y)
+    np.testing.assert_array_equal(decoded.y_index, latents.y_index)
+    h, w = small_photo.shape[:2]
+    expected = codec.reconstruct(model, latents, k, h, w)
+    np.testing.assert_array_equal(codec.decode(stream, model), expected)
+    assert (header.width, header.height, header.rate_point) == (w, h, k)
+
+
+def test_encoding_is_deterministic(model, small_photo):
+    assert codec.encode(small_photo, model, 2) == codec.encode(small_photo, model, 2)
+
+
+def test_file_size_matches_the_model_rate_estimate(model, kodak_size_photo):
+    for k in (1, 5):
+        stream = codec.encode(kodak_size_photo, model, k)
+        header_bytes = len(stream) - sum(len(s) for s in unpack(stream)[1])
+        estimate = codec.estimated_bits(model, kodak_size_photo, k)
+        payload_bits = 8 * (len(stream) - header_bytes)
+        assert abs(payload_bits - estimate) <= 0.02 * estimate, (k, payload_bits, estimate)
+
+
+def test_rate_and_quality_increase_with_the_rate_point(model, small_photo):
+    sizes, qualities = [], []
+    for k in (0, model.num_rate_points - 1):
+        stream = codec.encode(small_photo, model, k)
+        sizes.append(len(stream))
+        qualities.append(psnr(small_photo, codec.decode(stream)))
+    assert sizes[0] < sizes[1] and qualities[0] < qualities[1]
+
+
+@pytest.mark.parametrize(("h", "w"), [(1, 1), (17, 33), (7, 3000), (65, 64)])
+def test_any_size_round_trips(model, astronaut, h, w):
+    image = np.ascontiguousarray(np.tile(astronaut, (-(-h // 512), -(-w // 512), 1))[:h, :w])
+    out = codec.decode(codec.encode(image, model, 6), model)
+    assert out.shape == (h, w, 3) and out.dtype == np.uint8
+    if h * w > 64:
+        assert psnr(image, out) > 20
+
+
+def test_decode_finds_the_zoo_model_by_name(small_photo):
+    stream = codec.encode(small_photo, None, 0)
+    assert codec.decode(stream).shape == small_photo.shape
+
+
+def test_stream_from_another_model_is_refused_naming_both(model, small_photo, tmp_path):
+    other_path = tmp_path / "other.pt"
+    save_model_file(other_path, "other-model", model.net, {})
+    other = load_model_file(other_path)
+    stream = codec.encode(small_photo, other, 1)
+    with pytest.raises(ModelMismatchError, match="other-model.*not with nic-mshp"):
+        codec.decode(stream, model)
+    # Same name, different weights: refused by the weights hash.
+    renamed = dataclasses.replace(other, name=model.name)
+    with pytest.raises(ModelMismatchError, match="weights"):
+        codec.decode(codec.encode(small_photo, renamed, 1), model)
+
+
+def test_bad_rate_point_and_bad_pixels_are_clear_errors(model, small_photo):
+    with pytest.raises(ValueError, match="rate point 99"):
+        codec.encode(small_photo, model, 99)
+    with pytest.raises(ImageFormatError):
+        codec.encode(small_photo.astype(np.float32), model, 1)
+    with pytest.raises(ImageFormatError):
+        codec.encode(small_photo[:, :, :2], model, 1)
+
+
+def test_corrupt_payload_is_refused(model, small_photo):
+    stream = bytearray(codec.encode(small_photo, model, 3))
+    stream[-5] ^= 0xFF
+    with pytest.raises(BitstreamError, match="CRC"):
+        codec.decode(bytes(stream), model)
