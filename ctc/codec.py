@@ -2,6 +2,10 @@
 
 It is a Protocol, so a codec satisfies it without importing ctc; codecs register through the
 `ctc.codecs` entry-point group in their distribution's pyproject.toml.
+
+Optional extras that the harness uses when a codec has them:
+- `extension`: file name extension of its bitstreams (default "bin");
+- `encode_to_target(...)` (SelfRateMatching below): the codec's own rate matching.
 """
 
 from __future__ import annotations
@@ -46,3 +50,16 @@ class Codec(Protocol):
     def decode(self, data: bytes) -> np.ndarray:
         """Reconstruction as uint8 (H, W, 3)."""
         ...
+
+
+@runtime_checkable
+class SelfRateMatching(Protocol):
+    """A codec that can reach a bpp window itself, e.g. because it estimates its rate cheaply.
+
+    Returns (knob value used, whole file bytes), or None to let the harness search the knob.
+    The harness counts this as one encode and still checks the result against the window.
+    """
+
+    def encode_to_target(
+        self, image: np.ndarray, target_bpp: float, min_bpp: float, max_bpp: float
+    ) -> tuple[float, bytes] | None: ...

@@ -1,0 +1,59 @@
+"""JPEG (ISO/IEC 10918-1) anchor through Pillow and the libjpeg(-turbo) it bundles.
+
+Encoding: baseline JPEG, 4:2:0 chroma subsampling, optimized Huffman tables, no metadata beyond
+the JFIF header; the knob is Pillow's quality 1..95 (above 95 Pillow's own documentation advises
+against: files grow with little gain). Decoding is Pillow's (libjpeg's default islow IDCT and
+fancy upsampling), so that a file decodes to the same pixels wherever this Pillow runs.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import PIL
+from PIL import Image, UnidentifiedImageError, features
+
+from ctc.codec import Knob
+
+
+class JpegDecodeError(ValueError):
+    """The bytes are not a complete JPEG file."""
+
+
+class JpegCodec:
+    """Pillow JPEG, quality 1..95, 4:2:0, optimized Huffman coding."""
+
+    name = "jpeg"
+    extension = "jpg"
+    knob = Knob(name="quality", kind="integer", low=1, high=95, rate_increases=True)
+
+    def version(self) -> str:
+        if features.check_feature("libjpeg_turbo"):
+            lib = f"libjpeg-turbo {features.version_feature('libjpeg_turbo')}"
+        else:
+            lib = f"libjpeg {features.version_codec('jpg')}"
+        return f"Pillow {PIL.__version__}, {lib}; baseline 4:2:0, optimized Huffman"
+
+    def encode(self, image: np.ndarray, knob_value: float) -> bytes:
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"expected uint8 (H, W, 3), got {image.dtype} {image.shape}")
+        quality = int(round(knob_value))
+        if not self.knob.low <= quality <= self.knob.high:
+            raise ValueError(
+                f"JPEG quality {quality} outside {self.knob.low:g}..{self.knob.high:g}"
+            )
+        buf = io.BytesIO()
+        Image.fromarray(image, "RGB").save(
+            buf, "JPEG", quality=quality, subsampling="4:2:0", optimize=True, progressive=False
+        )
+        return buf.getvalue()
+
+    def decode(self, data: bytes) -> np.ndarray:
+        try:
+            with Image.open(io.BytesIO(data), formats=["JPEG"]) as im:
+                im.load()
+                rgb = im.convert("RGB")
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+            raise JpegDecodeError(f"not a decodable JPEG file ({e})") from None
+        return np.asarray(rgb, dtype=np.uint8).copy()

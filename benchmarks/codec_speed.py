@@ -1,0 +1,120 @@
+"""Encode/decode time of a nic model per image and per megapixel, with the entropy-coding share.
+
+    python benchmarks/codec_speed.py [--images DIR] [--model NAME] [--rate-point K] [--repeats N]
+
+Each figure is the median of --repeats runs with torch on --threads threads (default 2, the CTC
+machine). The entropy-coding share is the time spent in the range coder (z and y sub-streams)
+over the whole encode or decode. Without --images, the scikit-image photos are used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nic import codec, zoo
+from nic.entropy import decode_symbols, encode_symbols
+from nic.image_io import read_rgb8
+from nic.model_file import CodecModel
+
+
+def _median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _images(folder: str | None) -> list[tuple[str, np.ndarray]]:
+    if folder:
+        files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in {".png", ".ppm"})
+        return [(p.name, read_rgb8(p)) for p in files]
+    from skimage import data
+
+    return [
+        (n, np.ascontiguousarray(getattr(data, n)())) for n in ("astronaut", "coffee", "chelsea")
+    ]
+
+
+def measure(model: CodecModel, image: np.ndarray, k: int, repeats: int) -> dict[str, float]:
+    """Median seconds of the whole encode and decode, and of their range-coding parts."""
+    codec.encode(image, model, k)  # warm-up
+    stream = codec.encode(image, model, k)
+    lat = codec.analyse(model, image, k)
+    z_idx = np.broadcast_to(np.arange(lat.z.shape[1])[None, :, None, None], lat.z.shape)
+    z_stream = encode_symbols(lat.z, z_idx, model.z_tables)
+    y_stream = encode_symbols(lat.y, lat.y_index, model.y_tables)
+
+    def entropy_encode() -> None:
+        encode_symbols(lat.z, z_idx, model.z_tables)
+        encode_symbols(lat.y, lat.y_index, model.y_tables)
+
+    def entropy_decode() -> None:
+        decode_symbols(z_stream, z_idx, model.z_tables)
+        decode_symbols(y_stream, lat.y_index, model.y_tables)
+
+    return {
+        "bytes": len(stream),
+        "enc": _median_time(lambda: codec.encode(image, model, k), repeats),
+        "dec": _median_time(lambda: codec.decode(stream, model), repeats),
+        "ec_enc": _median_time(entropy_encode, repeats),
+        "ec_dec": _median_time(entropy_decode, repeats),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--images", help="folder of PNG/PPM images (default: scikit-image photos)")
+    parser.add_argument("--model", help="zoo model name or model file (default: zoo default)")
+    parser.add_argument("--rate-point", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    model = zoo.load(args.model)
+    k = args.rate_point
+    print(
+        f"model {model.name}, rate point {k}, torch {torch.__version__}, "
+        f"{args.threads} threads, median of {args.repeats}"
+    )
+    columns = (
+        "image",
+        "size",
+        "bpp",
+        "enc s",
+        "dec s",
+        "enc s/MP",
+        "dec s/MP",
+        "EC enc %",
+        "EC dec %",
+    )
+    print(f"{columns[0]:14}" + "".join(f"{c:>10}" for c in columns[1:]))
+    rows = []
+    for name, image in _images(args.images):
+        h, w = image.shape[:2]
+        m = measure(model, image, k, args.repeats)
+        mp = h * w / 1e6
+        row = [
+            8 * m["bytes"] / (w * h),
+            m["enc"],
+            m["dec"],
+            m["enc"] / mp,
+            m["dec"] / mp,
+            100 * m["ec_enc"] / m["enc"],
+            100 * m["ec_dec"] / m["dec"],
+        ]
+        rows.append(row)
+        print(f"{name[:14]:14}{f'{w}x{h}':>10}" + "".join(f"{v:10.3f}" for v in row))
+    medians = [statistics.median(col) for col in zip(*rows, strict=True)]
+    print(f"{'median':14}{'':>10}" + "".join(f"{v:10.3f}" for v in medians))
+
+
+if __name__ == "__main__":
+    main()

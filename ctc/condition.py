@@ -1,0 +1,230 @@
+"""Test conditions: YAML files (bundled in ctc/conditions/, or any path) validated on load.
+
+Every convention that the sources disagree on is an explicit field; docs/ctc.md describes each.
+A condition's hash covers the fields that change a result row's values (tolerance, rate control,
+colour conventions, metrics); targets, dataset, codecs and output folder only select which rows
+exist, so adding a target or an image keeps every finished row valid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, NoReturn
+
+import yaml
+
+from ctc.metrics import METRICS, OPTIONS, MetricConfig
+from ctc.metrics.colour import KR_KB
+from ctc.ratecontrol import Tolerance
+
+SCOPES = ("per_image", "dataset_average")
+
+
+class ConditionError(ValueError):
+    """A condition file is missing, unreadable or invalid; the message names file and field."""
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One set of common test conditions."""
+
+    name: str
+    description: str
+    sources: tuple[str, ...]
+    targets_bpp: tuple[float, ...]
+    tolerance: Tolerance
+    tolerance_scope: str
+    max_encodes: int
+    matrix: str
+    bit_depth: int
+    metrics: dict[str, dict[str, str]]  # metric -> its options, defaults filled in
+    codecs: tuple[str, ...]
+    anchors: tuple[str, ...]
+    dataset: str
+    output: str
+
+    @property
+    def metric_config(self) -> MetricConfig:
+        return MetricConfig(self.matrix, self.bit_depth, self.metrics)
+
+    def hashed_fields(self) -> dict[str, Any]:
+        """The fields that determine a result row's values (see the module docstring)."""
+        return {
+            "tolerance": asdict(self.tolerance),
+            "tolerance_scope": self.tolerance_scope,
+            "max_encodes": self.max_encodes,
+            "colour": {"matrix": self.matrix, "range": "full", "bit_depth": self.bit_depth},
+            "metrics": dict(sorted(self.metrics.items())),
+        }
+
+    @property
+    def hash(self) -> str:
+        canonical = json.dumps(self.hashed_fields(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything, as plain JSON-able data (for the run record)."""
+        return asdict(self)
+
+
+class _Fields:
+    """Typed access to one mapping of a condition file, with errors that name the field."""
+
+    def __init__(self, origin: str, prefix: str, data: Any, allowed: tuple[str, ...]) -> None:
+        self.origin, self.prefix = origin, prefix
+        if not isinstance(data, dict):
+            self.fail("", f"expected a mapping, got {type(data).__name__}")
+        unknown = sorted(set(data) - set(allowed))
+        if unknown:
+            self.fail(unknown[0], f"unknown field; allowed: {', '.join(allowed)}")
+        self.data = data
+
+    def fail(self, key: str, message: str) -> NoReturn:
+        where = f"{self.prefix}{key}" if key else self.prefix.rstrip(".") or "top level"
+        raise ConditionError(f"{self.origin}: {where}: {message}")
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
+        if key not in self.data:
+            if default is ...:
+                self.fail(key, "required field is missing")
+            return default
+        value = self.data[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+            names = " or ".join(k.__name__ for k in kinds)
+            self.fail(key, f"expected {names}, got {value!r}")
+        return value
+
+    def number(self, key: str, default: Any = ...) -> float:
+        value = float(self.get(key, (int, float), default))
+        if not math.isfinite(value):
+            self.fail(key, f"expected a finite number, got {value}")
+        return value
+
+    def choice(self, key: str, options: tuple[str, ...], default: Any = ...) -> str:
+        value = str(self.get(key, (str, int), default))
+        if value not in options:
+            self.fail(key, f"expected one of {', '.join(options)}, got {value!r}")
+        return value
+
+    def names(self, key: str, default: Any = ...) -> tuple[str, ...]:
+        value = self.get(key, list, default)
+        if not all(isinstance(v, str) and v for v in value):
+            self.fail(key, f"expected a list of names, got {value!r}")
+        return tuple(value)
+
+
+def _targets(f: _Fields) -> tuple[float, ...]:
+    raw = f.get("targets_bpp", list)
+    if not raw or not all(isinstance(t, int | float) and not isinstance(t, bool) for t in raw):
+        f.fail("targets_bpp", f"expected a non-empty list of numbers, got {raw!r}")
+    targets = tuple(float(t) for t in raw)
+    if any(not math.isfinite(t) or t <= 0 for t in targets):
+        f.fail("targets_bpp", "every target must be a positive finite bpp")
+    if len(set(targets)) != len(targets):
+        f.fail("targets_bpp", "targets must be distinct")
+    return tuple(sorted(targets))
+
+
+def _tolerance(origin: str, data: Any) -> tuple[Tolerance, str]:
+    f = _Fields(origin, "tolerance.", data, ("min_percent", "max_percent", "scope", "never_exceed"))
+    low, high = f.number("min_percent"), f.number("max_percent")
+    if not -100.0 < low <= 0.0:
+        f.fail("min_percent", f"expected a value in (-100, 0], got {low}")
+    if high < 0.0:
+        f.fail("max_percent", f"expected a value >= 0, got {high}")
+    never_exceed = f.get("never_exceed", bool, False)
+    return Tolerance(low, high, never_exceed), f.choice("scope", SCOPES)
+
+
+def _colour(origin: str, data: Any) -> tuple[str, int]:
+    f = _Fields(origin, "colour.", data, ("matrix", "range", "bit_depth"))
+    matrix = f.choice("matrix", tuple(KR_KB))
+    f.choice("range", ("full",))
+    depth = f.get("bit_depth", int)
+    if not 8 <= depth <= 16:
+        f.fail("bit_depth", f"expected 8..16, got {depth}")
+    return matrix, depth
+
+
+def _metrics(origin: str, data: Any, bit_depth: int) -> dict[str, dict[str, str]]:
+    f = _Fields(origin, "metrics.", data, METRICS)
+    if not f.data:
+        f.fail("", "select at least one metric")
+    out: dict[str, dict[str, str]] = {}
+    for name in METRICS:
+        if name not in f.data:
+            continue
+        g = _Fields(origin, f"metrics.{name}.", f.data[name] or {}, tuple(OPTIONS[name]))
+        out[name] = {key: g.choice(key, values, values[0]) for key, values in OPTIONS[name].items()}
+    if "vmaf" in out and bit_depth not in (8, 10):
+        f.fail("vmaf", f"VMAF takes 8- or 10-bit input; colour.bit_depth is {bit_depth}")
+    return out
+
+
+def parse_condition(data: Any, origin: str) -> Condition:
+    """Validate the parsed YAML of a condition file; `origin` names it in error messages."""
+    top = (
+        "name", "description", "sources", "targets_bpp", "tolerance", "rate_control", "colour",
+        "metrics", "codecs", "anchors", "dataset", "output",
+    )  # fmt: skip
+    f = _Fields(origin, "", data, top)
+    tolerance, scope = _tolerance(origin, f.get("tolerance", dict))
+    rc = _Fields(origin, "rate_control.", f.get("rate_control", dict, {}), ("max_encodes",))
+    max_encodes = rc.get("max_encodes", int, 12)
+    if not 1 <= max_encodes <= 100:
+        rc.fail("max_encodes", f"expected 1..100, got {max_encodes}")
+    matrix, depth = _colour(origin, f.get("colour", dict))
+    codecs, anchors = f.names("codecs", ()), f.names("anchors", ())
+    if not codecs and not anchors:
+        f.fail("codecs", "a condition needs at least one codec or anchor")
+    return Condition(
+        name=f.get("name", str),
+        description=f.get("description", str, ""),
+        sources=f.names("sources", ()),
+        targets_bpp=_targets(f),
+        tolerance=tolerance,
+        tolerance_scope=scope,
+        max_encodes=max_encodes,
+        matrix=matrix,
+        bit_depth=depth,
+        metrics=_metrics(origin, f.get("metrics", dict), depth),
+        codecs=codecs,
+        anchors=anchors,
+        dataset=f.get("dataset", str),
+        output=f.get("output", str),
+    )
+
+
+def bundled() -> list[str]:
+    """Names of the conditions that ship in ctc/conditions/."""
+    folder = resources.files("ctc") / "conditions"
+    return sorted(
+        p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")
+    )
+
+
+def load_condition(name_or_path: str | Path) -> Condition:
+    """A bundled condition by name (e.g. "fvc") or a YAML file by path."""
+    text_name = str(name_or_path)
+    if text_name in bundled():
+        source = resources.files("ctc") / "conditions" / f"{text_name}.yaml"
+        origin = f"{text_name}.yaml"
+    else:
+        source = Path(name_or_path)
+        origin = str(source)
+        if not source.is_file():
+            raise ConditionError(
+                f"no condition {text_name!r}: not a bundled name ({', '.join(bundled())}) "
+                "and not a file"
+            )
+    try:
+        data = yaml.safe_load(source.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise ConditionError(f"{origin}: cannot read: {str(e).splitlines()[0]}") from None
+    return parse_condition(data, origin)

@@ -1,0 +1,102 @@
+"""One job of a CTC run: one codec, one image, one target bpp.
+
+Runs in a worker process (or in the runner's own process with -j 1) and returns the result row;
+it writes only the bitstream file, never the store. bpp is counted from that file as written,
+and the decoder reads it back from the file, so that the row describes exactly what is on disk.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ctc import metrics
+from ctc.codec import Codec
+from ctc.condition import Condition
+from ctc.images import load_image, pixel_sha256
+from ctc.ratecontrol import deviation_percent, match_rate
+from ctc.store import JobKey
+
+
+class JobError(RuntimeError):
+    """A job cannot produce a valid row (changed input, malformed reconstruction)."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything a worker needs, picklable."""
+
+    codec: str
+    codec_version: str
+    image: str
+    image_path: str
+    image_sha256: str
+    target_bpp: float
+    condition: Condition
+    out: str
+    bitstream: str  # relative to `out`
+
+    @property
+    def key(self) -> JobKey:
+        return (
+            self.codec, self.codec_version, self.image, self.image_sha256, self.target_bpp,
+            self.condition.hash,
+        )  # fmt: skip
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def execute(job: Job, codec: Codec) -> dict[str, Any]:
+    """Rate-match, write the bitstream, decode it from disk, measure; return the row."""
+    image = load_image(job.image_path)
+    if pixel_sha256(image) != job.image_sha256:
+        raise JobError(f"{job.image_path} changed since the run started")
+    height, width = image.shape[:2]
+    cond = job.condition
+    rate = match_rate(codec, image, job.target_bpp, cond.tolerance, cond.max_encodes)
+    path = Path(job.out) / job.bitstream
+    _write_atomically(path, rate.data)
+    data = path.read_bytes()
+    bpp = 8.0 * len(data) / (width * height)
+    start = time.perf_counter()
+    decoded = np.asarray(codec.decode(data))
+    decode_seconds = time.perf_counter() - start
+    if decoded.shape != image.shape or decoded.dtype != np.uint8:
+        raise JobError(
+            f"codec {job.codec!r} decoded {decoded.dtype} {decoded.shape}, "
+            f"expected uint8 {image.shape}"
+        )
+    return {
+        "codec": job.codec,
+        "codec_version": job.codec_version,
+        "image": job.image,
+        "image_sha256": job.image_sha256,
+        "target_bpp": job.target_bpp,
+        "condition_hash": cond.hash,
+        "condition": cond.name,
+        "width": width,
+        "height": height,
+        "knob_name": codec.knob.name,
+        "knob_value": rate.knob_value,
+        "rate_control": rate.method,
+        "n_encodes": rate.n_encodes,
+        "bytes": len(data),
+        "bpp": bpp,
+        "deviation_percent": deviation_percent(bpp, job.target_bpp),
+        "in_tolerance": int(cond.tolerance.contains(job.target_bpp, bpp)),
+        **metrics.compute(image, decoded, cond.metric_config),
+        "encode_seconds": rate.encode_seconds,
+        "decode_seconds": decode_seconds,
+        "rate_control_seconds": rate.search_seconds,
+        "bitstream": job.bitstream,
+    }

@@ -1,0 +1,104 @@
+"""Reading a results store back: per-row and per-target tables, CSV.
+
+The per-target summary gives, for each condition, codec version and target: the number of
+images, how many are within tolerance (or, for a condition whose tolerance applies to the
+dataset average, whether the mean bpp is), the mean bpp, the mean of each per-image metric,
+and the dataset PSNR that CLIC reports (ctc.metrics.aggregate).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Sequence
+from typing import IO, Any
+
+from ctc.metrics.aggregate import dataset_psnr
+from ctc.ratecontrol import Tolerance
+from ctc.store import COLUMN_NAMES
+
+ROW_COLUMNS = (
+    "codec", "image", "target_bpp", "bpp", "deviation_percent", "in_tolerance", "n_encodes",
+    "knob_value", "psnr_rgb", "psnr_yuv", "msssim_rgb_db", "msssim_y_db", "vmaf",
+    "encode_seconds", "decode_seconds",
+)  # fmt: skip
+HEADERS = {
+    "target_bpp": "target", "deviation_percent": "dev%", "in_tolerance": "ok",
+    "n_encodes": "encodes", "knob_value": "knob", "msssim_rgb_db": "msssim_rgb_dB",
+    "msssim_y_db": "msssim_y_dB", "encode_seconds": "enc_s", "decode_seconds": "dec_s",
+    "psnr_clic": "psnr_dataset",
+}  # fmt: skip
+MEAN_METRICS = ("psnr_rgb", "psnr_yuv", "msssim_rgb_db", "msssim_y_db", "vmaf")
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if math.isinf(value) or math.isnan(value):
+            return str(value)
+        return f"{value:.4f}" if abs(value) < 10 else f"{value:.2f}"
+    return str(value)
+
+
+def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    """A plain fixed-width text table."""
+    header = [HEADERS.get(c, c) for c in columns]
+    cells = [[_fmt(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(header)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True))]
+    lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(lines)
+
+
+def _mean(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return sum(present) / len(present) if present else None
+
+
+def summarize(
+    rows: Sequence[dict[str, Any]], conditions: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """One line per (condition, codec, codec version, target); `conditions` maps a condition
+    hash to the condition record (for its tolerance and scope)."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in rows:
+        key = (r["condition"], r["codec"], r["codec_version"], r["target_bpp"], r["condition_hash"])
+        groups.setdefault(key, []).append(r)
+    out = []
+    for (cond, codec, ver, target, chash), group in groups.items():
+        mean_bpp = sum(r["bpp"] for r in group) / len(group)
+        record = conditions.get(chash, {})
+        if record.get("tolerance_scope") == "dataset_average":
+            tol = Tolerance(**record["tolerance"])
+            in_tol = "avg ok" if tol.contains(target, mean_bpp) else "avg out"
+        else:
+            in_tol = f"{sum(r['in_tolerance'] for r in group)}/{len(group)}"
+        line = {
+            "condition": cond, "codec": codec, "codec_version": ver, "target_bpp": target,
+            "images": len(group), "in_tolerance": in_tol, "bpp": mean_bpp,
+            "deviation_percent": 100.0 * (mean_bpp / target - 1.0),
+        }  # fmt: skip
+        if all(r["sse_rgb"] is not None for r in group):
+            line["psnr_clic"] = dataset_psnr(
+                (r["sse_rgb"] for r in group), (r["n_values"] for r in group)
+            )
+        for m in (*MEAN_METRICS, "encode_seconds", "decode_seconds"):
+            line[m] = _mean([r[m] for r in group])
+        out.append(line)
+    return out
+
+
+SUMMARY_COLUMNS = (
+    "condition", "codec", "target_bpp", "images", "in_tolerance", "bpp", "deviation_percent",
+    "psnr_rgb", "psnr_clic", "psnr_yuv", "msssim_rgb_db", "msssim_y_db", "vmaf",
+    "encode_seconds", "decode_seconds",
+)  # fmt: skip
+
+
+def write_csv(rows: Sequence[dict[str, Any]], stream: IO[str]) -> None:
+    """Every column of every row, in the store's column order."""
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow(COLUMN_NAMES)
+    for r in rows:
+        writer.writerow(["" if r.get(c) is None else r[c] for c in COLUMN_NAMES])

@@ -1,0 +1,227 @@
+"""The CTC runner: jobs (codec x image x target) in parallel worker processes, results in the
+output folder's SQLite store, resumable.
+
+Finished jobs (a row with the same key whose bitstream file is intact) are skipped, so a rerun,
+or a run restarted after being killed, redoes only what is missing. Workers compute; only this
+process writes the store, one committed row per finished job. One run at a time may use an
+output folder (an exclusive lock on DIR/.lock, which the kernel releases if the run is killed).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import multiprocessing
+import os
+import platform
+import sys
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from ctc import metrics
+from ctc.codec import Codec
+from ctc.condition import Condition, load_condition
+from ctc.datasets import Dataset, resolve_dataset
+from ctc.job import Job, execute
+from ctc.registry import CodecLoadError, load_codec, load_codecs
+from ctc.store import JobKey, Store, now
+
+
+class RunError(RuntimeError):
+    """The run cannot start (no usable codec, output folder in use)."""
+
+
+@dataclass
+class RunSummary:
+    """What a run did; `rows` are the store's rows for every job of the run (old and new)."""
+
+    run_id: int
+    out: Path
+    condition: Condition
+    total: int
+    skipped: int
+    done: int = 0
+    failures: list[tuple[JobKey, str]] = field(default_factory=list)
+    codec_errors: dict[str, str] = field(default_factory=dict)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def plan(
+    condition: Condition, codecs: dict[str, Codec], dataset: Dataset, out: Path
+) -> tuple[list[Job], dict[str, str]]:
+    """Every job of the run, and the dataset's pixel checksums by image name."""
+    checksums = dataset.checksums()
+    paths = {im.name: str(im.path) for im in dataset.images}
+    jobs = []
+    for name, codec in codecs.items():
+        ver = codec.version()
+        ext = getattr(codec, "extension", "bin")
+        for image, digest in checksums.items():
+            for target in condition.targets_bpp:
+                rel = (
+                    f"bitstreams/{name}-{_short_hash(ver)}/{condition.hash[:8]}/"
+                    f"{image}/{target:g}bpp.{ext}"
+                )
+                jobs.append(
+                    Job(name, ver, image, paths[image], digest, target, condition, str(out), rel)
+                )
+    return jobs, checksums
+
+
+def _is_finished(job: Job, finished: dict[JobKey, Any], out: Path) -> bool:
+    entry = finished.get(job.key)
+    if entry is None:
+        return False
+    path = out / entry.bitstream
+    return path.is_file() and path.stat().st_size == entry.bytes
+
+
+@contextmanager
+def _locked(out: Path) -> Iterator[None]:
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunError(f"another ctc run is using {out}") from None
+        yield
+
+
+# Worker processes: codecs are loaded once per process, by name, through the registry.
+_WORKER_CODECS: dict[str, Codec] = {}
+
+
+def _init_worker(threads: int) -> None:
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(var, str(threads))
+
+
+def _run_in_worker(job: Job) -> dict[str, Any]:
+    codec = _WORKER_CODECS.get(job.codec)
+    if codec is None:
+        codec = _WORKER_CODECS[job.codec] = load_codec(job.codec)
+    if codec.version() != job.codec_version:
+        raise CodecLoadError(job.codec, "version changed while the run was starting")
+    return execute(job, codec)
+
+
+def _record(
+    condition: Condition,
+    dataset: Dataset,
+    checksums: dict[str, str],
+    codecs: dict[str, Codec],
+    jobs: int,
+) -> dict[str, Any]:
+    """The run record: everything needed to reproduce the run's rows."""
+    try:
+        ctc_version = version("nic-ctc")
+    except PackageNotFoundError:
+        ctc_version = "0+unknown"
+    return {
+        "condition": condition.to_dict(),
+        "condition_hash": condition.hash,
+        "dataset": {"name": dataset.name, "pixel_sha256": checksums},
+        "codecs": {name: codec.version() for name, codec in codecs.items()},
+        "tools": metrics.tool_versions() if "vmaf" in condition.metrics else {},
+        "ctc_version": ctc_version,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "jobs": jobs,
+    }
+
+
+def run(
+    condition: Condition | str,
+    codecs: Sequence[str] | None = None,
+    dataset: str | Path | Dataset | None = None,
+    jobs: int = 1,
+    out: str | Path | None = None,
+    progress: bool | None = None,
+) -> RunSummary:
+    """Run a condition (name, path or Condition) and return what was done.
+
+    codecs: names in the `ctc.codecs` entry-point group (default: the condition's codecs and
+    anchors); a codec that fails to load is skipped and reported in `codec_errors`, and
+    RunError is raised only when none loads. dataset: a name, folder or Dataset (default: the
+    condition's). out: the output folder (default: the condition's). progress: show a tqdm bar
+    (None: only on a terminal).
+    """
+    cond = condition if isinstance(condition, Condition) else load_condition(condition)
+    names = list(dict.fromkeys(codecs or (*cond.codecs, *cond.anchors)))
+    data = dataset if isinstance(dataset, Dataset) else resolve_dataset(dataset or cond.dataset)
+    folder = Path(out or cond.output).resolve()
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    loaded, errors = load_codecs(names)
+    if not loaded:
+        reasons = "; ".join(str(e) for e in errors.values())
+        raise RunError(f"no codec could be loaded: {reasons}")
+    with _locked(folder), Store(folder) as store:
+        all_jobs, checksums = plan(cond, loaded, data, folder)
+        finished = store.finished(cond.hash)
+        todo = [j for j in all_jobs if not _is_finished(j, finished, folder)]
+        record = _record(cond, data, checksums, loaded, jobs)
+        run_id = store.begin_run(cond.name, cond.hash, record)
+        summary = RunSummary(
+            run_id, folder, cond, len(all_jobs), len(all_jobs) - len(todo),
+            codec_errors={n: str(e) for n, e in errors.items()},
+        )  # fmt: skip
+        bar = tqdm(
+            total=len(all_jobs), initial=summary.skipped, desc=f"ctc {cond.name}", unit="job",
+            disable=None if progress is None else not progress, dynamic_ncols=True,
+        )  # fmt: skip
+        status = "interrupted"
+        try:
+            for job, row, error in _execute_all(todo, loaded, jobs):
+                if error is None:
+                    store.add_result({**row, "run_id": run_id, "finished_at": now()})
+                    summary.done += 1
+                else:
+                    store.add_failure(job.key, run_id, error)
+                    summary.failures.append((job.key, error))
+                bar.update(1)
+            status = "failed" if summary.failures else "finished"
+        finally:
+            bar.close()
+            store.end_run(run_id, status)
+        summary.rows = store.results(j.key for j in all_jobs)
+    return summary
+
+
+def _execute_all(
+    todo: list[Job], codecs: dict[str, Codec], workers: int
+) -> Iterator[tuple[Job, dict[str, Any] | None, str | None]]:
+    """Yield (job, row, None) or (job, None, error message) as jobs finish."""
+    if workers == 1 or len(todo) <= 1:
+        for job in todo:
+            try:
+                yield job, execute(job, codecs[job.codec]), None
+            except Exception as e:  # a job's failure is recorded; the run goes on
+                yield job, None, f"{type(e).__name__}: {e}"
+        return
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, context, _init_worker, (threads,)) as pool:
+        futures: dict[Future, Job] = {pool.submit(_run_in_worker, j): j for j in todo}
+        try:
+            for future in as_completed(futures):
+                job = futures[future]
+                try:
+                    yield job, future.result(), None
+                except Exception as e:  # includes a crashed worker (BrokenProcessPool)
+                    yield job, None, f"{type(e).__name__}: {e}"
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)

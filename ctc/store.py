@@ -1,0 +1,194 @@
+"""The SQLite results store of an output folder (results.sqlite, WAL mode).
+
+One row per (codec, codec version, image, image pixel hash, target, condition hash); a job is
+finished when its row exists and its bitstream file is there with the recorded size. Rows are
+written by the runner's parent process only, one transaction each, so that a run killed at any
+moment leaves only whole rows. Each run is recorded too (condition, dataset checksums, codec and
+tool versions, platform), and failed jobs are kept apart so that a rerun tries them again.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+FILENAME = "results.sqlite"
+
+KEY = ("codec", "codec_version", "image", "image_sha256", "target_bpp", "condition_hash")
+RESULT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("codec", "TEXT NOT NULL"),
+    ("codec_version", "TEXT NOT NULL"),
+    ("image", "TEXT NOT NULL"),
+    ("image_sha256", "TEXT NOT NULL"),
+    ("target_bpp", "REAL NOT NULL"),
+    ("condition_hash", "TEXT NOT NULL"),
+    ("condition", "TEXT NOT NULL"),
+    ("width", "INTEGER NOT NULL"),
+    ("height", "INTEGER NOT NULL"),
+    ("knob_name", "TEXT NOT NULL"),
+    ("knob_value", "REAL NOT NULL"),
+    ("rate_control", "TEXT NOT NULL"),
+    ("n_encodes", "INTEGER NOT NULL"),
+    ("bytes", "INTEGER NOT NULL"),
+    ("bpp", "REAL NOT NULL"),
+    ("deviation_percent", "REAL NOT NULL"),
+    ("in_tolerance", "INTEGER NOT NULL"),
+    ("psnr_rgb", "REAL"),
+    ("sse_rgb", "INTEGER"),
+    ("n_values", "INTEGER"),
+    ("psnr_y", "REAL"),
+    ("psnr_u", "REAL"),
+    ("psnr_v", "REAL"),
+    ("psnr_yuv", "REAL"),
+    ("msssim_rgb", "REAL"),
+    ("msssim_rgb_db", "REAL"),
+    ("msssim_y", "REAL"),
+    ("msssim_y_db", "REAL"),
+    ("vmaf", "REAL"),
+    ("encode_seconds", "REAL NOT NULL"),
+    ("decode_seconds", "REAL NOT NULL"),
+    ("rate_control_seconds", "REAL NOT NULL"),
+    ("bitstream", "TEXT NOT NULL"),
+    ("run_id", "INTEGER NOT NULL"),
+    ("finished_at", "TEXT NOT NULL"),
+)
+COLUMN_NAMES = tuple(name for name, _ in RESULT_COLUMNS)
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS results (
+    {", ".join(f"{name} {kind}" for name, kind in RESULT_COLUMNS)},
+    PRIMARY KEY ({", ".join(KEY)})
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    status TEXT NOT NULL,
+    condition TEXT NOT NULL,
+    condition_hash TEXT NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS failures (
+    {", ".join(f"{name} {kind}" for name, kind in RESULT_COLUMNS[:6])},
+    run_id INTEGER NOT NULL,
+    message TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+"""
+
+JobKey = tuple[str, str, str, str, float, str]
+
+
+def now() -> str:
+    """UTC time stamp, to the second, as stored in the tables."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class Finished:
+    """What the store knows of a finished job: enough to check its bitstream is still there."""
+
+    bitstream: str
+    bytes: int
+
+
+class Store:
+    """Results of one output folder."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.path = self.folder / FILENAME
+        self.db = sqlite3.connect(self.path, timeout=60.0)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        with self.db:
+            self.db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def begin_run(self, condition: str, condition_hash: str, record: dict[str, Any]) -> int:
+        """Record a run's start; earlier runs still marked running were killed."""
+        with self.db:
+            self.db.execute("UPDATE runs SET status = 'killed' WHERE status = 'running'")
+            cur = self.db.execute(
+                "INSERT INTO runs (started_at, status, condition, condition_hash, record) "
+                "VALUES (?, 'running', ?, ?, ?)",
+                (now(), condition, condition_hash, json.dumps(record, sort_keys=True)),
+            )
+        return int(cur.lastrowid)
+
+    def end_run(self, run_id: int, status: str) -> None:
+        """Record how a run ended: finished, failed or interrupted."""
+        with self.db:
+            self.db.execute(
+                "UPDATE runs SET status = ?, finished_at = ? WHERE id = ?", (status, now(), run_id)
+            )
+
+    def finished(self, condition_hash: str) -> dict[JobKey, Finished]:
+        """Finished jobs of one condition hash, by key."""
+        rows = self.db.execute(
+            f"SELECT {', '.join(KEY)}, bitstream, bytes FROM results WHERE condition_hash = ?",
+            (condition_hash,),
+        )
+        return {tuple(r[k] for k in KEY): Finished(r["bitstream"], r["bytes"]) for r in rows}
+
+    def add_result(self, row: dict[str, Any]) -> None:
+        """Insert (or replace) one finished job's row, in its own transaction."""
+        unknown = set(row) - set(COLUMN_NAMES)
+        if unknown:
+            raise ValueError(f"unknown result columns: {sorted(unknown)}")
+        names = list(row)
+        with self.db:
+            self.db.execute(
+                f"INSERT OR REPLACE INTO results ({', '.join(names)}) "
+                f"VALUES ({', '.join('?' for _ in names)})",
+                [row[n] for n in names],
+            )
+            self.db.execute(
+                f"DELETE FROM failures WHERE {' AND '.join(f'{k} = ?' for k in KEY)}",
+                [row[k] for k in KEY],
+            )
+
+    def add_failure(self, key: JobKey, run_id: int, message: str) -> None:
+        """Record why a job failed (the latest failure per job is kept)."""
+        with self.db:
+            self.db.execute(
+                f"DELETE FROM failures WHERE {' AND '.join(f'{k} = ?' for k in KEY)}", key
+            )
+            self.db.execute(
+                f"INSERT INTO failures ({', '.join(KEY)}, run_id, message, at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*key, run_id, message, now()),
+            )
+
+    def results(self, keys: Iterable[JobKey] | None = None) -> list[dict[str, Any]]:
+        """All result rows (or those with the given keys), ordered for reading."""
+        order = "ORDER BY condition, codec, codec_version, target_bpp, image"
+        rows = [dict(r) for r in self.db.execute(f"SELECT * FROM results {order}")]
+        if keys is None:
+            return rows
+        wanted = set(keys)
+        return [r for r in rows if tuple(r[k] for k in KEY) in wanted]
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Every run with its record (parsed), oldest first."""
+        rows = self.db.execute("SELECT * FROM runs ORDER BY id")
+        return [{**dict(r), "record": json.loads(r["record"])} for r in rows]
+
+    def failures(self) -> list[dict[str, Any]]:
+        """The latest failure of every job that has not succeeded since."""
+        return [dict(r) for r in self.db.execute("SELECT * FROM failures ORDER BY at")]

@@ -1,0 +1,109 @@
+"""Helpers for the harness tests: a condition-file writer and small real codecs (a continuous
+knob whose rate falls as it grows, and a codec that does its own rate matching)."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from anchors.jpeg import JpegCodec
+from ctc.codec import Knob
+
+
+class QuantZlibCodec:
+    """Uniform quantization with a real-valued step, then zlib: step up, rate down."""
+
+    name = "quantzlib"
+    knob = Knob(name="step", kind="continuous", low=1.0, high=48.0, rate_increases=False)
+
+    def version(self) -> str:
+        return f"quantzlib 1 (zlib {zlib.ZLIB_VERSION})"
+
+    def encode(self, image: np.ndarray, knob_value: float) -> bytes:
+        q = np.floor(image.astype(np.float64) / knob_value + 0.5).astype(np.uint8)
+        header = struct.pack("<HHd", image.shape[0], image.shape[1], knob_value)
+        return header + zlib.compress(q.tobytes(), 9)
+
+    def decode(self, data: bytes) -> np.ndarray:
+        h, w, step = struct.unpack("<HHd", data[:12])
+        q = np.frombuffer(zlib.decompress(data[12:]), np.uint8).reshape(h, w, 3)
+        return np.clip(np.floor(q * step + 0.5), 0, 255).astype(np.uint8)
+
+
+class SelfMatchingJpeg(JpegCodec):
+    """JPEG that picks its quality itself by scanning downwards (or declines, returning None)."""
+
+    name = "selfjpeg"
+
+    def __init__(self, decline: bool = False) -> None:
+        self.decline = decline
+        self.calls = 0
+
+    def encode_to_target(self, image, target_bpp, min_bpp, max_bpp):
+        self.calls += 1
+        if self.decline:
+            return None
+        pixels = image.shape[0] * image.shape[1]
+        for quality in range(95, 0, -1):
+            data = self.encode(image, quality)
+            if 8 * len(data) / pixels <= max_bpp:
+                return float(quality), data
+        return 1.0, self.encode(image, 1)
+
+
+class CroppingCodec(JpegCodec):
+    """A broken codec: its decoder loses the last row."""
+
+    name = "cropping"
+
+    def decode(self, data: bytes) -> np.ndarray:
+        return super().decode(data)[:-1]
+
+
+class MissingModelCodec(JpegCodec):
+    """A codec that cannot be constructed (as one whose weights are missing)."""
+
+    def __init__(self) -> None:
+        raise FileNotFoundError("model weights not found: /nowhere/model.pt")
+
+
+ENTRY_POINTS = {
+    "quantzlib": "ctc_testing:QuantZlibCodec",
+    "cropping": "ctc_testing:CroppingCodec",
+    "missing_model": "ctc_testing:MissingModelCodec",
+    "missing_module": "no_such_module_for_ctc_tests:Codec",
+    "not_a_codec": "builtins:object",
+}
+
+
+def install_entry_points(folder: Path) -> Path:
+    """A real (metadata-only) distribution in `folder` that registers ENTRY_POINTS in the
+    ctc.codecs group; put `folder` on sys.path (or PYTHONPATH) to make them visible."""
+    info = folder / "ctc_test_codecs-0.0.dist-info"
+    info.mkdir(parents=True, exist_ok=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: ctc-test-codecs\nVersion: 0.0\n")
+    lines = [f"{name} = {target}" for name, target in ENTRY_POINTS.items()]
+    (info / "entry_points.txt").write_text("[ctc.codecs]\n" + "\n".join(lines) + "\n")
+    return folder
+
+
+def write_condition(folder: Path, **overrides) -> Path:
+    """A valid condition file (quick-like, small) with some fields replaced."""
+    spec = {
+        "name": "test",
+        "targets_bpp": [0.5, 1.0],
+        "tolerance": {"min_percent": -15, "max_percent": 15, "scope": "per_image"},
+        "colour": {"matrix": "bt709", "range": "full", "bit_depth": 8},
+        "metrics": {"psnr_rgb": {}, "psnr_yuv": {"chroma": "420"}, "msssim_rgb": {}},
+        "anchors": ["jpeg"],
+        "dataset": "skimage",
+        "output": str(folder / "out"),
+    }
+    spec.update(overrides)
+    path = folder / f"{spec['name']}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path

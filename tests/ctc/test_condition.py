@@ -1,0 +1,100 @@
+import pytest
+import yaml
+from ctc_testing import write_condition
+
+from ctc.condition import ConditionError, bundled, load_condition
+
+
+def test_bundled_conditions_load():
+    assert {"fvc", "jpeg_ai_cfe", "quick"} <= set(bundled())
+    fvc = load_condition("fvc")
+    assert fvc.targets_bpp == (0.06, 0.12, 0.25, 0.5, 1.0, 1.5)
+    assert (fvc.tolerance.min_percent, fvc.tolerance.max_percent) == (-5, 5)
+    assert fvc.tolerance_scope == "per_image" and fvc.metrics["vmaf"] == {"chroma": "420"}
+    cfe = load_condition("jpeg_ai_cfe")
+    assert cfe.targets_bpp == (0.06, 0.12, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
+    assert cfe.tolerance.max_percent == 15 and cfe.bit_depth == 10
+    quick = load_condition("quick")
+    assert quick.dataset == "skimage" and len(quick.targets_bpp) == 3
+    assert "jpeg" in quick.anchors
+
+
+def test_a_file_loads_and_defaults_are_filled(tmp_path):
+    cond = load_condition(write_condition(tmp_path))
+    assert cond.max_encodes == 12 and cond.tolerance.never_exceed is False
+    assert cond.metrics["msssim_rgb"] == {"downsample": "symmetric"}
+    assert cond.metrics["psnr_yuv"] == {"chroma": "420"}
+
+
+def test_hash_covers_row_values_not_the_selection(tmp_path):
+    base = load_condition(write_condition(tmp_path)).hash
+    more = load_condition(write_condition(tmp_path, targets_bpp=[0.25, 0.5, 1.0], dataset="x"))
+    assert more.hash == base
+    tol = {"min_percent": -5, "max_percent": 5, "scope": "per_image"}
+    assert load_condition(write_condition(tmp_path, tolerance=tol)).hash != base
+    colour = {"matrix": "bt601", "range": "full", "bit_depth": 8}
+    assert load_condition(write_condition(tmp_path, colour=colour)).hash != base
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        ({"speed": 1}, "test.yaml: speed: unknown field"),
+        ({"targets_bpp": []}, "targets_bpp: expected a non-empty list"),
+        ({"targets_bpp": [0.5, -1]}, "targets_bpp: every target must be a positive"),
+        ({"targets_bpp": [0.5, 0.5]}, "targets_bpp: targets must be distinct"),
+        (
+            {"tolerance": {"min_percent": 5, "max_percent": 5, "scope": "per_image"}},
+            "tolerance.min_percent: expected a value in (-100, 0]",
+        ),
+        (
+            {"tolerance": {"min_percent": -5, "max_percent": 5, "scope": "average"}},
+            "tolerance.scope: expected one of per_image, dataset_average, got 'average'",
+        ),
+        (
+            {"tolerance": {"min_percent": -5, "max_percent": 5}},
+            "tolerance.scope: required field is missing",
+        ),
+        (
+            {"colour": {"matrix": "bt2020", "range": "full", "bit_depth": 8}},
+            "colour.matrix: expected one of bt709, bt601",
+        ),
+        (
+            {"colour": {"matrix": "bt709", "range": "limited", "bit_depth": 8}},
+            "colour.range: expected one of full",
+        ),
+        (
+            {"colour": {"matrix": "bt709", "range": "full", "bit_depth": True}},
+            "colour.bit_depth: expected int, got True",
+        ),
+        (
+            {
+                "colour": {"matrix": "bt709", "range": "full", "bit_depth": 12},
+                "metrics": {"vmaf": {}},
+            },
+            "metrics.vmaf: VMAF takes 8- or 10-bit input",
+        ),
+        ({"metrics": {"psnr_hvs": {}}}, "metrics.psnr_hvs: unknown field"),
+        ({"metrics": {"vmaf": {"chroma": "422"}}}, "metrics.vmaf.chroma: expected one of 420"),
+        ({"metrics": {"psnr_rgb": {"chroma": "420"}}}, "metrics.psnr_rgb.chroma: unknown field"),
+        ({"anchors": []}, "codecs: a condition needs at least one codec"),
+        ({"codecs": "jpeg"}, "codecs: expected list"),
+    ],
+)
+def test_invalid_files_name_file_and_field(tmp_path, overrides, message):
+    with pytest.raises(ConditionError) as e:
+        load_condition(write_condition(tmp_path, **overrides))
+    assert message in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_unreadable_or_missing_files(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed")
+    with pytest.raises(ConditionError, match="bad.yaml: cannot read"):
+        load_condition(bad)
+    (tmp_path / "list.yaml").write_text(yaml.safe_dump([1, 2]))
+    with pytest.raises(ConditionError, match="expected a mapping"):
+        load_condition(tmp_path / "list.yaml")
+    with pytest.raises(ConditionError, match="no condition 'nope'"):
+        load_condition("nope")

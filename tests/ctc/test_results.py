@@ -1,0 +1,56 @@
+import math
+
+import pytest
+
+from ctc.metrics.aggregate import dataset_psnr
+from ctc.results import format_table, summarize
+
+
+def rows(bpps, sses):
+    return [
+        {
+            "condition": "c",
+            "codec": "jpeg",
+            "codec_version": "v",
+            "target_bpp": 1.0,
+            "condition_hash": "h",
+            "image": f"im{i}",
+            "bpp": bpp,
+            "in_tolerance": int(0.95 <= bpp <= 1.05),
+            "sse_rgb": sse,
+            "n_values": 300,
+            "psnr_rgb": 10 * math.log10(255**2 * 300 / sse),
+            "psnr_yuv": None,
+            "msssim_rgb_db": None,
+            "msssim_y_db": None,
+            "vmaf": None,
+            "encode_seconds": 0.1,
+            "decode_seconds": 0.2,
+        }  # fmt: skip
+        for i, (bpp, sse) in enumerate(zip(bpps, sses, strict=True))
+    ]
+
+
+def record(scope):
+    return {"h": {"tolerance": {"min_percent": -5, "max_percent": 5}, "tolerance_scope": scope}}
+
+
+def test_per_image_scope_counts_images_in_tolerance():
+    (line,) = summarize(rows([0.9, 1.0, 1.1], [300, 600, 900]), record("per_image"))
+    assert line["in_tolerance"] == "1/3" and line["images"] == 3
+    assert line["bpp"] == pytest.approx(1.0) and line["deviation_percent"] == pytest.approx(0)
+    assert line["psnr_clic"] == pytest.approx(dataset_psnr([300, 600, 900], [300] * 3))
+    assert line["psnr_clic"] != pytest.approx(line["psnr_rgb"])
+    assert line["vmaf"] is None and line["decode_seconds"] == pytest.approx(0.2)
+
+
+def test_dataset_average_scope_checks_the_mean_rate():
+    (line,) = summarize(rows([0.9, 1.0, 1.1], [300] * 3), record("dataset_average"))
+    assert line["in_tolerance"] == "avg ok"
+    (line,) = summarize(rows([0.9, 1.0, 1.3], [300] * 3), record("dataset_average"))
+    assert line["in_tolerance"] == "avg out"
+
+
+def test_table_formats_missing_and_infinite_values():
+    text = format_table([{"a": None, "b": math.inf, "c": 0.123456, "d": 41.2345}], "abcd")
+    assert text.splitlines()[1].split() == ["-", "inf", "0.1235", "41.23"]
