@@ -130,8 +130,19 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 def _cmd_train(args: argparse.Namespace) -> None:
     from nic.train.trainer import TrainConfig, train
 
-    path = train(TrainConfig.from_yaml(args.config), max_minutes=args.max_minutes)
+    path = train(
+        TrainConfig.from_yaml(args.config),
+        max_minutes=args.max_minutes,
+        fit_minutes=args.fit_minutes,
+    )
     print(f"checkpoint: {path}")
+
+
+def _cmd_prepare_data(args: argparse.Namespace) -> None:
+    from nic.train.prepare import prepare_training_set
+
+    count, size = prepare_training_set(args.sources, args.output, args.short_side, args.quality)
+    print(f"{args.output}: {count} images, {size / 2**20:.1f} MiB")
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
@@ -176,8 +187,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train or resume training from a YAML config")
     p.add_argument("config", help="training config (see docs/training.md)")
-    p.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this long")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument(
+        "--max-minutes", type=float, help="stop (with a checkpoint) after this long"
+    )
+    budget.add_argument(
+        "--fit-minutes",
+        type=float,
+        help="stop after this long, with `steps` fitted so the learning-rate decay ends then",
+    )
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser(
+        "prepare-data", help="pack training photos small (downscaled JPEG) for a GPU job"
+    )
+    p.add_argument("sources", nargs="+", help="image files or folders")
+    p.add_argument("--output", required=True, help="folder to write")
+    p.add_argument("--short-side", type=int, default=384, help="downscale to this (default 384)")
+    p.add_argument("--quality", type=int, default=90, help="JPEG quality, 4:4:4 (default 90)")
+    p.set_defaults(func=_cmd_prepare_data)
 
     p = sub.add_parser("export", help="turn a training checkpoint into a model file")
     p.add_argument("checkpoint", help="checkpoint.pt from a training run")

@@ -33,7 +33,11 @@ def list_images(paths: list[str | Path]) -> list[Path]:
 
 
 class PatchSampler:
-    """Holds the decoded images in memory and draws augmented square patches from them."""
+    """Holds the decoded images in memory and draws augmented square patches from them.
+
+    With `device` a GPU, the images live in GPU memory as uint8 and cropping and resampling run
+    there, so that feeding patches never holds the GPU back.
+    """
 
     def __init__(
         self,
@@ -41,6 +45,7 @@ class PatchSampler:
         patch: int,
         min_scale: float = 0.5,
         seed: int = 0,
+        device: torch.device | str = "cpu",
     ) -> None:
         if not 0 < min_scale <= 1:
             raise ValueError("min_scale must be in (0, 1]")
@@ -52,7 +57,7 @@ class PatchSampler:
             with Image.open(f) as im:
                 a = np.asarray(im.convert("RGB"))
             if min(a.shape[:2]) >= patch:
-                self.images.append(torch.from_numpy(a.copy()).permute(2, 0, 1))
+                self.images.append(torch.from_numpy(a.copy()).permute(2, 0, 1).to(device))
         if not self.images:
             raise ValueError(f"no training image is at least {patch}x{patch}")
 
