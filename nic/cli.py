@@ -151,7 +151,9 @@ def _cmd_export(args: argparse.Namespace) -> None:
     from nic.train.export import export_checkpoint
 
     dtype = {"float32": torch.float32, "float16": torch.float16}[args.dtype]
-    digest = export_checkpoint(args.checkpoint, args.output, args.name, dtype)
+    digest = export_checkpoint(
+        args.checkpoint, args.output, args.name, dtype, data_description=args.data_description
+    )
     print(f"{args.output}: sha256 {digest}")
 
 
@@ -211,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="checkpoint.pt from a training run")
     p.add_argument("output", help="model file to write (.pt)")
     p.add_argument("--name", required=True, help="model id carried in bitstreams")
+    p.add_argument("--data-description", help="what the training data was, recorded in the file")
     p.add_argument(
         "--dtype",
         choices=["float32", "float16"],

@@ -17,15 +17,23 @@ def export_checkpoint(
     output: str | Path,
     name: str,
     weight_dtype: torch.dtype = torch.float32,
+    data_description: str | None = None,
 ) -> str:
-    """Write the model file for `checkpoint`; returns its sha256."""
+    """Write the model file for `checkpoint`; returns its sha256.
+
+    `data_description` says in words what the data folders held (e.g. how they were packed),
+    since the recorded paths mean nothing on another machine.
+    """
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
     net = MeanScaleHyperprior(HyperpriorConfig.from_dict(ckpt["model_config"]))
     net.load_state_dict(ckpt["model"])
     train = ckpt["train_config"]
     metadata = {
         "training": {
-            "data": ckpt["data"],
+            "data": {
+                **ckpt["data"],
+                **({"description": data_description} if data_description else {}),
+            },
             "steps": ckpt["step"],
             "batch": train["batch"],
             "patch": train["patch"],

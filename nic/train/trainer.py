@@ -143,7 +143,7 @@ def train(
         if "optimizer" in ckpt:  # a checkpoint slimmed for transfer may have dropped it
             optimizer.load_state_dict(ckpt["optimizer"])
         sampler.set_state(ckpt["sampler_rng"])
-        torch.set_rng_state(ckpt["torch_rng"])
+        torch.set_rng_state(ckpt["torch_rng"].cpu())  # map_location moved it
         step, wall, history = ckpt["step"], ckpt["wall_time_s"], ckpt["hardware"]
     hardware = hardware_description(device)
     if not history or history[-1]["hardware"] != hardware:
@@ -219,16 +219,19 @@ def train(
                     ]
                 )
                 log_file.flush()
-            if fit_minutes is not None and step in (probe_from, probe_to):
+            if fit_minutes is not None and step == probe_from:
                 _synchronize(device)
-                if step == probe_from:
-                    probe_start = time.monotonic()
-                else:
-                    rate = FIT_PROBE_STEPS / (time.monotonic() - probe_start)
+                probe_start = time.monotonic()
+            elif fit_minutes is not None and probe_from < step <= probe_to:
+                # The probe ends after FIT_PROBE_STEPS or a tenth of the budget, if sooner.
+                if step == probe_to or time.monotonic() - probe_start > 6 * fit_minutes:
+                    _synchronize(device)
+                    rate = (step - probe_from) / (time.monotonic() - probe_start)
                     left = deadline - time.monotonic()
                     config = replace(config, steps=step + int(0.98 * rate * left))
                     bar.total = config.steps
                     bar.write(f"fitted to {fit_minutes} min at {rate:.1f} steps/s: {config.steps}")
+                    probe_to = step
             if step % config.checkpoint_every == 0:
                 checkpoint()
     checkpoint()

@@ -1,4 +1,5 @@
 import csv
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -10,7 +11,13 @@ from nic import codec
 from nic.model_file import load_model_file
 from nic.train.data import PatchSampler, list_images
 from nic.train.export import export_checkpoint
-from nic.train.trainer import TrainConfig, train
+from nic.train.prepare import prepare_training_set
+from nic.train.trainer import (
+    FIT_WARMUP_STEPS,
+    TrainConfig,
+    slim_checkpoint,
+    train,
+)
 
 
 @pytest.fixture
@@ -93,3 +100,47 @@ def test_learning_rate_schedule():
     assert c.learning_rate(0) == c.learning_rate(49) == 1e-4
     assert c.learning_rate(100) == pytest.approx(1e-5)
     assert 1e-5 < c.learning_rate(75) < 1e-4
+
+
+def test_fit_minutes_sets_steps_so_the_decay_ends_with_the_budget(tiny_setup):
+    path, config = tiny_setup
+    config.update(steps=1_000_000, decay_from=0.0, batch=1)
+    path.write_text(yaml.safe_dump(config))
+    ckpt = train(TrainConfig.from_yaml(path), fit_minutes=0.2)
+    state = torch.load(ckpt, weights_only=False)
+    fitted = replace(TrainConfig.from_yaml(path), steps=state["train_config"]["steps"])
+    assert FIT_WARMUP_STEPS < fitted.steps < 1_000_000
+    # The chunk ran to about the fitted length, so the learning rate had mostly decayed.
+    assert state["step"] >= 0.5 * fitted.steps
+    assert fitted.learning_rate(state["step"]) < 0.5 * fitted.lr
+
+
+def test_slim_checkpoint_drops_optimizer_and_resumes(tiny_setup, tmp_path):
+    path, config = tiny_setup
+    ckpt = train(TrainConfig.from_yaml(path))
+    slim = tmp_path / "slim.pt"
+    slim_checkpoint(ckpt, slim)
+    state = torch.load(slim, weights_only=False)
+    assert "optimizer" not in state
+    assert state["model"]["g_a.0.weight"].dtype == torch.float16
+    assert slim.stat().st_size < ckpt.stat().st_size
+    slim.replace(ckpt)
+    config["steps"] = 5
+    path.write_text(yaml.safe_dump(config))
+    assert torch.load(train(TrainConfig.from_yaml(path)), weights_only=False)["step"] == 5
+
+
+def test_prepare_training_set_downscales_and_keeps_small_images(tmp_path, astronaut):
+    src = tmp_path / "src"
+    (src / "a").mkdir(parents=True)
+    (src / "b").mkdir()
+    Image.fromarray(astronaut).save(src / "a" / "x.png")  # 512x512: downscaled to 128
+    Image.fromarray(astronaut[:100, :150]).convert("L").save(src / "b" / "x.png")  # kept as is
+    count, size = prepare_training_set([src], tmp_path / "out", short_side=128, quality=90)
+    files = sorted((tmp_path / "out").iterdir())
+    assert count == 2 and size == sum(f.stat().st_size for f in files)
+    sizes = sorted(Image.open(f).size for f in files)
+    assert sizes == [(128, 128), (150, 100)]
+    assert all(Image.open(f).mode == "RGB" for f in files)
+    with pytest.raises(ValueError, match="short_side"):
+        prepare_training_set([src], tmp_path / "o2", short_side=8)
