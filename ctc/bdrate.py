@@ -355,7 +355,11 @@ def _check_choices(delta: Delta, method: Method) -> None:
 def _prepare(
     curve: Curve, which: str, method: Method, msssim_linear: bool
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Checked (log10 rate, quality) sorted by rate; quality must rise strictly with rate."""
+    """Checked (log10 rate, quality) sorted by rate; quality must rise strictly with rate.
+
+    A point repeated exactly (same rate and same quality) counts once: in a CTC run it is one
+    bitstream that served two targets because the codec could not go lower or higher.
+    """
     rate, quality = curve.rate, curve.quality
     if rate.size < _MIN_POINTS[method]:
         raise ValueError(
@@ -370,6 +374,14 @@ def _prepare(
         quality = np.asarray(msssim_db(quality))
     order = np.argsort(rate, kind="stable")
     rate, quality = rate[order], quality[order]
+    # One file that served two targets (a codec at the end of its range) is one point.
+    repeated = np.concatenate([[False], (np.diff(rate) == 0) & (np.diff(quality) == 0)])
+    rate, quality = rate[~repeated], quality[~repeated]
+    if rate.size < _MIN_POINTS[method]:
+        raise ValueError(
+            f"{which}: method {method!r} needs at least {_MIN_POINTS[method]} distinct points, "
+            f"got {rate.size}"
+        )
     if np.any(np.diff(rate) == 0):
         raise ValueError(f"{which}: duplicate rates {rate.tolist()}")
     if np.any(np.diff(quality) <= 0):

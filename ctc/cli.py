@@ -1,4 +1,5 @@
-"""`ctc`: run common test conditions, read results, fetch datasets.
+"""`ctc`: run common test conditions, read results, write reports, measure complexity, fetch
+datasets.
 
 Exit status: 0 success; 2 usage error (bad arguments, unknown condition/codec/dataset, invalid
 condition file, an image that is not 8-bit RGB, no results in a folder); 1 failure while
@@ -10,13 +11,14 @@ one line on stderr, without a traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from ctc import condition as conditions
 from ctc import fetch, registry, results, runner
 from ctc.datasets import DatasetError, data_home
-from ctc.images import ImageError
+from ctc.images import ImageError, load_image
 from ctc.store import FILENAME, Store
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -104,6 +106,154 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from ctc import report
+
+    anchors = [a for arg in args.anchor or [] for a in arg.split(",") if a]
+    complexity = None
+    if args.complexity:
+        try:
+            loaded = json.loads(Path(args.complexity).read_text())
+        except (OSError, ValueError) as e:
+            raise UsageError(f"cannot read complexity file {args.complexity}: {e}") from None
+        complexity = loaded if isinstance(loaded, list) else [loaded]
+    picture = None
+    if args.complexity_size and not args.complexity and not args.no_complexity:
+        from ctc.complexity import test_picture
+
+        picture = test_picture(*args.complexity_size)
+    try:
+        result = report.build_report(
+            args.dir,
+            anchors or None,
+            args.output,
+            method=args.method,
+            aggregation=args.aggregation,
+            condition=args.condition,
+            complexity=complexity,
+            measure=not args.no_complexity,
+            complexity_picture=picture,
+            complexity_repeat=args.repeat,
+            command=" ".join(["ctc", *sys.argv[1:]]),
+        )
+    except report.ReportError as e:
+        raise UsageError(str(e)) from None
+    print(_bd_table(result), file=sys.stdout)
+    print(f"ctc: wrote {result.workbook}", file=sys.stderr)
+    for path in result.plots:
+        print(f"ctc: wrote {path}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _bd_table(result) -> str:
+    """The BD-rate table of a report as plain text (the headline aggregation per range)."""
+    from ctc.report.summary import RANGES
+
+    lines = []
+    for row in result.bd:
+        cells = []
+        for bpp_range in RANGES:
+            cell = row.cells[bpp_range]
+            pair = (cell.per_image_mean, cell.average_curve)
+            cells += [f"{v:+8.2f}" if v is not None else f"{'n/a':>8}" for v in pair]
+        lines.append(
+            {"codec": row.codec, "anchor": row.anchor, "metric": row.metric.label, "cells": cells}
+        )
+    header = "BD-rate (%): per-image mean / average curve, for low (0.06-0.5), high (0.25-1.5), all"
+    table = [header]
+    for line in lines:
+        table.append(
+            f"{line['codec']:>10} vs {line['anchor']:<10} {line['metric']:<16} "
+            + "  ".join(line["cells"])
+        )
+    return "\n".join(table)
+
+
+def cmd_complexity(args: argparse.Namespace) -> int:
+    from ctc import complexity
+
+    name, _, argument = args.codec.partition(":")
+    codec = _load_with_argument(name, argument) if argument else registry.load_codec(name)
+    picture = complexity.test_picture(*args.size)
+    name_text = f"astronaut mirrored to {args.size[0]}x{args.size[1]}"
+    if args.image:
+        picture = load_image(args.image)
+        name_text = Path(args.image).name
+    try:
+        result = complexity.measure(
+            codec, picture, knob_value=args.knob, repeat=args.repeat, picture_name=name_text
+        )
+    except complexity.ComplexityError as e:
+        _error(str(e))
+        return EXIT_FAILURE
+    if args.json:
+        print(json.dumps(result, indent=2, sort_keys=True))
+    else:
+        print(_complexity_text(result))
+    return EXIT_OK
+
+
+def _load_with_argument(name: str, argument: str):
+    """A registered codec constructed with one argument (e.g. nic:MODEL, a zoo model name)."""
+    from importlib.metadata import entry_points
+
+    matches = [ep for ep in entry_points(group=registry.GROUP) if ep.name == name]
+    if not matches:
+        raise UsageError(f"unknown codec {name!r} (registered: {', '.join(registry.registered())})")
+    try:
+        return registry._check(name, matches[0].load()(argument))
+    except registry.CodecLoadError:
+        raise
+    except Exception as e:  # the codec's own failure (unknown model name, missing file)
+        raise registry.CodecLoadError(name, f"failed to load with {argument!r}: {e}") from e
+
+
+def _complexity_text(result: dict) -> str:
+    enc, dec = result["encoder"], result["decoder"]
+    pe, pd = enc["parameters"], dec["parameters"]
+    pic = result["picture"]
+    rows = [
+        ("parameters, total", pe["total"], pd["total"]),
+        ("shared", pe["shared"], pd["shared"]),
+        ("independent per rate point", pe["independent_per_rate_point"],
+         pd["independent_per_rate_point"]),
+        ("used per rate point", pe["used_per_rate_point"], pd["used_per_rate_point"]),
+        ("parameter memory (MB)", f"{pe['memory_mb']:.2f}", f"{pd['memory_mb']:.2f}"),
+        ("kMAC/pixel", f"{enc['kmac_per_pixel']:.3f}", f"{dec['kmac_per_pixel']:.3f}"),
+        (f"GMAC per {pic['width']}x{pic['height']}", f"{enc['gmac_per_picture']:.3f}",
+         f"{dec['gmac_per_picture']:.3f}"),
+        ("conv / fc layers", f"{enc['conv_layers']} / {enc['fc_layers']}",
+         f"{dec['conv_layers']} / {dec['fc_layers']}"),
+        ("peak memory, process (MB)", _num(enc["peak_memory_mb"]), _num(dec["peak_memory_mb"])),
+        ("CPU time, median (s)", f"{enc['cpu_seconds_median']:.4f}",
+         f"{dec['cpu_seconds_median']:.4f}"),
+    ]  # fmt: skip
+    lines = [f"{result['codec']}: {result['version']}", f"picture: {pic['name']}"]
+    lines += [f"{'':28} {'encoder':>14} {'decoder':>14}"]
+    lines += [f"{label:28} {e!s:>14} {d!s:>14}" for label, e, d in rows]
+    lines.append(f"GPU: {result['gpu']['note']}")
+    plat = result["platform"]
+    lines.append(
+        f"platform: {plat['cpu']}, {plat['logical_cpus']} CPUs, {plat['torch_threads']} torch "
+        f"threads, torch {plat['torch']}, python {plat['python']}"
+    )
+    return "\n".join(lines)
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from None
+    if width < 1 or height < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive size, got {text!r}")
+    return width, height
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -158,6 +308,105 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", metavar="DIR", help="output folder of `ctc run`")
     p.add_argument("--csv", action="store_true", help="every column of every row, as CSV")
     p.set_defaults(func=cmd_results)
+
+    p = sub.add_parser(
+        "report",
+        help="write the xlsx workbook, RD plots and BD-rate table of a run",
+        description="Summary (BD-rates in FVC's low, high and full ranges, tolerance, time "
+        "ratios), per-codec results, RD charts, complexity and conditions, as an .xlsx "
+        "workbook, with RD plots (PNG) next to it. Prints the BD-rate table.",
+    )
+    p.add_argument("dir", metavar="RUN_DIR", help="output folder of `ctc run`")
+    p.add_argument(
+        "--anchor",
+        action="append",
+        metavar="NAME|CSV",
+        help="anchor: a codec of the run or a CSV of frozen rows (`ctc results "
+        "--csv` format); repeatable or comma-separated (default: the condition's)",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE.xlsx",
+        help="workbook path (default RUN_DIR/report.xlsx); plots go next to it",
+    )
+    p.add_argument(
+        "--method",
+        choices=("pchip", "cubic", "akima"),
+        default="pchip",
+        help="BD interpolation (default pchip, as the JVET sheet)",
+    )
+    p.add_argument(
+        "--aggregation",
+        choices=("per_image_mean", "average_curve"),
+        default="per_image_mean",
+        help="headline dataset aggregation (both are reported; default "
+        "per_image_mean, as the FVC workbook)",
+    )
+    p.add_argument(
+        "--condition",
+        metavar="NAME|HASH",
+        help="which condition of the folder (default: the latest run's)",
+    )
+    p.add_argument(
+        "--complexity",
+        metavar="FILE.json",
+        help="use `ctc complexity --json` output instead of measuring",
+    )
+    p.add_argument(
+        "--no-complexity", action="store_true", help="do not measure the codecs' complexity"
+    )
+    p.add_argument(
+        "--complexity-size",
+        type=_size,
+        metavar="WxH",
+        help="picture size for the complexity measurement (default 3840x2160)",
+    )
+    p.add_argument(
+        "--repeat",
+        type=_positive_int,
+        default=2,
+        metavar="N",
+        help="timed runs per operation in the complexity measurement (default 2)",
+    )
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser(
+        "complexity",
+        help="measure a codec's encoder and decoder complexity",
+        description="Parameters (shared / independent / used per rate point), precision and "
+        "memory, kMAC/pixel and GMAC per picture (torch FlopCounterMode), layer counts, peak "
+        "memory, CPU times, platform and training information, from real encodes and decodes.",
+    )
+    p.add_argument(
+        "codec",
+        metavar="CODEC[:MODEL]",
+        help="a registered codec, optionally with a constructor argument such as a "
+        "zoo model name (nic:NAME)",
+    )
+    p.add_argument(
+        "--size",
+        type=_size,
+        default=(3840, 2160),
+        metavar="WxH",
+        help="size of the test picture (default 3840x2160)",
+    )
+    p.add_argument("--image", metavar="PATH", help="measure on this image instead")
+    p.add_argument(
+        "--knob",
+        type=float,
+        metavar="V",
+        help="knob value (rate point, quality) to code at (default: mid-range)",
+    )
+    p.add_argument(
+        "--repeat",
+        type=_positive_int,
+        default=2,
+        metavar="N",
+        help="timed runs per operation (default 2; the median is reported)",
+    )
+    p.add_argument("--json", action="store_true", help="print the measurement as JSON")
+    p.set_defaults(func=cmd_complexity)
 
     p = sub.add_parser("dataset", help="dataset commands", description="Dataset commands.")
     dsub = p.add_subparsers(dest="dataset_command", required=True, metavar="COMMAND")

@@ -16,7 +16,7 @@ from torch.nn import functional as F
 
 from nic import zoo
 from nic.bitstream import BitstreamError, Header, pack, unpack
-from nic.entropy import decode_symbols, encode_symbols, gaussian_likelihood, scale_indexes
+from nic.entropy import decode_symbols, encode_symbols, gaussian_likelihood
 from nic.image_io import check_rgb8
 from nic.model_file import CodecModel
 from nic.models import DOWNSAMPLING
@@ -32,7 +32,7 @@ class Latents:
 
     z: np.ndarray  # int64 (1, N, h, w): quantized hyper-latent
     y: np.ndarray  # int64 (1, M, H, W): round(latent - mean), clamped to its table
-    mean: torch.Tensor  # float (1, M, H, W), derived from z
+    mean: torch.Tensor  # float64 (1, M, H, W), derived from z by the integer path
     y_index: np.ndarray  # int64 (1, M, H, W): CDF table of each latent, derived from z
 
 
@@ -57,9 +57,9 @@ def _check_rate_point(model: CodecModel, rate_point: int) -> None:
 
 
 def _entropy_parameters(model: CodecModel, z: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
-    mean, scale = model.net.entropy_parameters(torch.from_numpy(z).float())
-    index = scale_indexes(scale, model.scale_table).numpy().astype(np.int64)
-    return mean, index
+    """Mean and table index of every latent, through the integer path (bit-exact anywhere)."""
+    mean, index = model.hyper_synthesis(z)
+    return mean, index.numpy()
 
 
 @torch.inference_mode()
@@ -79,7 +79,7 @@ def analyse(model: CodecModel, image: np.ndarray, rate_point: int) -> Latents:
 @torch.inference_mode()
 def reconstruct(model: CodecModel, latents: Latents, rate_point: int, height: int, width: int):
     """Decoder's synthesis from the latents: uint8 (height, width, 3)."""
-    y_hat = torch.from_numpy(latents.y).float() + latents.mean
+    y_hat = (torch.from_numpy(latents.y) + latents.mean).float()
     x_hat = model.net.synthesize(y_hat, rate_point)[0, :, :height, :width]
     pixels = torch.round(x_hat.clamp(0, 1) * 255).to(torch.uint8)
     return pixels.permute(1, 2, 0).contiguous().numpy()

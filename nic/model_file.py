@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from nic.entropy import CdfTables, build_gaussian_tables, scale_table
-from nic.models import HyperpriorConfig, MeanScaleHyperprior
+from nic.models import HyperpriorConfig, IntegerHyperSynthesis, MeanScaleHyperprior
 
 FORMAT = "nic-model"
 FORMAT_VERSION = 1
@@ -36,6 +37,11 @@ class CodecModel:
     y_tables: CdfTables
     scale_table: np.ndarray
     metadata: dict
+
+    @cached_property
+    def hyper_synthesis(self) -> IntegerHyperSynthesis:
+        """The integer entropy-parameter path that encoder and decoder both use."""
+        return IntegerHyperSynthesis(self.net.h_s, self.scale_table)
 
     @property
     def weights_hash(self) -> bytes:

@@ -6,5 +6,13 @@ from nic.models.hyperprior import (
     MeanScaleHyperprior,
     rate_bits,
 )
+from nic.models.integer_synthesis import IntegerHyperSynthesis, IntegerOverflowError
 
-__all__ = ["DOWNSAMPLING", "HyperpriorConfig", "MeanScaleHyperprior", "rate_bits"]
+__all__ = [
+    "DOWNSAMPLING",
+    "HyperpriorConfig",
+    "IntegerHyperSynthesis",
+    "IntegerOverflowError",
+    "MeanScaleHyperprior",
+    "rate_bits",
+]

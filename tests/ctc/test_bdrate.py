@@ -382,3 +382,18 @@ def test_dataset_errors():
     untargeted = {"a": (anchor["a"].rate, PSNR6), "b": (anchor["b"].rate[:5], PSNR6[:5])}
     with pytest.raises(ValueError, match="same numbers of points"):
         bd_dataset(untargeted, untargeted)
+
+
+def test_a_point_repeated_exactly_counts_once():
+    # A codec that cannot go below 0.1 bpp serves targets 0.06 and 0.12 with one file.
+    rate = np.array([0.1, 0.1, 0.25, 0.5, 1.0])
+    psnr = np.array([27.0, 27.0, 30.0, 33.0, 36.0])
+    once = bd_rate(rate[1:], psnr[1:], 0.9 * rate[1:], psnr[1:], "cubic")
+    assert bd_rate(rate, psnr, 0.9 * rate, psnr, "cubic") == pytest.approx(once)
+    assert once == pytest.approx(-10.0)
+    # Four listed points but three distinct ones: too few for the cubic.
+    with pytest.raises(ValueError, match="at least 4 distinct points, got 3"):
+        bd_rate(rate[:4], psnr[:4], rate[:4], psnr[:4], "cubic")
+    # The same rate with another quality is still an error.
+    with pytest.raises(ValueError, match="duplicate rates"):
+        bd_rate([0.1, 0.1, 0.3], [27.0, 27.5, 30.0], rate, psnr)

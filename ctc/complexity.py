@@ -1,0 +1,473 @@
+"""Complexity of a codec's encoder and decoder, measured on real encodes and decodes.
+
+In the spirit of the complexity reporting of JVET-M1006 (JVET common test conditions and
+evaluation procedures for neural-network-based video coding) and of the JPEG AI common test
+conditions' reporting template: parameters, their precision and memory, multiply-accumulate
+operations (kMAC per pixel, GMAC per 3840x2160 picture), layer counts, peak memory, run times,
+the platform, and the training information stored with the model.
+
+Everything is measured through the codec's own `encode` / `decode` (the Codec protocol), so ctc
+needs no knowledge of the codec's package:
+
+- the torch networks are the `torch.nn.Module`s reachable from the codec object's attributes
+  after one encode (a codec loading its model lazily has loaded it by then);
+- a parameter belongs to the encoder (decoder) when it is an argument of some torch function
+  during the encode (decode): a `TorchFunctionMode` records it;
+- a parameter is *independent* (owned by one rate point) when its first dimension has one entry
+  per value of an integer knob and the coder indexes it (as the gain vectors of a gain-unit
+  model, or the masks of a masked variable-rate model); every other used parameter is *shared*;
+- MACs are torch's `FlopCounterMode` count during the real encode (decode) divided by 2 (it
+  counts a multiply-accumulate as 2 FLOPs): convolutions, transposed convolutions and matrix
+  products; element-wise work (GDN's square roots, activations) and entropy coding are not MACs;
+- peak memory is the process's peak resident set (VmHWM, reset through /proc/self/clear_refs)
+  during the operation, on Linux.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+UHD = (3840, 2160)  # width, height of the picture GMAC are given for (JPEG AI, JVET)
+_SEARCH_DEPTH = 4
+
+
+class ComplexityError(RuntimeError):
+    """The codec could not be measured (it failed to encode or decode the picture)."""
+
+
+def test_picture(width: int = UHD[0], height: int = UHD[1]) -> np.ndarray:
+    """A photo of the given size: scikit-image's astronaut, mirrored to fill the frame.
+
+    MACs and parameters do not depend on the content; run times depend on it a little (entropy
+    coding), so the picture is a natural photo rather than noise.
+    """
+    from skimage import data
+
+    photo = data.astronaut()
+    reps_y, reps_x = -(-height // photo.shape[0]), -(-width // photo.shape[1])
+    tile = np.concatenate([photo, photo[::-1]], axis=0)
+    tile = np.concatenate([tile, tile[:, ::-1]], axis=1)
+    frame = np.tile(tile, (-(-reps_y // 2), -(-reps_x // 2), 1))
+    return np.ascontiguousarray(frame[:height, :width])
+
+
+# --- finding the networks -----------------------------------------------------------------------
+
+
+def find_networks(obj: object) -> dict[str, Any]:
+    """Top-level torch modules reachable through instance attributes, by attribute path.
+
+    Only instance dictionaries (and dataclass fields) are walked, never properties, so that the
+    search has no side effects; a module inside another found module is not listed again.
+    """
+    import torch
+
+    found: dict[str, torch.nn.Module] = {}
+    seen: set[int] = set()
+
+    def walk(value: object, path: str, depth: int) -> None:
+        if id(value) in seen or depth > _SEARCH_DEPTH:
+            return
+        seen.add(id(value))
+        if isinstance(value, torch.nn.Module):
+            found[path] = value
+            return
+        children = getattr(value, "__dict__", None)
+        if isinstance(value, dict):
+            children = value
+        if not isinstance(children, dict):
+            return
+        for key, child in children.items():
+            if isinstance(key, str) and not isinstance(child, (str, bytes, int, float)):
+                walk(child, f"{path}.{key}" if path else key, depth + 1)
+
+    walk(obj, "", 0)
+    return found
+
+
+def find_metadata(obj: object) -> dict[str, Any]:
+    """The first dict attribute named `metadata` reachable from the codec (training info)."""
+    stack: list[tuple[object, int]] = [(obj, 0)]
+    seen: set[int] = set()
+    while stack:
+        value, depth = stack.pop(0)
+        if id(value) in seen or depth > _SEARCH_DEPTH:
+            continue
+        seen.add(id(value))
+        attrs = getattr(value, "__dict__", None)
+        if not isinstance(attrs, dict):
+            continue
+        if isinstance(attrs.get("metadata"), dict):
+            return attrs["metadata"]
+        stack += [(v, depth + 1) for v in attrs.values() if hasattr(v, "__dict__")]
+    return {}
+
+
+def other_arrays(obj: object, networks: dict[str, Any]) -> tuple[int, int]:
+    """(values, bytes) of the numpy arrays held by the codec outside its networks: entropy
+    coding tables and the like, which a decoder needs as much as its weights."""
+    import torch
+
+    values = size = 0
+    stack: list[tuple[object, int]] = [(obj, 0)]
+    seen: set[int] = {id(n) for n in networks.values()}
+    while stack:
+        value, depth = stack.pop()
+        if id(value) in seen or depth > _SEARCH_DEPTH or isinstance(value, torch.nn.Module):
+            continue
+        seen.add(id(value))
+        if isinstance(value, np.ndarray):
+            values, size = values + value.size, size + value.nbytes
+            continue
+        attrs = value if isinstance(value, dict) else getattr(value, "__dict__", None)
+        if isinstance(attrs, dict):
+            stack += [(v, depth + 1) for v in attrs.values()]
+    return values, size
+
+
+# --- tracing parameter use --------------------------------------------------------------------
+
+
+def _parameter_trace(parameters: dict[int, str]):
+    """A TorchFunctionMode that records which parameters (by id) torch functions receive."""
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    class ParameterTrace(TorchFunctionMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.used: set[str] = set()
+            self.indexed: set[str] = set()
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            for value in _flat(args, kwargs):
+                name = parameters.get(id(value)) if isinstance(value, torch.Tensor) else None
+                if name is not None:
+                    self.used.add(name)
+                    if func is torch.Tensor.__getitem__ and value is args[0]:
+                        self.indexed.add(name)
+            return func(*args, **kwargs)
+
+    return ParameterTrace()
+
+
+def _flat(args: tuple, kwargs: dict) -> Iterator[object]:
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, (list, tuple)):
+            yield from value
+        else:
+            yield value
+
+
+@dataclass
+class Trace:
+    """What one operation touched and cost."""
+
+    used: set[str] = field(default_factory=set)
+    indexed: set[str] = field(default_factory=set)
+    flops: int = 0
+    seconds: float = 0.0
+    output: Any = None
+
+
+def trace(operation: Callable[[], Any], parameters: dict[int, str], count: bool = True) -> Trace:
+    """Run `operation` once, recording the parameters it touches and (count) its FLOPs."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    tracer = _parameter_trace(parameters)
+    counter = FlopCounterMode(display=False) if count else None
+    start = time.perf_counter()
+    if counter is None:
+        with tracer:
+            output = operation()
+    else:
+        with counter, tracer:
+            output = operation()
+    seconds = time.perf_counter() - start
+    flops = counter.get_total_flops() if counter is not None else 0
+    return Trace(tracer.used, tracer.indexed, int(flops), seconds, output)
+
+
+def count_macs(operation: Callable[[], Any]) -> int:
+    """Multiply-accumulates of one call, from torch's FlopCounterMode (2 FLOPs per MAC)."""
+    return trace(operation, {}, count=True).flops // 2
+
+
+# --- memory ---------------------------------------------------------------------------------------
+
+
+def _proc_status(field_name: str) -> float | None:
+    """A memory field of /proc/self/status in MB (10^6 bytes), None where there is none."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1]) * 1024 / 1e6
+    except OSError:
+        return None
+    return None
+
+
+def peak_memory(operation: Callable[[], Any]) -> tuple[float | None, float | None, Any]:
+    """(peak resident MB during the call, resident MB before it, the call's result).
+
+    Linux only: the kernel's peak (VmHWM) is reset through /proc/self/clear_refs before the call,
+    so the peak is that of this call, though it includes what the process held already.
+    """
+    before = _proc_status("VmRSS")
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        resettable = True
+    except OSError:
+        resettable = False
+    result = operation()
+    peak = _proc_status("VmHWM") if resettable else None
+    return peak, before, result
+
+
+# --- platform -------------------------------------------------------------------------------------
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _physical_cores() -> int | None:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    cores, physical = set(), None
+    for line in text.splitlines():
+        if line.startswith("physical id"):
+            physical = line.split(":")[1].strip()
+        elif line.startswith("core id"):
+            cores.add((physical, line.split(":")[1].strip()))
+    return len(cores) or None
+
+
+def _package_version(name: str) -> str | None:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def platform_info() -> dict[str, Any]:
+    """CPU, cores, threads, GPU and framework versions of this machine."""
+    import torch
+
+    gpus = (
+        [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        if torch.cuda.is_available()
+        else []
+    )
+    return {
+        "cpu": _cpu_model(),
+        "physical_cores": _physical_cores(),
+        "logical_cpus": os.cpu_count(),
+        "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "torch_threads": torch.get_num_threads(),
+        "gpus": gpus,
+        "os": platform.platform(),
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "numpy": np.__version__,
+        "nic-ctc": _package_version("nic-ctc"),
+    }
+
+
+# --- the measurement ------------------------------------------------------------------------------
+
+
+def _rate_points(codec: Any) -> list[float] | None:
+    """The knob values of an integer knob (one per rate point), else None."""
+    knob = codec.knob
+    if knob.kind != "integer":
+        return None
+    return [float(v) for v in range(int(knob.low), int(knob.high) + 1)]
+
+
+def _conv_fc_layers(networks: dict[str, Any], used: set[str]) -> tuple[int, int]:
+    """Convolution (incl. transposed) and fully-connected layers whose weights were used."""
+    import torch
+
+    conv = fc = 0
+    for prefix, net in networks.items():
+        for name, module in net.named_modules():
+            weight = f"{prefix}.{name}.weight" if name else f"{prefix}.weight"
+            if weight not in used:
+                continue
+            if isinstance(module, torch.nn.modules.conv._ConvNd):
+                conv += 1
+            elif isinstance(module, torch.nn.Linear):
+                fc += 1
+    return conv, fc
+
+
+def _timed(operation: Callable[[], Any], repeat: int) -> list[float]:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        operation()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def measure(
+    codec: Any,
+    picture: np.ndarray | None = None,
+    *,
+    knob_value: float | None = None,
+    repeat: int = 2,
+    picture_name: str = "astronaut mirrored to 3840x2160",
+) -> dict[str, Any]:
+    """Measure a codec's encoder and decoder; returns a JSON-ready dict (see docs/reporting.md).
+
+    picture: uint8 (H, W, 3), default test_picture() at 3840x2160. knob_value: the rate point
+    (or quality) the picture is coded at, default the middle of the knob's range. repeat: timed
+    runs after the counted one (their median is reported).
+    """
+    import torch
+
+    if picture is None:
+        picture = test_picture()
+    height, width = picture.shape[:2]
+    knob = codec.knob
+    if knob_value is None:
+        knob_value = (knob.low + knob.high) / 2
+        knob_value = float(round(knob_value)) if knob.kind == "integer" else knob_value
+
+    small = picture[: min(64, height), : min(64, width)]
+    try:
+        codec.decode(codec.encode(small, knob_value))  # loads lazily loaded models
+    except Exception as e:
+        raise ComplexityError(f"{codec.name}: encoding a test picture failed: {e}") from e
+    networks = find_networks(codec)
+    named = {
+        f"{prefix}.{name}": p
+        for prefix, net in networks.items()
+        for name, p in net.named_parameters()
+    }
+    ids = {id(p): name for name, p in named.items()}
+
+    encoded = trace(lambda: codec.encode(picture, knob_value), ids)
+    decoded = trace(lambda: codec.decode(encoded.output), ids)
+    data = encoded.output
+    enc_peak, enc_before, _ = peak_memory(lambda: codec.encode(picture, knob_value))
+    dec_peak, dec_before, _ = peak_memory(lambda: codec.decode(data))
+    enc_times = _timed(lambda: codec.encode(picture, knob_value), repeat)
+    dec_times = _timed(lambda: codec.decode(data), repeat)
+
+    values = _rate_points(codec)
+    per_point: list[dict[str, Any]] = []
+    independent: set[str] = set()
+    enc_used, dec_used = set(encoded.used), set(decoded.used)
+    if values is not None and networks:
+        count = len(values)
+        for k, value in enumerate(values):
+            e = trace(lambda v=value: codec.encode(small, v), ids, count=False)
+            d = trace(lambda e=e: codec.decode(e.output), ids, count=False)
+            indexed = {n for n in (e.indexed | d.indexed) if named[n].shape[:1] == (count,)}
+            independent |= indexed
+            enc_used |= e.used
+            dec_used |= d.used
+            per_point.append({"index": k, "knob_value": value, "_enc": e.used, "_dec": d.used})
+
+    def counts(names: set[str], rate_points: int | None) -> dict[str, Any]:
+        shared = sum(named[n].numel() for n in names - independent)
+        indep = sum(named[n].numel() for n in names & independent)
+        per = indep // rate_points if rate_points else 0
+        dtypes = sorted({str(named[n].dtype).removeprefix("torch.") for n in names})
+        return {
+            "total": shared + indep,
+            "shared": shared,
+            "independent_per_rate_point": per,
+            "used_per_rate_point": shared + per,
+            "precision": dtypes,
+            "memory_mb": sum(named[n].numel() * named[n].element_size() for n in names) / 1e6,
+        }
+
+    rate_points = len(values) if values is not None and independent else None
+    pixels = width * height
+
+    def side(t: Trace, used: set[str], peak, before, times) -> dict[str, Any]:
+        conv, fc = _conv_fc_layers(networks, used)
+        macs = t.flops // 2
+        return {
+            "parameters": counts(used, rate_points),
+            "macs": macs,
+            "kmac_per_pixel": macs / pixels / 1e3,
+            "gmac_per_picture": macs / 1e9,
+            "conv_layers": conv,
+            "fc_layers": fc,
+            "peak_memory_mb": peak,
+            "memory_before_mb": before,
+            "cpu_seconds_median": statistics.median(times) if times else t.seconds,
+            "cpu_seconds": times,
+        }
+
+    rows = []
+    for point in per_point:
+        e_names, d_names = point.pop("_enc"), point.pop("_dec")
+        e_counts, d_counts = counts(e_names, rate_points), counts(d_names, rate_points)
+        point.update(
+            encoder_shared=e_counts["shared"],
+            encoder_independent=e_counts["independent_per_rate_point"],
+            encoder_used=e_counts["used_per_rate_point"],
+            decoder_shared=d_counts["shared"],
+            decoder_independent=d_counts["independent_per_rate_point"],
+            decoder_used=d_counts["used_per_rate_point"],
+        )
+        rows.append(point)
+
+    all_params = sum(p.numel() for p in named.values())
+    unused = set(named) - enc_used - dec_used
+    table_values, table_bytes = other_arrays(codec, networks)
+    gpus = platform_info()["gpus"]
+    gpu_note = (
+        "no GPU on this machine"
+        if not gpus
+        else "a GPU is present, but the codec's Codec interface (encode/decode) runs on the "
+        "CPU and offers no device choice, so no GPU time was measured"
+    )
+    metadata = find_metadata(codec)
+    return {
+        "codec": codec.name,
+        "version": codec.version(),
+        "picture": {"name": picture_name, "width": width, "height": height},
+        "knob": {"name": knob.name, "value": knob_value, "kind": knob.kind},
+        "bytes": len(data),
+        "networks": sorted(networks),
+        "network_parameters": all_params,
+        "unused_parameters": sum(named[n].numel() for n in unused),
+        "unused_parameter_names": sorted(unused),
+        "independent_parameter_names": sorted(independent),
+        "rate_points": rows,
+        "other_arrays": {"values": table_values, "memory_mb": table_bytes / 1e6},
+        "encoder": side(encoded, enc_used, enc_peak, enc_before, enc_times),
+        "decoder": side(decoded, dec_used, dec_peak, dec_before, dec_times),
+        "gpu": {"present": bool(gpus), "names": gpus, "seconds": None, "note": gpu_note},
+        "platform": platform_info(),
+        "training": metadata.get("training", {}),
+        "model_metadata": {k: v for k, v in metadata.items() if k != "training"},
+        "torch_interop_threads": torch.get_num_interop_threads(),
+    }

@@ -1,0 +1,196 @@
+"""The Complexity sheet: ctc.complexity's measurements of each codec, encoder and decoder side by
+side, in the spirit of JVET-M1006's complexity reporting and the JPEG AI reporting template."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from openpyxl.styles import Alignment
+from openpyxl.worksheet.worksheet import Worksheet
+
+from ctc.report.style import (
+    SECTION_FONT,
+    TITLE_FONT,
+    flatten,
+    write_header,
+    write_row,
+)
+
+INDENT = Alignment(indent=1)
+NO_BASELINE = (
+    "not available: no separately trained single-rate baseline model exists yet, so its "
+    "parameter count is not reported"
+)
+
+
+def _quantities(result: dict[str, Any]) -> list[tuple[str, Any, Any, str | None, str]]:
+    """(quantity, encoder, decoder, format, note) rows."""
+    enc, dec = result["encoder"], result["decoder"]
+    pe, pd = enc["parameters"], dec["parameters"]
+    picture = result["picture"]
+    size = f"{picture['width']}×{picture['height']}"
+    stored = result.get("model_metadata", {}).get("exported", {}).get("weight_dtype")
+    gpu = result["gpu"]
+    rows: list[tuple[str, Any, Any, str | None, str]] = [
+        ("Parameters, total (count)", pe["total"], pd["total"], "int",
+         "touched by the encoder / decoder at some rate point"),
+        ("Shared parameters (count)", pe["shared"], pd["shared"], "int",
+         "the same at every rate point"),
+        ("Independent parameters per rate point (count)", pe["independent_per_rate_point"],
+         pd["independent_per_rate_point"], "int", "owned by one rate point"),
+        ("Parameters used per rate point (count)", pe["used_per_rate_point"],
+         pd["used_per_rate_point"], "int", "shared + independent"),
+        ("Parameter precision (in memory)", ", ".join(pe["precision"]),
+         ", ".join(pd["precision"]), None, f"stored in the model file as {stored}"
+         if stored else ""),
+        ("Parameter memory (MB)", pe["memory_mb"], pd["memory_mb"], "mb",
+         "total parameters × bytes per parameter in memory; MB = 10^6 bytes"),
+        ("Complexity (kMAC/pixel)", enc["kmac_per_pixel"], dec["kmac_per_pixel"], "k",
+         f"torch FlopCounterMode on a real encode / decode of {size}, FLOPs / 2"),
+        (f"Complexity (GMAC per {size} picture)", enc["gmac_per_picture"],
+         dec["gmac_per_picture"], "k", "including the padding the codec adds"),
+        ("Convolution layers (count)", enc["conv_layers"], dec["conv_layers"], "int",
+         "incl. transposed convolutions"),
+        ("Fully-connected layers (count)", enc["fc_layers"], dec["fc_layers"], "int", ""),
+        ("Peak memory, process (MB)", enc["peak_memory_mb"], dec["peak_memory_mb"], "mb",
+         "peak resident set during the call (Linux VmHWM), whole process"),
+        ("Resident before the call (MB)", enc["memory_before_mb"], dec["memory_before_mb"],
+         "mb", "so peak minus this is what the call added"),
+        ("CPU time, median (s)", enc["cpu_seconds_median"], dec["cpu_seconds_median"], "sec",
+         f"{len(enc['cpu_seconds'])} timed runs of {size}, "
+         f"{result['platform']['torch_threads']} torch threads"),
+        ("GPU time (s)", gpu["seconds"], gpu["seconds"], "sec", gpu["note"]),
+    ]  # fmt: skip
+    return rows
+
+
+def write_complexity(
+    ws: Worksheet, results: Sequence[dict[str, Any]], notes: Sequence[str] = ()
+) -> None:
+    """One block per measured codec, then its rate points, platform and training information."""
+    ws.cell(
+        row=1, column=1, value="Complexity (JVET-M1006 / JPEG AI template style)"
+    ).font = TITLE_FONT
+    write_header(ws, 2, ["Quantity", "Encoder", "Decoder", "Note"])
+    ws.freeze_panes = "A3"
+    row = 3
+    for note in notes:
+        ws.cell(row=row, column=1, value=note)
+        row += 1
+    for result in results:
+        row += 1
+        picture = result["picture"]
+        knob = result["knob"]
+        ws.cell(
+            row=row, column=1, value=f"{result['codec']}: {result['version']}"
+        ).font = SECTION_FONT
+        row += 1
+        ws.cell(
+            row=row,
+            column=1,
+            value=f"Measured on {picture['name']} ({picture['width']}×{picture['height']}), "
+            f"{knob['name']} = {knob['value']:g}, {result['bytes']} bytes.",
+        )
+        row += 1
+        if not result["networks"]:
+            ws.cell(row=row, column=1, value="No torch network found in this codec: parameters "
+                    "and MACs do not apply; times and memory are measured.")  # fmt: skip
+            row += 1
+        quantities = _quantities(result)
+        if not result["networks"]:
+            quantities = [
+                q for q in quantities if q[0].split()[0] in ("Peak", "Resident", "CPU", "GPU")
+            ]
+        for quantity, enc, dec, fmt, note in quantities:
+            write_row(ws, row, [quantity, enc, dec, note], [None, fmt, fmt, None])
+            row += 1
+        if result["networks"]:
+            unused = _by_module(result["unused_parameter_names"])
+            label = "Network parameters used by neither (count)"
+            write_row(ws, row, [label, result["unused_parameters"], None, unused], [None, "int"])
+            row += 1
+            other = result["other_arrays"]
+            write_row(ws, row, ["Other arrays held by the codec (values / MB)", other["values"],
+                                other["memory_mb"], "e.g. entropy-coding tables"],
+                      [None, "int", "mb"])  # fmt: skip
+            row += 1
+        if not result["networks"]:
+            continue
+        row = _rate_points(ws, row + 1, result)
+        row = _pairs(ws, row + 1, "Training information (from the model file)",
+                     result.get("training") or {"training": "none recorded"})  # fmt: skip
+        if result.get("model_metadata"):
+            row = _pairs(ws, row + 1, "Model file metadata", result["model_metadata"])
+    if results:
+        row = _pairs(ws, row + 1, "Platform (where the measurements ran)", results[0]["platform"])
+    for cells in ws.iter_rows(min_col=4, max_col=4):
+        for cell in cells:
+            if isinstance(cell.value, str) and cell.font is not None and not cell.font.b:
+                cell.alignment = INDENT
+    for letter, width in zip("ABCDEFGHI", (46, 15, 15, 15, 14, 14, 14, 14, 14), strict=True):
+        ws.column_dimensions[letter].width = width
+
+
+def _rate_points(ws: Worksheet, row: int, result: dict[str, Any]) -> int:
+    points = result["rate_points"]
+    ws.cell(row=row, column=1, value="Parameters per rate point").font = SECTION_FONT
+    row += 1
+    if not points:
+        ws.cell(row=row, column=1, value="The codec has no integer rate points.")
+        return row + 1
+    lambdas = (result.get("training") or {}).get("lambdas") or []
+    headers = ["Rate point", "Knob value", "Lambda", "Encoder shared (count)",
+               "Encoder independent (count)", "Encoder used (count)", "Decoder shared (count)",
+               "Decoder independent (count)", "Decoder used (count)"]  # fmt: skip
+    write_header(ws, row, headers)
+    row += 1
+    for p in points:
+        lam = lambdas[p["index"]] if len(lambdas) == len(points) else None
+        write_row(
+            ws, row,
+            [p["index"], p["knob_value"], lam, p["encoder_shared"], p["encoder_independent"],
+             p["encoder_used"], p["decoder_shared"], p["decoder_independent"], p["decoder_used"]],
+            ["int", "k", "lin", "int", "int", "int", "int", "int", "int"],
+        )  # fmt: skip
+        row += 1
+    row += 1
+    ws.cell(row=row, column=1, value="Baseline vs variable-rate model").font = SECTION_FONT
+    row += 1
+    write_header(ws, row, ["Model", "Encoder parameters (count)", "Decoder parameters (count)",
+                           "Note"])  # fmt: skip
+    row += 1
+    enc, dec = result["encoder"]["parameters"], result["decoder"]["parameters"]
+    count = len(points)
+    write_row(ws, row, [f"This variable-rate model ({count} rate points), stored", enc["total"],
+                        dec["total"], "shared + all rate points' independent parameters"],
+              [None, "int", "int"])  # fmt: skip
+    row += 1
+    write_row(ws, row, ["This variable-rate model, used at one rate point",
+                        enc["used_per_rate_point"], dec["used_per_rate_point"], ""],
+              [None, "int", "int"])  # fmt: skip
+    row += 1
+    write_row(ws, row, [f"Baseline: {count} separately trained single-rate models", None, None,
+                        NO_BASELINE])  # fmt: skip
+    return row + 1
+
+
+def _pairs(ws: Worksheet, row: int, heading: str, values: dict[str, Any]) -> int:
+    ws.cell(row=row, column=1, value=heading).font = SECTION_FONT
+    row += 1
+    for key, value in flatten(values):
+        write_row(ws, row, [key, value])
+        row += 1
+    return row
+
+
+def _by_module(names: Sequence[str]) -> str:
+    """Parameter names grouped by their module: 'model.net.hyper_prior (11 tensors)'."""
+    groups: dict[str, int] = {}
+    for name in names:
+        parts = name.split(".")
+        if parts[-1].isdigit():  # a ParameterList entry: group by the list's module
+            parts = parts[:-1]
+        module = ".".join(parts[:-1]) or name
+        groups[module] = groups.get(module, 0) + 1
+    return ", ".join(f"{m} ({n} tensor{'s' if n > 1 else ''})" for m, n in groups.items())

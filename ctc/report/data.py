@@ -1,0 +1,264 @@
+"""The rows a report is made of: one condition of a run's store, one version per codec, plus
+anchor rows read from CSV files (frozen anchor results in the `ctc results --csv` format)."""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ctc.bdrate import Curve
+from ctc.store import FILENAME, RESULT_COLUMNS, Store
+
+
+class ReportError(ValueError):
+    """The run folder or an anchor cannot be reported on (missing, empty, unknown name)."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A quality column of the store and how to show it.
+
+    msssim: linear MS-SSIM, integrated and plotted in dB (-10 log10(1 - x)); BD on the dB scale
+    is what docs/bdrate.md prescribes, and the dataset-average curve averages linear values.
+    """
+
+    column: str
+    label: str
+    unit: str
+    msssim: bool = False
+
+    @property
+    def axis(self) -> str:
+        """Axis title: the quality as it is integrated and plotted."""
+        return (
+            f"{self.label} (dB)"
+            if self.msssim
+            else (f"{self.label} ({self.unit})" if self.unit else self.label)
+        )
+
+
+METRICS: tuple[Metric, ...] = (
+    Metric("psnr_rgb", "PSNR RGB", "dB"),
+    Metric("psnr_y", "PSNR Y", "dB"),
+    Metric("psnr_u", "PSNR U", "dB"),
+    Metric("psnr_v", "PSNR V", "dB"),
+    Metric("psnr_yuv", "PSNR YUV 6:1:1", "dB"),
+    Metric("msssim_rgb", "MS-SSIM RGB", "", msssim=True),
+    Metric("msssim_y", "MS-SSIM Y", "", msssim=True),
+    Metric("vmaf", "VMAF", ""),
+)
+
+_TYPES = {name: kind.split()[0] for name, kind in RESULT_COLUMNS}
+
+
+@dataclass
+class ReportData:
+    """Rows by codec label, with what was selected and why."""
+
+    folder: Path
+    condition: dict[str, Any]
+    condition_hash: str
+    rows: dict[str, list[dict[str, Any]]]
+    versions: dict[str, str]
+    runs: list[dict[str, Any]]
+    anchor_sources: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def codecs(self) -> list[str]:
+        return list(self.rows)
+
+    @property
+    def targets(self) -> list[float]:
+        return sorted({r["target_bpp"] for rows in self.rows.values() for r in rows})
+
+    def metrics(self) -> list[Metric]:
+        """Metrics with at least one value in the rows."""
+        return [
+            m
+            for m in METRICS
+            if any(r.get(m.column) is not None for rows in self.rows.values() for r in rows)
+        ]
+
+    def record(self) -> dict[str, Any]:
+        """The record of the latest run of the reported condition."""
+        runs = [r for r in self.runs if r["condition_hash"] == self.condition_hash]
+        return runs[-1]["record"] if runs else {}
+
+
+def load(folder: str | Path, condition: str | None = None) -> ReportData:
+    """Rows of one condition of a run folder: by default the condition of the latest run.
+
+    condition: a condition name or a prefix of its hash. Where a codec has rows of several
+    versions (a retrained model), the version with the latest row is kept and the others are
+    named in `notes`.
+    """
+    folder = Path(folder)
+    if not (folder / FILENAME).is_file():
+        raise ReportError(f"no results in {folder} (no {FILENAME})")
+    with Store(folder) as store:
+        rows, runs = store.results(), store.runs()
+    if not rows:
+        raise ReportError(f"no finished jobs in {folder}")
+    chash = _pick_condition(rows, runs, condition)
+    others = sorted({r["condition_hash"][:12] for r in rows if r["condition_hash"] != chash})
+    rows = [r for r in rows if r["condition_hash"] == chash]
+    notes = []
+    if others:
+        notes.append(f"rows of other condition hashes are not reported: {', '.join(others)}")
+    latest: dict[str, tuple[str, str]] = {}
+    for r in rows:
+        best = latest.get(r["codec"])
+        if best is None or r["finished_at"] > best[1]:
+            latest[r["codec"]] = (r["codec_version"], r["finished_at"])
+    by_codec: dict[str, list[dict[str, Any]]] = {}
+    versions: dict[str, str] = {}
+    for codec in sorted(latest):
+        version = latest[codec][0]
+        versions[codec] = version
+        by_codec[codec] = [r for r in rows if r["codec"] == codec and r["codec_version"] == version]
+        dropped = sorted({r["codec_version"] for r in rows if r["codec"] == codec} - {version})
+        if dropped:
+            notes.append(f"{codec}: rows of older versions not reported: {dropped}")
+    record = next((r["record"] for r in reversed(runs) if r["condition_hash"] == chash), {})
+    return ReportData(
+        folder=folder,
+        condition=record.get("condition", {"name": rows[0]["condition"]}),
+        condition_hash=chash,
+        rows=by_codec,
+        versions=versions,
+        runs=runs,
+        notes=notes,
+    )
+
+
+def _pick_condition(
+    rows: Sequence[dict[str, Any]], runs: Sequence[dict[str, Any]], condition: str | None
+) -> str:
+    hashes = {r["condition_hash"]: r["condition"] for r in rows}
+    if condition is None:
+        for run in reversed(runs):
+            if run["condition_hash"] in hashes:
+                return run["condition_hash"]
+        return rows[-1]["condition_hash"]
+    matches = [h for h, name in hashes.items() if name == condition or h.startswith(condition)]
+    if len(matches) != 1:
+        known = ", ".join(f"{n} ({h[:12]})" for h, n in hashes.items())
+        what = "matches several" if matches else "matches none"
+        raise ReportError(f"condition {condition!r} {what} of the folder's conditions: {known}")
+    return matches[0]
+
+
+def read_rows_csv(path: str | Path) -> list[dict[str, Any]]:
+    """Rows written by `ctc results --csv` (every store column), typed as the store types them."""
+    path = Path(path)
+    try:
+        with open(path, newline="") as f:
+            raw = list(csv.DictReader(f))
+    except OSError as e:
+        raise ReportError(f"cannot read anchor file {path}: {e}") from None
+    rows = []
+    for n, r in enumerate(raw, start=2):
+        missing = [c for c in ("codec", "image", "target_bpp", "bpp") if c not in r]
+        if missing:
+            raise ReportError(f"{path}: not a `ctc results --csv` file (no {missing})")
+        row: dict[str, Any] = {}
+        for name, value in r.items():
+            kind = _TYPES.get(name)
+            try:
+                if value in ("", None):
+                    row[name] = None
+                elif kind == "REAL":
+                    row[name] = float(value)
+                elif kind == "INTEGER":
+                    row[name] = int(float(value))
+                else:
+                    row[name] = value
+            except ValueError:
+                raise ReportError(f"{path}:{n}: {name} is not a number: {value!r}") from None
+        rows.append(row)
+    if not rows:
+        raise ReportError(f"{path}: no rows")
+    return rows
+
+
+def add_anchors(data: ReportData, anchors: Sequence[str]) -> list[str]:
+    """Resolve anchor names: a codec of the run, or a CSV file of frozen rows (added to `data`).
+
+    Returns the anchors' labels in the order given.
+    """
+    labels = []
+    for anchor in anchors:
+        if anchor in data.rows:
+            labels.append(anchor)
+            continue
+        path = Path(anchor)
+        if path.suffix.lower() != ".csv" or not path.is_file():
+            known = ", ".join(data.rows)
+            raise ReportError(
+                f"anchor {anchor!r} is neither a codec of the run ({known}) nor a CSV file of "
+                "frozen results"
+            )
+        rows = _matching_rows(read_rows_csv(path), data, path)
+        codecs = sorted({r["codec"] for r in rows})
+        if len(codecs) != 1:
+            raise ReportError(f"{path}: expected the rows of one codec, found {codecs}")
+        label = codecs[0] if codecs[0] not in data.rows else f"{codecs[0]} ({path.name})"
+        data.rows[label] = rows
+        data.versions[label] = "; ".join(sorted({str(r.get("codec_version")) for r in rows}))
+        data.anchor_sources[label] = str(path)
+        labels.append(label)
+    return labels
+
+
+def _matching_rows(
+    rows: list[dict[str, Any]], data: ReportData, path: Path
+) -> list[dict[str, Any]]:
+    """The rows of a frozen file that belong to the reported condition.
+
+    Rows without a target (fixed-QP rows) are not CTC points. Rows of the run's condition hash
+    are taken when there are any; otherwise rows of the same condition name, with a note that
+    their hash (tolerance, metric options) differs.
+    """
+    targeted = [r for r in rows if r.get("target_bpp") is not None]
+    same_hash = [r for r in targeted if r.get("condition_hash") == data.condition_hash]
+    if same_hash:
+        return same_hash
+    name = data.condition.get("name")
+    same_name = [r for r in targeted if r.get("condition") == name]
+    if not same_name:
+        found = sorted({str(r.get("condition")) for r in targeted})
+        raise ReportError(f"{path}: no rows of condition {name!r} (has {found})")
+    hashes = sorted({str(r.get("condition_hash"))[:12] for r in same_name})
+    data.notes.append(
+        f"frozen rows of {path}: condition hash {', '.join(hashes)} differs from the run's "
+        f"{data.condition_hash[:12]} (another tolerance or metric options)"
+    )
+    return same_name
+
+
+def curves(rows: Sequence[dict[str, Any]], metric: Metric) -> dict[str, Curve]:
+    """Per-image curves (achieved bpp, quality, target bpp) of one codec for one metric.
+
+    Images with a missing or non-finite value at some target are left out (the caller names
+    them); MS-SSIM stays linear here (bdrate converts it with msssim_linear=True).
+    """
+    by_image: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_image.setdefault(r["image"], []).append(r)
+    out = {}
+    for image, group in sorted(by_image.items()):
+        values = [r.get(metric.column) for r in group]
+        if any(v is None or not math.isfinite(v) for v in values):
+            continue
+        group = sorted(group, key=lambda r: r["target_bpp"])
+        out[image] = Curve(
+            [r["bpp"] for r in group],
+            [r[metric.column] for r in group],
+            [r["target_bpp"] for r in group],
+        )
+    return out

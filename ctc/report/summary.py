@@ -1,0 +1,181 @@
+"""The numbers of a report's Summary: BD-rates, tolerance shares, time ratios, average curves.
+
+BD follows docs/bdrate.md: every codec against every anchor, for every metric, over FVC's low
+(0.06-0.5 bpp) and high (0.25-1.5 bpp) ranges and all points, both dataset aggregations (the
+FVC/NIC workbook's mean of per-image values, and the dataset-average curve of most papers).
+Time ratios are geometric means over image x target pairs, as the JVET CTC summary sheets
+report EncT and DecT (JVET-M1006 / JCTVC-L1100 templates).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ctc.bdrate import LowOverlapWarning, bd_dataset, msssim_db
+from ctc.report.data import Metric, ReportData, curves
+
+RANGES: tuple[str, ...] = ("low", "high", "all")
+RANGE_LABELS = {"low": "0.06–0.5 bpp", "high": "0.25–1.5 bpp", "all": "all points"}
+
+
+@dataclass
+class BDCell:
+    """BD-rate of one codec against one anchor, one metric, one bpp range."""
+
+    per_image_mean: float | None = None
+    average_curve: float | None = None
+    images: int = 0
+    outliers: list[str] = field(default_factory=list)
+    low_overlap: list[str] = field(default_factory=list)
+    per_image: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass
+class BDRow:
+    """One codec against one anchor for one metric, over every range."""
+
+    codec: str
+    anchor: str
+    metric: Metric
+    cells: dict[str, BDCell]
+    left_out: list[str]
+
+
+def bd_rows(data: ReportData, anchors: Sequence[str], method: str = "pchip") -> list[BDRow]:
+    """BD-rate of every codec (other than the anchor itself) against every anchor."""
+    out = []
+    for anchor in anchors:
+        for codec in data.codecs:
+            if codec == anchor:
+                continue
+            for metric in data.metrics():
+                out.append(_bd_row(data, codec, anchor, metric, method))
+    return out
+
+
+def _bd_row(data: ReportData, codec: str, anchor: str, metric: Metric, method: str) -> BDRow:
+    test_curves = curves(data.rows[codec], metric)
+    anchor_curves = curves(data.rows[anchor], metric)
+    images = sorted(set(test_curves) & set(anchor_curves))
+    every = {r["image"] for r in data.rows[codec]} | {r["image"] for r in data.rows[anchor]}
+    left_out = sorted(every - set(images))
+    cells = {}
+    for bpp_range in RANGES:
+        cell = BDCell(images=len(images))
+        if not images:
+            cell.error = f"no image has {metric.label} for both {codec} and {anchor}"
+        else:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", LowOverlapWarning)
+                    result = bd_dataset(
+                        {i: anchor_curves[i] for i in images},
+                        {i: test_curves[i] for i in images},
+                        method=method,
+                        bpp_range=bpp_range,
+                        msssim_linear=metric.msssim,
+                    )
+                cell.per_image_mean = result.per_image_mean
+                cell.average_curve = result.average_curve.value
+                cell.outliers = result.outliers
+                cell.low_overlap = result.low_overlap + (
+                    ["<average curve>"] if result.average_curve.low_overlap else []
+                )
+                cell.per_image = {name: r.value for name, r in result.per_image.items()}
+            except ValueError as e:
+                cell.error = str(e)
+        cells[bpp_range] = cell
+    return BDRow(codec, anchor, metric, cells, left_out)
+
+
+@dataclass
+class CodecSummary:
+    """Tolerance and time figures of one codec, with time ratios against each anchor."""
+
+    codec: str
+    pairs: int
+    in_tolerance: int
+    encode_seconds: float
+    decode_seconds: float
+    enc_ratio: dict[str, float | None]
+    dec_ratio: dict[str, float | None]
+    ratio_pairs: dict[str, int]
+
+    @property
+    def share(self) -> float:
+        return self.in_tolerance / self.pairs if self.pairs else math.nan
+
+
+def geometric_mean_ratio(
+    test: Sequence[dict[str, Any]], anchor: Sequence[dict[str, Any]], column: str
+) -> tuple[float | None, int]:
+    """Geometric mean of test/anchor over the image x target pairs both have, and their count."""
+    by_key = {(r["image"], r["target_bpp"]): r[column] for r in anchor}
+    logs = []
+    for r in test:
+        other = by_key.get((r["image"], r["target_bpp"]))
+        if other is not None and other > 0 and r[column] is not None and r[column] > 0:
+            logs.append(math.log(r[column] / other))
+    return (math.exp(sum(logs) / len(logs)) if logs else None), len(logs)
+
+
+def codec_summaries(data: ReportData, anchors: Sequence[str]) -> list[CodecSummary]:
+    """One line per codec: pairs in tolerance, total times, EncT/DecT ratios per anchor."""
+    out = []
+    for codec, rows in data.rows.items():
+        enc, dec, pairs = {}, {}, {}
+        for anchor in anchors:
+            enc[anchor], pairs[anchor] = geometric_mean_ratio(
+                rows, data.rows[anchor], "encode_seconds"
+            )
+            dec[anchor], _ = geometric_mean_ratio(rows, data.rows[anchor], "decode_seconds")
+        out.append(
+            CodecSummary(
+                codec=codec,
+                pairs=len(rows),
+                in_tolerance=sum(1 for r in rows if r["in_tolerance"]),
+                encode_seconds=sum(r["encode_seconds"] for r in rows),
+                decode_seconds=sum(r["decode_seconds"] for r in rows),
+                enc_ratio=enc,
+                dec_ratio=dec,
+                ratio_pairs=pairs,
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class AveragePoint:
+    """A point of a dataset-average RD curve (what the charts and plots draw)."""
+
+    target: float
+    bpp: float
+    quality: float
+    images: int
+
+
+def average_curve(rows: Sequence[dict[str, Any]], metric: Metric) -> list[AveragePoint]:
+    """Mean bpp and mean quality over the images at each target (MS-SSIM: mean of linear
+    values, then dB, as bdrate's average curve), over the images that have the metric."""
+    points = []
+    for target in sorted({r["target_bpp"] for r in rows}):
+        group = [
+            r for r in rows
+            if r["target_bpp"] == target and r.get(metric.column) is not None
+            and math.isfinite(r[metric.column])
+        ]  # fmt: skip
+        if not group:
+            continue
+        quality = float(np.mean([r[metric.column] for r in group]))
+        if metric.msssim:
+            quality = float(msssim_db(quality))
+        bpp = float(np.mean([r["bpp"] for r in group]))
+        points.append(AveragePoint(target, bpp, quality, len(group)))
+    return points

@@ -1,0 +1,117 @@
+"""Hyper-synthesis in integer arithmetic, so that entropy decoding is bit-exact on any device.
+
+The decoder must rebuild exactly the CDF table index of every latent that the encoder used. With
+a float hyper-synthesis, convolution sums are rounded in an order that depends on the device and
+the library (an H100 encode decoded on a CPU got 37-43 % of the symbols wrong: ../shared/FACTS.md),
+so the index can differ and the range decoder silently goes astray. Ballé et al., "Integer
+networks for data compression with latent-variable models" (ICLR 2019) make this path integer.
+
+Here every layer works on integers held in float64: weights are rounded to `WEIGHT_BITS` signed
+bits with a power-of-two scale per layer, activations carry `FRACTION_BITS` fractional bits, and
+every product and partial sum is an integer below 2**53, so float64 represents it exactly and the
+result is the same in any summation order. Rescaling divides by powers of two and floors, the
+leaky ReLU slope is the dyadic fraction 41/4096 (about 0.01), and the scale is compared with
+integer thresholds. All of it is derived elementwise from the stored weights (no reduction), so
+every machine derives the same integers.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+WEIGHT_BITS = 14
+"""Largest weight magnitude per layer is scaled to 2**WEIGHT_BITS."""
+FRACTION_BITS = 12
+"""Fractional bits of every activation and of the output mean and scale."""
+LEAKY_NUMERATOR, LEAKY_SHIFT = 41, 12
+"""Negative slope of the leaky ReLUs: 41 / 2**12 = 0.01001 (torch's default is 0.01)."""
+EXACT_LIMIT = 2.0**53
+
+
+class IntegerOverflowError(ArithmeticError):
+    """A partial sum could exceed 2**53, where float64 stops being exact."""
+
+
+def _floor_shift(x: torch.Tensor, shift: int) -> torch.Tensor:
+    """floor(x / 2**shift) for integer-valued float64 x (exact: power-of-two scaling)."""
+    return torch.floor(x * 2.0**-shift) if shift > 0 else x * 2.0**-shift
+
+
+def _round_shift(x: torch.Tensor, shift: int) -> torch.Tensor:
+    """x / 2**shift rounded half up, for integer-valued float64 x."""
+    return _floor_shift(x + 2.0 ** (shift - 1), shift) if shift > 0 else x * 2.0**-shift
+
+
+class _IntegerConv:
+    """One convolution or transposed convolution with integer weights and bias."""
+
+    def __init__(self, layer: nn.Conv2d | nn.ConvTranspose2d, in_fraction: int) -> None:
+        w = layer.weight.detach().double()
+        b = layer.bias.detach().double()
+        self.weight_shift = WEIGHT_BITS - math.ceil(math.log2(float(w.abs().max())))
+        self.weight = torch.round(w * 2.0**self.weight_shift)
+        self.in_fraction = in_fraction
+        acc_fraction = in_fraction + self.weight_shift
+        self.bias = torch.round(b * 2.0**acc_fraction)
+        self.out_shift = acc_fraction - FRACTION_BITS
+        self.transposed = isinstance(layer, nn.ConvTranspose2d)
+        self.stride, self.padding = layer.stride, layer.padding
+        self.output_padding = getattr(layer, "output_padding", (0, 0))
+        fan_in = self.weight[0].numel() if not self.transposed else self.weight[:, 0].numel()
+        self.max_product_sum = fan_in * float(self.weight.abs().max())
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if float(x.abs().max()) * self.max_product_sum + float(self.bias.abs().max()) >= (
+            EXACT_LIMIT
+        ):
+            raise IntegerOverflowError("integer hyper-synthesis: activation too large")
+        w, b = self.weight.to(x.device), self.bias.to(x.device)
+        # cuDNN may pick FFT or Winograd algorithms, which round; the native kernels do not.
+        with torch.backends.cudnn.flags(enabled=False):
+            if self.transposed:
+                acc = F.conv_transpose2d(
+                    x, w, b, self.stride, self.padding, self.output_padding
+                )
+            else:
+                acc = F.conv2d(x, w, b, self.stride, self.padding)
+        return _round_shift(acc, self.out_shift)
+
+
+def _leaky_relu(x: torch.Tensor) -> torch.Tensor:
+    return torch.where(x >= 0, x, _floor_shift(x * LEAKY_NUMERATOR, LEAKY_SHIFT))
+
+
+class IntegerHyperSynthesis:
+    """h_s of a MeanScaleHyperprior, mapping the integer hyper-latent to (mean, table index)."""
+
+    def __init__(self, h_s: nn.Sequential, scale_table: np.ndarray) -> None:
+        self.layers: list = []
+        fraction = 0  # the hyper-latent is integer
+        for layer in h_s:
+            if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
+                self.layers.append(_IntegerConv(layer, fraction))
+                fraction = FRACTION_BITS
+            elif isinstance(layer, nn.LeakyReLU):
+                if layer.negative_slope != 0.01:
+                    raise ValueError("integer leaky ReLU supports the 0.01 slope only")
+                self.layers.append(_leaky_relu)
+            else:
+                raise ValueError(f"no integer version of {type(layer).__name__}")
+        # Latent i uses table j = the first scale >= |s_i|: compare the integer |s| with
+        # ceil(scale_j * 2**FRACTION_BITS), exactly what the float rule gives on the fixed-point s.
+        self.bounds = torch.ceil(torch.tensor(scale_table[:-1]) * 2.0**FRACTION_BITS)
+
+    @torch.inference_mode()
+    def __call__(self, z: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean as float64, int64 table index), both (1, M, H, W), from integer z."""
+        x = torch.as_tensor(z).double()
+        for layer in self.layers:
+            x = layer(x)
+        mean_int, scale_int = x.chunk(2, dim=1)
+        index = torch.bucketize(scale_int.abs(), self.bounds.to(x.device), right=False)
+        return mean_int * 2.0**-FRACTION_BITS, index.to(torch.int64)

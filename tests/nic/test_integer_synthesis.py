@@ -1,0 +1,130 @@
+"""The integer entropy-parameter path: exact in any summation order, close to the float path,
+and pinned by golden bitstreams (regenerate them with `python tests/nic/test_integer_synthesis.py`
+when the zoo's default model changes)."""
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from skimage import data as skdata
+
+from nic import codec, zoo
+from nic.entropy import scale_indexes
+from nic.models import IntegerOverflowError
+from nic.models.integer_synthesis import FRACTION_BITS
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+@pytest.fixture(scope="module")
+def model():
+    return zoo.load()
+
+
+@pytest.fixture(scope="module")
+def z(model, small_photo):
+    return codec.analyse(model, small_photo, 6).z
+
+
+def _transposed_conv_by_halves(layer, x):
+    """The first layer's output, summed over two halves of its input channels in another order."""
+    half = x.shape[1] // 2
+    parts = [
+        torch.nn.functional.conv_transpose2d(
+            x[:, sl], layer.weight[sl], None, layer.stride, layer.padding, layer.output_padding
+        )
+        for sl in (slice(half, None), slice(0, half))
+    ]
+    return parts[0] + parts[1]
+
+
+def test_integer_sums_are_exact_in_any_order_while_float_sums_are_not(model, z):
+    first = model.hyper_synthesis.layers[0]
+    x = torch.from_numpy(z).double()
+    conv = torch.nn.functional.conv_transpose2d
+    whole = conv(x, first.weight, None, first.stride, first.padding, first.output_padding)
+    assert torch.equal(whole, _transposed_conv_by_halves(first, x))
+    # The same check on the float32 weights finds rounding differences: the check has teeth.
+    float_layer = model.net.h_s[0]
+    xf = x.float()
+    w = float_layer.weight.detach()
+    half = xf.shape[1] // 2
+    whole_f = conv(xf, w, None, float_layer.stride, float_layer.padding, (1, 1))
+    split_f = conv(xf[:, half:], w[half:], None, 2, 2, (1, 1)) + conv(
+        xf[:, :half], w[:half], None, 2, 2, (1, 1)
+    )
+    assert not torch.equal(whole_f, split_f)
+
+
+def test_integer_path_does_not_depend_on_thread_count(model, z):
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        mean1, index1 = model.hyper_synthesis(z)
+        torch.set_num_threads(max(2, threads))
+        mean2, index2 = model.hyper_synthesis(z)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(mean1, mean2) and torch.equal(index1, index2)
+
+
+def test_integer_path_stays_close_to_the_float_network(model, z):
+    mean, index = model.hyper_synthesis(z)
+    assert torch.equal(mean * 2.0**FRACTION_BITS, torch.round(mean * 2.0**FRACTION_BITS))
+    with torch.inference_mode():
+        mean_f, scale_f = model.net.entropy_parameters(torch.from_numpy(z).float())
+    assert (mean - mean_f.double()).abs().max() < 0.1
+    agreement = (index == scale_indexes(scale_f, model.scale_table).long()).double().mean()
+    assert agreement > 0.98
+
+
+def test_activations_beyond_exact_float64_are_refused(model):
+    huge = np.full((1, model.net.config.N, 2, 2), 2**40, dtype=np.int64)
+    with pytest.raises(IntegerOverflowError):
+        model.hyper_synthesis(huge)
+
+
+def _golden_image() -> np.ndarray:
+    return np.ascontiguousarray(skdata.chelsea()[60:100, 120:168])  # 48x40: small and fast
+
+
+def _sha(a: np.ndarray | bytes) -> str:
+    return hashlib.sha256(
+        a if isinstance(a, bytes) else np.ascontiguousarray(a).tobytes()
+    ).hexdigest()
+
+
+@pytest.mark.parametrize("rate_point", [1, 8])
+def test_golden_bitstreams_decode_to_the_recorded_latents_and_pixels(rate_point):
+    stream = (GOLDEN / f"chelsea-48x40-rp{rate_point}.nic").read_bytes()
+    expected = json.loads((GOLDEN / "golden.json").read_text())[f"rp{rate_point}"]
+    assert _sha(stream) == expected["stream_sha256"]
+    header, model, latents = codec.decode_latents(stream)
+    assert model.name == expected["model"]
+    assert _sha(latents.z) == expected["z_sha256"] and _sha(latents.y) == expected["y_sha256"]
+    assert _sha(codec.decode(stream)) == expected["pixels_sha256"]
+
+
+def make_golden() -> None:
+    """Write the golden streams and their hashes with the zoo's default model."""
+    GOLDEN.mkdir(exist_ok=True)
+    model, image, record = zoo.load(), _golden_image(), {}
+    for k in (1, 8):
+        stream = codec.encode(image, model, k)
+        (GOLDEN / f"chelsea-48x40-rp{k}.nic").write_bytes(stream)
+        _, _, latents = codec.decode_latents(stream)
+        record[f"rp{k}"] = {
+            "model": model.name,
+            "stream_sha256": _sha(stream),
+            "z_sha256": _sha(latents.z),
+            "y_sha256": _sha(latents.y),
+            "pixels_sha256": _sha(codec.decode(stream)),
+        }
+    (GOLDEN / "golden.json").write_text(json.dumps(record, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    make_golden()
