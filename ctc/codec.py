@@ -56,10 +56,11 @@ class Codec(Protocol):
 class SelfRateMatching(Protocol):
     """A codec that can reach a bpp window itself, e.g. because it estimates its rate cheaply.
 
-    Returns (knob value used, whole file bytes), or None to let the harness search the knob.
-    The harness counts this as one encode and still checks the result against the window.
+    Returns (knob value used, whole file bytes) or (knob value, bytes, real encodes made), or
+    None to let the harness search the knob. Without a count the harness counts one encode; it
+    always checks the result against the window.
     """
 
     def encode_to_target(
         self, image: np.ndarray, target_bpp: float, min_bpp: float, max_bpp: float
-    ) -> tuple[float, bytes] | None: ...
+    ) -> tuple[float, bytes] | tuple[float, bytes, int] | None: ...

@@ -14,8 +14,9 @@ The first encode is at the middle of the knob's range. When the target lies outs
 codec can reach, the end of the range is returned, flagged out of tolerance.
 
 A codec may do its own matching (it estimates its rate cheaply, say): if it has a method
-`encode_to_target(image, target_bpp, min_bpp, max_bpp) -> (knob_value, bytes) | None`, that is
-tried first, and counted as one encode; None falls back to the search.
+`encode_to_target(image, target_bpp, min_bpp, max_bpp) -> (knob_value, bytes[, encodes]) | None`,
+that is tried first and counted as the real encodes it reports (one if it does not say); None
+falls back to the search.
 """
 
 from __future__ import annotations
@@ -190,12 +191,13 @@ def match_rate(
         low, high = tolerance.window(target_bpp)
         matched = codec.encode_to_target(image, target_bpp, low, high)
         if matched is not None:
-            knob_value, data = matched
+            knob_value, data, *reported = matched
+            encodes = int(reported[0]) if reported else 1
             seconds = time.perf_counter() - start
             bpp = bpp_of(data, width, height)
             return RateResult(
                 float(knob_value), data, bpp, deviation_percent(bpp, target_bpp),
-                tolerance.contains(target_bpp, bpp), 1, seconds, seconds, "codec",
+                tolerance.contains(target_bpp, bpp), encodes, seconds, seconds, "codec",
             )  # fmt: skip
     s = _Search(codec, image, target_bpp)
     mid = 0.5 * (s.u_min + s.u_max)

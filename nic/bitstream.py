@@ -1,4 +1,4 @@
-"""Bitstream container, version 1 (specified byte by byte in docs/bitstream.md).
+"""Bitstream container, version 2 (specified byte by byte in docs/bitstream.md).
 
 All integers are big-endian. A CRC-32 over the whole file (its own four bytes excluded) lets the
 decoder refuse a corrupt or truncated stream before any entropy decoding, and every header field
@@ -12,7 +12,11 @@ import zlib
 from dataclasses import dataclass
 
 MAGIC = b"NICB"
-VERSION = 1
+VERSION = 2
+"""Version 1 (nic 0.1) carried a whole rate point in one byte; version 2 carries a gain code."""
+GAIN_STEPS = 256
+"""Gain codes per rate point: the rate position is gain_code / GAIN_STEPS."""
+MAX_GAIN_CODE = 0xFFFF
 COLOUR_RGB8 = 0
 COLOUR_FORMATS = {COLOUR_RGB8: "8-bit RGB"}
 HASH_BYTES = 8
@@ -33,18 +37,24 @@ class Header:
 
     model_id: str
     weights_hash: bytes
-    rate_point: int
+    gain_code: int
     width: int
     height: int
     colour_format: int = COLOUR_RGB8
     version: int = VERSION
+
+    @property
+    def rate_position(self) -> float:
+        """Position on the model's rate axis: rate point k is k; fractions lie between."""
+        return self.gain_code / GAIN_STEPS
 
     def describe(self) -> dict[str, object]:
         return {
             "version": self.version,
             "model": self.model_id,
             "weights_hash": self.weights_hash.hex(),
-            "rate_point": self.rate_point,
+            "gain_code": self.gain_code,
+            "rate_position": self.rate_position,
             "width": self.width,
             "height": self.height,
             "colour_format": COLOUR_FORMATS.get(self.colour_format, str(self.colour_format)),
@@ -65,8 +75,8 @@ def pack(header: Header, substreams: list[bytes]) -> bytes:
         raise ValueError(f"model id must be 1..{MAX_MODEL_ID} ASCII characters")
     if len(header.weights_hash) != HASH_BYTES:
         raise ValueError(f"weights hash must be {HASH_BYTES} bytes")
-    if not 0 <= header.rate_point <= 255:
-        raise ValueError("rate point must be 0..255")
+    if not 0 <= header.gain_code <= MAX_GAIN_CODE:
+        raise ValueError(f"gain code must be 0..{MAX_GAIN_CODE}")
     if len(substreams) != NUM_SUBSTREAMS:
         raise ValueError(f"expected {NUM_SUBSTREAMS} sub-streams")
     _check_dimensions(header.width, header.height)
@@ -77,7 +87,7 @@ def pack(header: Header, substreams: list[bytes]) -> bytes:
             model,
             header.weights_hash,
             struct.pack(
-                ">BBII", header.rate_point, header.colour_format, header.width, header.height
+                ">HBII", header.gain_code, header.colour_format, header.width, header.height
             ),
             struct.pack(">B", len(substreams)),
             *(struct.pack(">I", len(s)) for s in substreams),
@@ -115,7 +125,7 @@ def unpack(data: bytes) -> tuple[Header, list[bytes]]:
     except UnicodeDecodeError:
         raise BitstreamError("model id is not ASCII") from None
     weights_hash = r.take(HASH_BYTES, "weights hash")
-    rate_point, colour, width, height = struct.unpack(">BBII", r.take(10, "image fields"))
+    gain_code, colour, width, height = struct.unpack(">HBII", r.take(11, "image fields"))
     if colour not in COLOUR_FORMATS:
         raise BitstreamError(f"unknown colour format {colour}")
     _check_dimensions(width, height)
@@ -137,5 +147,5 @@ def unpack(data: bytes) -> tuple[Header, list[bytes]]:
     for n in lengths:
         substreams.append(payload[start : start + n])
         start += n
-    header = Header(model_id, weights_hash, rate_point, width, height, colour, version)
+    header = Header(model_id, weights_hash, gain_code, width, height, colour, version)
     return header, substreams

@@ -29,12 +29,18 @@ def _cmd_encode(args: argparse.Namespace) -> None:
 
     image = read_rgb8(args.input)
     model = zoo.load(args.model)
-    data = codec.encode(image, model, args.rate_point)
+    if args.target_bpp is not None:
+        from nic.ratecontrol import encode_to_target
+
+        match = encode_to_target(image, model, args.target_bpp)
+        data, rate = match.data, match.rate
+    else:
+        data, rate = codec.encode(image, model, args.rate_point), args.rate_point
     Path(args.output).write_bytes(data)
     h, w = image.shape[:2]
     print(
         f"{args.output}: {len(data)} bytes, {8 * len(data) / (w * h):.4f} bpp "
-        f"({model.name}, rate point {args.rate_point})"
+        f"({model.name}, rate position {rate:g})"
     )
 
 
@@ -165,7 +171,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="image file; non-RGB inputs are converted with a warning")
     p.add_argument("output", help="bitstream file to write")
     p.add_argument("--model", help="zoo model name or model file (default: the zoo default)")
-    p.add_argument("--rate-point", type=int, default=3, help="rate point index (default 3)")
+    rate = p.add_mutually_exclusive_group()
+    rate.add_argument(
+        "--rate-point",
+        type=float,
+        default=3,
+        help="rate point K (0 = fewest bits), fractions interpolate between points (default 3)",
+    )
+    rate.add_argument(
+        "--target-bpp", type=float, help="choose the rate to land within 5 %% of this bpp"
+    )
     p.set_defaults(func=_cmd_encode)
 
     p = sub.add_parser("decode", help="decode a nic bitstream to an image")

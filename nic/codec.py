@@ -15,7 +15,7 @@ import torch
 from torch.nn import functional as F
 
 from nic import zoo
-from nic.bitstream import BitstreamError, Header, pack, unpack
+from nic.bitstream import GAIN_STEPS, BitstreamError, Header, pack, unpack
 from nic.entropy import decode_symbols, encode_symbols, gaussian_likelihood
 from nic.image_io import check_rgb8
 from nic.model_file import CodecModel
@@ -42,18 +42,20 @@ def _z_indexes(shape: tuple[int, ...]) -> np.ndarray:
     return np.broadcast_to(channels, shape)
 
 
-def _padded_tensor(image: np.ndarray) -> torch.Tensor:
+def padded_tensor(image: np.ndarray) -> torch.Tensor:
+    """(1, 3, H', W') in [0, 1], padded by edge replication to a multiple of 64."""
     h, w = image.shape[:2]
     x = torch.tensor(image).permute(2, 0, 1)[None].float() / 255.0
     ph, pw = -h % DOWNSAMPLING, -w % DOWNSAMPLING
     return F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
 
 
-def _check_rate_point(model: CodecModel, rate_point: int) -> None:
-    if not 0 <= rate_point < model.num_rate_points:
-        raise ValueError(
-            f"rate point {rate_point} outside 0..{model.num_rate_points - 1} for {model.name}"
-        )
+def gain_code(model: CodecModel, rate: float) -> int:
+    """The bitstream's gain code for a rate position in [0, K - 1] (rate point k is k)."""
+    last = model.num_rate_points - 1
+    if not 0 <= rate <= last:
+        raise ValueError(f"rate {rate} outside 0..{last} for {model.name}")
+    return round(rate * GAIN_STEPS)
 
 
 def _entropy_parameters(model: CodecModel, z: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
@@ -63,11 +65,17 @@ def _entropy_parameters(model: CodecModel, z: np.ndarray) -> tuple[torch.Tensor,
 
 
 @torch.inference_mode()
-def analyse(model: CodecModel, image: np.ndarray, rate_point: int) -> Latents:
-    """The encoder's side up to the symbols: quantized, clamped latents and their tables."""
+def analyse(model: CodecModel, image: np.ndarray, rate: float) -> Latents:
+    """The encoder's side up to the symbols: quantized latents and their tables."""
     check_rgb8(image)
-    _check_rate_point(model, rate_point)
-    y = model.net.analyze(_padded_tensor(image), rate_point)
+    code = gain_code(model, rate)
+    return quantize(model, model.net.g_a(padded_tensor(image)), code)
+
+
+def quantize(model: CodecModel, g_a_out: torch.Tensor, code: int) -> Latents:
+    """Latents at a gain code from the analysis transform's output (run it once, try codes)."""
+    gain, _ = model.net.gains(code / GAIN_STEPS)
+    y = g_a_out * gain
     z_float = model.net.h_a(y)
     z_index = _z_indexes(tuple(z_float.shape))
     z = model.z_tables.clamp(torch.round(z_float).numpy().astype(np.int64), z_index)
@@ -77,22 +85,30 @@ def analyse(model: CodecModel, image: np.ndarray, rate_point: int) -> Latents:
 
 
 @torch.inference_mode()
-def reconstruct(model: CodecModel, latents: Latents, rate_point: int, height: int, width: int):
+def reconstruct(model: CodecModel, latents: Latents, rate: float, height: int, width: int):
     """Decoder's synthesis from the latents: uint8 (height, width, 3)."""
     y_hat = (torch.from_numpy(latents.y) + latents.mean).float()
-    x_hat = model.net.synthesize(y_hat, rate_point)[0, :, :height, :width]
+    x_hat = model.net.synthesize(y_hat, gain_code(model, rate) / GAIN_STEPS)[0, :, :height, :width]
     pixels = torch.round(x_hat.clamp(0, 1) * 255).to(torch.uint8)
     return pixels.permute(1, 2, 0).contiguous().numpy()
 
 
-def encode(image: np.ndarray, model: CodecModel | str | None = None, rate_point: int = 3) -> bytes:
-    """Code uint8 (H, W, 3) pixels into a complete nic file."""
-    model = model if isinstance(model, CodecModel) else zoo.load(model)
-    latents = analyse(model, image, rate_point)
+def pack_stream(model: CodecModel, latents: Latents, code: int, width: int, height: int) -> bytes:
+    """Entropy-code the latents and wrap them in the container."""
     z_stream = encode_symbols(latents.z, _z_indexes(latents.z.shape), model.z_tables)
     y_stream = encode_symbols(latents.y, latents.y_index, model.y_tables)
-    header = Header(model.name, model.weights_hash, rate_point, image.shape[1], image.shape[0])
-    return pack(header, [z_stream, y_stream])
+    return pack(Header(model.name, model.weights_hash, code, width, height), [z_stream, y_stream])
+
+
+def encode(image: np.ndarray, model: CodecModel | str | None = None, rate: float = 3) -> bytes:
+    """Code uint8 (H, W, 3) pixels into a complete nic file at a rate position.
+
+    Rate point k is position k; a fractional position interpolates the gains of its two
+    neighbours and is quantized to 1/256 of a rate point (the gain code in the header).
+    """
+    model = model if isinstance(model, CodecModel) else zoo.load(model)
+    latents = analyse(model, image, rate)
+    return pack_stream(model, latents, gain_code(model, rate), image.shape[1], image.shape[0])
 
 
 def resolve_model(header: Header, model: CodecModel | str | None = None) -> CodecModel:
@@ -105,8 +121,10 @@ def resolve_model(header: Header, model: CodecModel | str | None = None) -> Code
             f"stream was made with model {header.model_id} (weights {header.weights_hash.hex()}), "
             f"not with {model.name} (weights {model.weights_hash.hex()})"
         )
-    if not 0 <= header.rate_point < model.num_rate_points:
-        raise BitstreamError(f"rate point {header.rate_point} does not exist in {model.name}")
+    if header.rate_position > model.num_rate_points - 1:
+        raise BitstreamError(
+            f"rate position {header.rate_position:g} beyond {model.name}'s last rate point"
+        )
     return model
 
 
@@ -132,13 +150,13 @@ def decode_latents(data: bytes, model: CodecModel | str | None = None):
 def decode(data: bytes, model: CodecModel | str | None = None) -> np.ndarray:
     """Decode a complete nic file to uint8 (H, W, 3)."""
     header, model, latents = decode_latents(data, model)
-    return reconstruct(model, latents, header.rate_point, header.height, header.width)
+    return reconstruct(model, latents, header.rate_position, header.height, header.width)
 
 
 @torch.inference_mode()
-def estimated_bits(model: CodecModel, image: np.ndarray, rate_point: int) -> float:
+def estimated_bits(model: CodecModel, image: np.ndarray, rate: float) -> float:
     """The model's own rate for the quantized latents: -log2 of its float likelihoods."""
-    latents = analyse(model, image, rate_point)
+    latents = analyse(model, image, rate)
     z = torch.from_numpy(latents.z).float()
     _, scale = model.net.entropy_parameters(z)
     y_bits = -torch.log2(gaussian_likelihood(torch.from_numpy(latents.y).float(), scale)).sum()

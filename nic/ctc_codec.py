@@ -14,21 +14,23 @@ import numpy as np
 import nic
 from nic import codec, zoo
 from nic.model_file import CodecModel
+from nic.ratecontrol import encode_to_target
 
 
 @dataclass(frozen=True)
-class RatePointKnob:
-    """Integer rate point: a larger index gives more bits."""
+class RatePositionKnob:
+    """Rate position: rate point k is k, fractions interpolate; a larger value gives more bits."""
 
     low: float
     high: float
-    name: str = "rate_point"
-    kind: str = "integer"
+    name: str = "rate_position"
+    kind: str = "continuous"
     rate_increases: bool = True
 
 
 class NicCodec:
-    """A zoo model (default: the zoo's default) coding at an integer rate point."""
+    """A zoo model (default: the zoo's default) at a continuous rate position, with its own
+    rate control (nic.ratecontrol): an estimate over the gain code, then real encodes."""
 
     name = "nic"
 
@@ -40,14 +42,21 @@ class NicCodec:
         return zoo.load(self._model_name)
 
     @property
-    def knob(self) -> RatePointKnob:
-        return RatePointKnob(low=0, high=self.model.num_rate_points - 1)
+    def knob(self) -> RatePositionKnob:
+        return RatePositionKnob(low=0, high=self.model.num_rate_points - 1)
 
     def version(self) -> str:
         return f"nic {nic.__version__}, model {self.model.name} sha256:{self.model.sha256[:16]}"
 
     def encode(self, image: np.ndarray, knob_value: float) -> bytes:
-        return codec.encode(image, self.model, int(round(knob_value)))
+        return codec.encode(image, self.model, knob_value)
 
     def decode(self, data: bytes) -> np.ndarray:
         return codec.decode(data, self.model)
+
+    def encode_to_target(
+        self, image: np.ndarray, target_bpp: float, min_bpp: float, max_bpp: float
+    ) -> tuple[float, bytes, int]:
+        """(rate position, file, real encodes) from the codec's own rate control."""
+        match = encode_to_target(image, self.model, target_bpp, min_bpp, max_bpp)
+        return match.rate, match.data, match.encodes

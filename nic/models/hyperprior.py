@@ -100,17 +100,35 @@ class MeanScaleHyperprior(nn.Module):
     def num_rate_points(self) -> int:
         return len(self.config.lambdas)
 
-    def gains(self, rate_point: torch.Tensor | int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(gain, inverse gain) shaped (B or 1, M, 1, 1) for broadcasting over latents."""
-        k = torch.as_tensor(rate_point, device=self.log_gain.device).reshape(-1)
-        return (
-            self.log_gain[k].exp()[:, :, None, None],
-            self.log_inverse_gain[k].exp()[:, :, None, None],
-        )
+    def gains(self, rate: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor]:
+        """(gain, inverse gain) shaped (B or 1, M, 1, 1) for broadcasting over latents.
 
-    def analyze(self, x: torch.Tensor, rate_point: torch.Tensor | int) -> torch.Tensor:
+        `rate` is a tensor of integer rate points (training), or a rate position in
+        [0, K - 1]: between rate points k and k + 1 the log-gains are interpolated linearly
+        (Cui et al. 2021, continuous rate adaptation); whole positions give the rate points'
+        own gains exactly.
+        """
+        if isinstance(rate, torch.Tensor):
+            k = rate.to(self.log_gain.device).reshape(-1)
+            return (
+                self.log_gain[k].exp()[:, :, None, None],
+                self.log_inverse_gain[k].exp()[:, :, None, None],
+            )
+        last = self.num_rate_points - 1
+        if not 0 <= rate <= last:
+            raise ValueError(f"rate position {rate} outside 0..{last}")
+        k = min(int(rate), last - 1) if last > 0 else 0
+        a = rate - k
+
+        def mix(table: torch.Tensor) -> torch.Tensor:
+            value = table[k] if a == 0 else (1 - a) * table[k] + a * table[k + 1]
+            return value.exp()[None, :, None, None]
+
+        return mix(self.log_gain), mix(self.log_inverse_gain)
+
+    def analyze(self, x: torch.Tensor, rate: torch.Tensor | float) -> torch.Tensor:
         """Image in [0, 1] -> gain-scaled latent y (before quantization)."""
-        gain, _ = self.gains(rate_point)
+        gain, _ = self.gains(rate)
         return self.g_a(x) * gain
 
     def entropy_parameters(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -118,9 +136,9 @@ class MeanScaleHyperprior(nn.Module):
         mean, scale = self.h_s(z_hat).chunk(2, dim=1)
         return mean, scale.abs()
 
-    def synthesize(self, y_hat: torch.Tensor, rate_point: torch.Tensor | int) -> torch.Tensor:
+    def synthesize(self, y_hat: torch.Tensor, rate: torch.Tensor | float) -> torch.Tensor:
         """Quantized latent -> reconstruction (not clamped)."""
-        _, inverse_gain = self.gains(rate_point)
+        _, inverse_gain = self.gains(rate)
         return self.g_s(y_hat * inverse_gain)
 
     def forward(self, x: torch.Tensor, rate_point: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -74,9 +74,7 @@ class _IntegerConv:
         # cuDNN may pick FFT or Winograd algorithms, which round; the native kernels do not.
         with torch.backends.cudnn.flags(enabled=False):
             if self.transposed:
-                acc = F.conv_transpose2d(
-                    x, w, b, self.stride, self.padding, self.output_padding
-                )
+                acc = F.conv_transpose2d(x, w, b, self.stride, self.padding, self.output_padding)
             else:
                 acc = F.conv2d(x, w, b, self.stride, self.padding)
         return _round_shift(acc, self.out_shift)

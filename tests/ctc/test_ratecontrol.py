@@ -75,3 +75,14 @@ def test_tolerance_window():
     assert Tolerance(-15, 15).contains(1.0, 1.15) and not Tolerance(-15, 15).contains(1.0, 1.16)
     with pytest.raises(ValueError):
         match_rate(JpegCodec(), np.zeros((8, 8, 3), np.uint8), 0.0, Tolerance(-5, 5))
+
+
+def test_nic_matches_its_own_rate_and_reports_its_real_encodes(image):
+    from nic.ctc_codec import NicCodec
+
+    nic = NicCodec()
+    result = match_rate(nic, image, 0.8, Tolerance(-5, 5))
+    assert result.method == "codec" and result.in_tolerance
+    low, high = Tolerance(-5, 5).window(0.8)
+    assert result.n_encodes == nic.encode_to_target(image, 0.8, low, high)[2] <= 4
+    assert nic.knob.kind == "continuous" and 0 < result.knob_value < nic.knob.high

@@ -5,7 +5,7 @@ import pytest
 
 from nic.bitstream import MAGIC, MAX_PIXELS, BitstreamError, Header, pack, unpack
 
-HEADER = Header("model-a", bytes(range(8)), rate_point=5, width=17, height=33)
+HEADER = Header("model-a", bytes(range(8)), gain_code=1280, width=17, height=33)
 SUBSTREAMS = [b"z" * 12, b"y" * 40]
 
 
@@ -17,15 +17,15 @@ def test_round_trip_keeps_every_field():
 
 def test_layout_matches_the_documented_offsets():
     data = pack(HEADER, SUBSTREAMS)
-    assert data[:4] == MAGIC and data[4] == 1 and data[5] == len("model-a")
+    assert data[:4] == MAGIC and data[4] == 2 and data[5] == len("model-a")
     assert data[6:13] == b"model-a"
     assert data[13:21] == bytes(range(8))
-    assert struct.unpack(">BBII", data[21:31]) == (5, 0, 17, 33)
-    assert data[31] == 2
-    assert struct.unpack(">II", data[32:40]) == (12, 40)
-    (crc,) = struct.unpack(">I", data[40:44])
-    assert crc == zlib.crc32(data[44:], zlib.crc32(data[:40]))
-    assert len(data) == 44 + 52
+    assert struct.unpack(">HBII", data[21:32]) == (1280, 0, 17, 33)
+    assert data[32] == 2
+    assert struct.unpack(">II", data[33:41]) == (12, 40)
+    (crc,) = struct.unpack(">I", data[41:45])
+    assert crc == zlib.crc32(data[45:], zlib.crc32(data[:41]))
+    assert len(data) == 45 + 52
 
 
 def test_every_truncation_is_refused():
@@ -52,7 +52,7 @@ def test_trailing_bytes_are_refused():
 @pytest.mark.parametrize(("width", "height"), [(0, 5), (5, 0), (1 << 17, 1), (1 << 16, 1 << 16)])
 def test_oversized_or_empty_image_fields_are_refused_before_anything_is_allocated(width, height):
     data = bytearray(pack(HEADER, SUBSTREAMS))
-    data[23:31] = struct.pack(">II", width, height)
+    data[24:32] = struct.pack(">II", width, height)
     with pytest.raises(BitstreamError, match="outside|exceeds"):
         unpack(bytes(data))
     assert MAX_PIXELS < (1 << 16) ** 2
@@ -65,6 +65,9 @@ def test_unknown_version_and_magic():
         unpack(bytes(data))
     with pytest.raises(BitstreamError, match="magic"):
         unpack(b"\x89PNG" + bytes(data[4:]))
+    data[4] = 1  # nic 0.1's format, with a one-byte rate point: no longer read
+    with pytest.raises(BitstreamError, match="version 1 is not supported"):
+        unpack(bytes(data))
 
 
 def test_pack_validates_its_input():

@@ -46,7 +46,7 @@ def test_info_prints_the_header(coded, small_photo):
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
     h, w = small_photo.shape[:2]
-    assert (info["width"], info["height"], info["rate_point"]) == (w, h, 5)
+    assert (info["width"], info["height"], info["rate_position"]) == (w, h, 5)
     assert info["bytes"] == (coded / "in.nic").stat().st_size
     assert info["bpp"] == pytest.approx(8 * info["bytes"] / (w * h))
 

@@ -2,12 +2,14 @@ import dataclasses
 
 import numpy as np
 import pytest
+import torch
 
 from nic import codec, zoo
-from nic.bitstream import BitstreamError, unpack
+from nic.bitstream import GAIN_STEPS, BitstreamError, unpack
 from nic.codec import ModelMismatchError
 from nic.image_io import ImageFormatError
 from nic.model_file import load_model_file, save_model_file
+from nic.ratecontrol import encode_to_target
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +33,7 @@ def test_decoder_latents_equal_encoder_latents_and_pixels_equal_reconstruction(m
     h, w = small_photo.shape[:2]
     expected = codec.reconstruct(model, latents, k, h, w)
     np.testing.assert_array_equal(codec.decode(stream, model), expected)
-    assert (header.width, header.height, header.rate_point) == (w, h, k)
+    assert (header.width, header.height, header.rate_position) == (w, h, k)
 
 
 def test_encoding_is_deterministic(model, small_photo):
@@ -84,7 +86,7 @@ def test_stream_from_another_model_is_refused_naming_both(model, small_photo, tm
 
 
 def test_bad_rate_point_and_bad_pixels_are_clear_errors(model, small_photo):
-    with pytest.raises(ValueError, match="rate point 99"):
+    with pytest.raises(ValueError, match="rate 99 outside"):
         codec.encode(small_photo, model, 99)
     with pytest.raises(ImageFormatError):
         codec.encode(small_photo.astype(np.float32), model, 1)
@@ -97,3 +99,36 @@ def test_corrupt_payload_is_refused(model, small_photo):
     stream[-5] ^= 0xFF
     with pytest.raises(BitstreamError, match="CRC"):
         codec.decode(bytes(stream), model)
+
+
+def test_fractional_rates_lie_between_their_rate_points(model, small_photo):
+    sizes = [len(codec.encode(small_photo, model, r)) for r in (4, 4.25, 4.5, 4.75, 5)]
+    assert sizes == sorted(sizes) and sizes[0] < sizes[2] < sizes[4]
+    stream = codec.encode(small_photo, model, 4.5)
+    header, _ = unpack(stream)
+    assert header.gain_code == 4.5 * GAIN_STEPS and header.rate_position == 4.5
+    q = [psnr(small_photo, codec.decode(codec.encode(small_photo, model, r))) for r in (4, 4.5, 5)]
+    assert q[0] < q[1] < q[2]
+
+
+def test_whole_rate_positions_use_the_rate_points_own_gains(model):
+    for k in (0, 3, model.num_rate_points - 1):
+        gain, inverse = model.net.gains(float(k))
+        assert torch.equal(gain[0, :, 0, 0], model.net.log_gain[k].exp())
+        assert torch.equal(inverse[0, :, 0, 0], model.net.log_inverse_gain[k].exp())
+
+
+@pytest.mark.parametrize("target", [0.25, 0.8, 1.5])
+def test_rate_control_lands_in_the_window_with_few_encodes(model, kodak_size_photo, target):
+    match = encode_to_target(kodak_size_photo, model, target)
+    h, w = kodak_size_photo.shape[:2]
+    assert match.bpp == 8 * len(match.data) / (w * h)
+    assert 0.95 * target <= match.bpp <= 1.05 * target
+    assert match.encodes <= 2 and match.estimates <= 12
+    assert unpack(match.data)[0].rate_position == match.rate
+    assert codec.decode(match.data, model).shape == kodak_size_photo.shape
+
+
+def test_rate_control_out_of_reach_returns_the_end_of_the_range(model, small_photo):
+    match = encode_to_target(small_photo, model, 0.001)
+    assert match.rate == 0 and match.bpp > 0.001 * 1.05
