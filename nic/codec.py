@@ -32,7 +32,7 @@ class Latents:
 
     z: np.ndarray  # int64 (1, N, h, w): quantized hyper-latent
     y: np.ndarray  # int64 (1, M, H, W): round(latent - mean), clamped to its table
-    mean: torch.Tensor  # float64 (1, M, H, W), derived from z by the integer path
+    mean: torch.Tensor  # float64 (1, M, H, W) on the model's device, from z by the integer path
     y_index: np.ndarray  # int64 (1, M, H, W): CDF table of each latent, derived from z
 
 
@@ -60,8 +60,8 @@ def gain_code(model: CodecModel, rate: float) -> int:
 
 def _entropy_parameters(model: CodecModel, z: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
     """Mean and table index of every latent, through the integer path (bit-exact anywhere)."""
-    mean, index = model.hyper_synthesis(z)
-    return mean, index.numpy()
+    mean, index = model.hyper_synthesis(z, model.device)
+    return mean, index.cpu().numpy()
 
 
 @torch.inference_mode()
@@ -69,7 +69,7 @@ def analyse(model: CodecModel, image: np.ndarray, rate: float) -> Latents:
     """The encoder's side up to the symbols: quantized latents and their tables."""
     check_rgb8(image)
     code = gain_code(model, rate)
-    return quantize(model, model.net.g_a(padded_tensor(image)), code)
+    return quantize(model, model.net.g_a(padded_tensor(image).to(model.device)), code)
 
 
 def quantize(model: CodecModel, g_a_out: torch.Tensor, code: int) -> Latents:
@@ -78,19 +78,19 @@ def quantize(model: CodecModel, g_a_out: torch.Tensor, code: int) -> Latents:
     y = g_a_out * gain
     z_float = model.net.h_a(y)
     z_index = _z_indexes(tuple(z_float.shape))
-    z = model.z_tables.clamp(torch.round(z_float).numpy().astype(np.int64), z_index)
+    z = model.z_tables.clamp(torch.round(z_float).cpu().numpy().astype(np.int64), z_index)
     mean, y_index = _entropy_parameters(model, z)
-    residual = torch.round(y - mean).numpy().astype(np.int64)
+    residual = torch.round(y - mean).cpu().numpy().astype(np.int64)
     return Latents(z, model.y_tables.clamp(residual, y_index), mean, y_index)
 
 
 @torch.inference_mode()
 def reconstruct(model: CodecModel, latents: Latents, rate: float, height: int, width: int):
     """Decoder's synthesis from the latents: uint8 (height, width, 3)."""
-    y_hat = (torch.from_numpy(latents.y) + latents.mean).float()
+    y_hat = (torch.from_numpy(latents.y).to(latents.mean.device) + latents.mean).float()
     x_hat = model.net.synthesize(y_hat, gain_code(model, rate) / GAIN_STEPS)[0, :, :height, :width]
     pixels = torch.round(x_hat.clamp(0, 1) * 255).to(torch.uint8)
-    return pixels.permute(1, 2, 0).contiguous().numpy()
+    return pixels.permute(1, 2, 0).contiguous().cpu().numpy()
 
 
 def pack_stream(model: CodecModel, latents: Latents, code: int, width: int, height: int) -> bytes:

@@ -38,6 +38,11 @@ class CodecModel:
     scale_table: np.ndarray
     metadata: dict
 
+    @property
+    def device(self) -> torch.device:
+        """Where the network runs (move it with `model.net.to(device)`)."""
+        return self.net.log_gain.device
+
     @cached_property
     def hyper_synthesis(self) -> IntegerHyperSynthesis:
         """The integer entropy-parameter path that encoder and decoder both use."""

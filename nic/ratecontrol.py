@@ -40,7 +40,7 @@ class _Estimator:
 
     def __init__(self, model: CodecModel, image: np.ndarray) -> None:
         self.model = model
-        self.g_a_out = model.net.g_a(padded_tensor(image))
+        self.g_a_out = model.net.g_a(padded_tensor(image).to(model.device))
         self.calls = 0
 
     def bits(self, code: int) -> float:

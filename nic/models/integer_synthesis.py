@@ -105,9 +105,12 @@ class IntegerHyperSynthesis:
         self.bounds = torch.ceil(torch.tensor(scale_table[:-1]) * 2.0**FRACTION_BITS)
 
     @torch.inference_mode()
-    def __call__(self, z: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mean as float64, int64 table index), both (1, M, H, W), from integer z."""
-        x = torch.as_tensor(z).double()
+    def __call__(
+        self, z: np.ndarray | torch.Tensor, device: torch.device | str | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean as float64, int64 table index), both (1, M, H, W), from integer z, computed
+        on `device` (default: where z is)."""
+        x = torch.as_tensor(z).to(device=device, dtype=torch.float64)
         for layer in self.layers:
             x = layer(x)
         mean_int, scale_int = x.chunk(2, dim=1)
