@@ -50,6 +50,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         out=args.out,
         progress=False if args.no_progress else None,
+        frozen=not args.no_frozen,
     )
     for message in summary.codec_errors.values():
         (_error if names else _warn)(f"{message}; skipped")
@@ -57,8 +58,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         codec, _, image, _, target, _ = key
         _error(f"{codec} {image} {target:g} bpp: {message}")
     print(
-        f"ctc: {summary.condition.name}: {summary.total} jobs, {summary.skipped} already done, "
-        f"{summary.done} done now, {len(summary.failures)} failed; results in {summary.out}",
+        f"ctc: {summary.condition.name}: {summary.total} jobs, "
+        f"{summary.skipped - summary.frozen} already done, "
+        f"{summary.frozen} from frozen anchor results, {summary.done} done now, "
+        f"{len(summary.failures)} failed; results in {summary.out}",
         file=sys.stderr,
     )
     explicit_codec_failed = bool(names and summary.codec_errors)
@@ -297,6 +300,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="parallel worker processes (default 1)")  # fmt: skip
     p.add_argument("--out", metavar="DIR", help="output folder (default: the condition's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--no-frozen",
+        action="store_true",
+        help="encode anchors even where matching frozen results exist (docs/anchors.md)",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser(

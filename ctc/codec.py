@@ -6,6 +6,8 @@ It is a Protocol, so a codec satisfies it without importing ctc; codecs register
 Optional extras that the harness uses when a codec has them:
 - `extension`: file name extension of its bitstreams (default "bin");
 - `encode_to_target(...)` (SelfRateMatching below): the codec's own rate matching.
+- `rate_points`: the knob values of a variable-rate model's trained rate points, for the
+  complexity sheet's per-rate-point parameter counts (an integer knob's values otherwise).
 """
 
 from __future__ import annotations

@@ -299,7 +299,11 @@ def platform_info() -> dict[str, Any]:
 
 
 def _rate_points(codec: Any) -> list[float] | None:
-    """The knob values of an integer knob (one per rate point), else None."""
+    """The knob values of the codec's trained rate points (its optional `rate_points`), else
+    every value of an integer knob, else None."""
+    declared = getattr(codec, "rate_points", None)
+    if declared is not None:
+        return [float(v) for v in declared]
     knob = codec.knob
     if knob.kind != "integer":
         return None

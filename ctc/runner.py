@@ -25,6 +25,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from ctc import frozen as frozen_results
 from ctc import metrics
 from ctc.codec import Codec
 from ctc.condition import Condition, load_condition
@@ -48,6 +49,7 @@ class RunSummary:
     total: int
     skipped: int
     done: int = 0
+    frozen: int = 0  # jobs answered by an anchor's frozen results (ctc.frozen), not encoded
     failures: list[tuple[JobKey, str]] = field(default_factory=list)
     codec_errors: dict[str, str] = field(default_factory=dict)
     rows: list[dict[str, Any]] = field(default_factory=list)
@@ -81,7 +83,7 @@ def plan(
 
 def _is_finished(job: Job, finished: dict[JobKey, Any], out: Path) -> bool:
     entry = finished.get(job.key)
-    if entry is None:
+    if entry is None or entry.bitstream.startswith(frozen_results.PREFIX):
         return False
     path = out / entry.bitstream
     return path.is_file() and path.stat().st_size == entry.bytes
@@ -150,6 +152,7 @@ def run(
     jobs: int = 1,
     out: str | Path | None = None,
     progress: bool | None = None,
+    frozen: bool = True,
 ) -> RunSummary:
     """Run a condition (name, path or Condition) and return what was done.
 
@@ -157,7 +160,8 @@ def run(
     anchors); a codec that fails to load is skipped and reported in `codec_errors`, and
     RunError is raised only when none loads. dataset: a name, folder or Dataset (default: the
     condition's). out: the output folder (default: the condition's). progress: show a tqdm bar
-    (None: only on a terminal).
+    (None: also when stderr is not a terminal, redrawn every 30 s). frozen: answer an anchor's
+    jobs from its matching frozen results (ctc.frozen) instead of encoding; False encodes all.
     """
     cond = condition if isinstance(condition, Condition) else load_condition(condition)
     names = list(dict.fromkeys(codecs or (*cond.codecs, *cond.anchors)))
@@ -172,8 +176,17 @@ def run(
     with _locked(folder), Store(folder) as store:
         all_jobs, checksums = plan(cond, loaded, data, folder)
         finished = store.finished(cond.hash)
-        todo = [j for j in all_jobs if not _is_finished(j, finished, folder)]
+        available = frozen_results.matching(all_jobs, loaded) if frozen else {}
+        stand_ins = {  # a job finished for real keeps its own row
+            j.key: available[j.key]
+            for j in all_jobs
+            if j.key in available and not _is_finished(j, finished, folder)
+        }
+        todo = [
+            j for j in all_jobs if j.key not in stand_ins and not _is_finished(j, finished, folder)
+        ]
         record = _record(cond, data, checksums, loaded, jobs)
+        record["frozen"] = sorted({r["bitstream"] for r in stand_ins.values()})
         run_id = store.begin_run(cond.name, cond.hash, record)
         summary = RunSummary(
             run_id, folder, cond, len(all_jobs), len(all_jobs) - len(todo),
@@ -181,8 +194,14 @@ def run(
         )  # fmt: skip
         bar = tqdm(
             total=len(all_jobs), initial=summary.skipped, desc=f"ctc {cond.name}", unit="job",
-            disable=None if progress is None else not progress, dynamic_ncols=True,
+            disable=progress is False, dynamic_ncols=True,
+            mininterval=0.1 if sys.stderr.isatty() else 30,  # a log file gets a line every 30 s
         )  # fmt: skip
+        for key, row in stand_ins.items():
+            entry = finished.get(key)
+            if entry is None or entry.bitstream != row["bitstream"]:
+                store.add_result({**row, "run_id": run_id, "finished_at": now()})
+        summary.frozen = len(stand_ins)
         status = "interrupted"
         try:
             for job, row, error in _execute_all(todo, loaded, jobs):

@@ -45,6 +45,11 @@ class NicCodec:
     def knob(self) -> RatePositionKnob:
         return RatePositionKnob(low=0, high=self.model.num_rate_points - 1)
 
+    @property
+    def rate_points(self) -> list[float]:
+        """Knob values of the trained rate points (the positions in between interpolate)."""
+        return [float(k) for k in range(self.model.num_rate_points)]
+
     def version(self) -> str:
         return f"nic {nic.__version__}, model {self.model.name} sha256:{self.model.sha256[:16]}"
 

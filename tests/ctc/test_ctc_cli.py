@@ -58,7 +58,9 @@ def test_run_then_results_table_and_csv(tmp_path, crop_folder, capsys):
     cond = write_condition(tmp_path)
     out = tmp_path / "out"
     assert main(["run", str(cond), "--dataset", str(crop_folder), "--out", str(out)]) == 0
-    assert "6 jobs, 0 already done, 6 done now, 0 failed" in capsys.readouterr().err
+    assert "6 jobs, 0 already done, 0 from frozen anchor results, 6 done now, 0 failed" in (
+        capsys.readouterr().err
+    )
     assert main(["results", str(out)]) == 0
     table = capsys.readouterr().out
     assert "psnr_dataset" in table and "jpeg: Pillow" in table

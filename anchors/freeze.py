@@ -1,0 +1,291 @@
+"""Freeze an anchor's results on a dataset: fixed-QP rows and per-image rate-matched rows.
+
+    python -m anchors.freeze --codec bpg --dataset ../shared/data/kodak --out anchors/results/kodak
+
+For every image: the fixed QPs (default 12 17 22 27 32 37 42 47) and every target of the given
+conditions (default fvc and jpeg_ai_cfe). Target rows are made by the harness's own job code
+(ctc.job.execute, hence ctc.ratecontrol.match_rate and ctc.metrics), so they are the rows that
+`ctc run CONDITION --codec NAME` computes; the codec is wrapped in a cache of (image, QP)
+encodes on disk, so that the 14 targets and the fixed QPs share encodes and an interrupted run
+resumes without re-encoding. Timings are those of the real encodes: a row's encode_seconds is
+the measured time of the chosen QP's encode and rate_control_seconds the sum over the QPs the
+search tried (the harness would have encoded each of them once).
+
+Writes OUT/NAME.csv (fixed-QP rows first, target empty, rate_control "fixed") and updates
+OUT/manifest.json (dataset pixel checksums, anchor version, conditions and their hashes).
+Fixed-QP rows use the metric conventions of the first condition (fvc: BT.709, 8 bit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ctc import metrics
+from ctc.codec import Codec
+from ctc.condition import Condition, load_condition
+from ctc.datasets import Dataset, resolve_dataset
+from ctc.job import Job, execute
+from ctc.registry import load_codec
+from ctc.store import COLUMN_NAMES
+
+FIXED_QPS = (12, 17, 22, 27, 32, 37, 42, 47)
+CONDITIONS = ("fvc", "jpeg_ai_cfe")
+CSV_COLUMNS = tuple(c for c in COLUMN_NAMES if c not in ("bitstream", "run_id", "finished_at"))
+MANIFEST = "manifest.json"
+
+
+def default_cache() -> Path:
+    """Where encodes are cached: $CTC_ANCHOR_CACHE, else the user's cache folder."""
+    if os.environ.get("CTC_ANCHOR_CACHE"):
+        return Path(os.environ["CTC_ANCHOR_CACHE"])
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "nic-ctc" / "anchor-encodes"
+
+
+class CachedEncodes:
+    """A codec whose encodes are kept on disk by (codec version, image pixels, QP).
+
+    Same name, knob and version as the wrapped codec, so that ctc's rate control and job code
+    treat it as the codec itself; `requested` lists the QPs asked for since the last reset.
+    """
+
+    def __init__(self, codec: Codec, folder: Path) -> None:
+        self.codec = codec
+        self.name, self.knob = codec.name, codec.knob
+        self.extension = getattr(codec, "extension", "bin")
+        ver = codec.version()
+        self.folder = folder / f"{codec.name}-{hashlib.sha256(ver.encode()).hexdigest()[:12]}"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / "version.txt").write_text(ver + "\n")
+        self.seconds: dict[tuple[str, int], float] = {}
+        self.requested: list[int] = []
+        self.encodes = 0
+
+    def version(self) -> str:
+        return self.codec.version()
+
+    def _paths(self, digest: str, qp: int) -> tuple[Path, Path]:
+        base = self.folder / digest[:16] / f"qp{qp:02d}"
+        return base.with_suffix(".bin"), base.with_suffix(".json")
+
+    def encode(self, image: np.ndarray, knob_value: float) -> bytes:
+        qp = int(round(knob_value))
+        digest = hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()
+        self.requested.append(qp)
+        data_path, meta_path = self._paths(digest, qp)
+        if data_path.is_file() and meta_path.is_file():
+            meta = json.loads(meta_path.read_text())
+            data = data_path.read_bytes()
+            if len(data) == meta["bytes"]:
+                self.seconds[(digest, qp)] = meta["encode_seconds"]
+                return data
+        start = time.perf_counter()
+        data = self.codec.encode(image, qp)
+        seconds = time.perf_counter() - start
+        self.encodes += 1
+        data_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = data_path.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, data_path)
+        meta_path.write_text(json.dumps({"bytes": len(data), "encode_seconds": seconds}))
+        self.seconds[(digest, qp)] = seconds
+        return data
+
+    def decode(self, data: bytes) -> np.ndarray:
+        return self.codec.decode(data)
+
+
+def _fixed_row(
+    cached: CachedEncodes, image: np.ndarray, name: str, digest: str, qp: int, cond: Condition
+) -> dict[str, Any]:
+    """One fixed-QP row, measured as ctc.job measures a target row."""
+    height, width = image.shape[:2]
+    data = cached.encode(image, qp)
+    pixel_digest = hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()
+    start = time.perf_counter()
+    decoded = np.asarray(cached.decode(data))
+    decode_seconds = time.perf_counter() - start
+    seconds = cached.seconds[(pixel_digest, qp)]
+    return {
+        "codec": cached.name, "codec_version": cached.version(), "image": name,
+        "image_sha256": digest, "target_bpp": None, "condition_hash": cond.hash,
+        "condition": "fixed_qp", "width": width, "height": height,
+        "knob_name": cached.knob.name, "knob_value": float(qp), "rate_control": "fixed",
+        "n_encodes": 1, "bytes": len(data), "bpp": 8.0 * len(data) / (width * height),
+        "deviation_percent": None, "in_tolerance": None,
+        **metrics.compute(image, decoded, cond.metric_config),
+        "encode_seconds": seconds, "decode_seconds": decode_seconds,
+        "rate_control_seconds": seconds,
+    }  # fmt: skip
+
+
+def image_rows(
+    cached: CachedEncodes,
+    image_path: Path,
+    name: str,
+    digest: str,
+    conditions: Sequence[Condition],
+    fixed_qps: Sequence[int],
+) -> list[dict[str, Any]]:
+    """Every frozen row of one image: the fixed QPs, then each condition's targets."""
+    from ctc.images import load_image
+
+    image = load_image(image_path)
+    pixel_digest = hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()
+    rows = [_fixed_row(cached, image, name, digest, qp, conditions[0]) for qp in fixed_qps]
+    with tempfile.TemporaryDirectory(prefix="ctc-freeze-") as out:
+        for cond in conditions:
+            for target in cond.targets_bpp:
+                cached.requested = []
+                rel = f"{name}-{cond.name}-{target:g}.{cached.extension}"
+                job = Job(cached.name, cached.version(), name, str(image_path), digest, target,
+                          cond, out, rel)  # fmt: skip
+                row = execute(job, cached)
+                chosen = int(round(row["knob_value"]))
+                tried = sorted(set(cached.requested))
+                row["encode_seconds"] = cached.seconds[(pixel_digest, chosen)]
+                row["rate_control_seconds"] = sum(cached.seconds[(pixel_digest, q)] for q in tried)
+                rows.append({c: row.get(c) for c in CSV_COLUMNS})
+    return rows
+
+
+def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    """The frozen CSV: CSV_COLUMNS, empty cells for None, floats as Python writes them."""
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        for r in rows:
+            writer.writerow(["" if r.get(c) is None else r[c] for c in CSV_COLUMNS])
+    os.replace(tmp, path)
+
+
+def update_manifest(
+    folder: Path,
+    dataset: Dataset,
+    checksums: dict[str, str],
+    codec: Codec,
+    conditions: Sequence[Condition],
+    fixed_qps: Sequence[int],
+    n_rows: int,
+    missing: list[str],
+) -> None:
+    """Record the dataset's pixel checksums and this anchor's version, conditions and rows."""
+    path = folder / MANIFEST
+    manifest = json.loads(path.read_text()) if path.is_file() else {}
+    if manifest.get("pixel_sha256", checksums) != checksums:
+        raise SystemExit(f"{path}: holds results of another dataset (pixel checksums differ)")
+    manifest["dataset"] = dataset.name
+    manifest["pixel_sha256"] = checksums
+    anchors = manifest.setdefault("anchors", {})
+    anchors[codec.name] = {
+        "version": codec.version(),
+        "file": f"{codec.name}.csv",
+        "rows": n_rows,
+        "fixed_qps": list(fixed_qps),
+        "fixed_qp_metrics": conditions[0].name,
+        "conditions": {
+            c.name: {"hash": c.hash, "targets_bpp": list(c.targets_bpp)} for c in conditions
+        },
+        "missing_images": missing,
+        "generated": {
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        },
+    }
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def freeze(
+    codec_name: str,
+    dataset: str,
+    out: Path,
+    cache: Path,
+    conditions: Sequence[str] = CONDITIONS,
+    fixed_qps: Sequence[int] = FIXED_QPS,
+    deadline: float | None = None,
+) -> Path:
+    """Freeze one anchor; images already done (rows cached) are not redone. Stops starting new
+    images after `deadline` (time.time()) and freezes what finished."""
+    codec = load_codec(codec_name)
+    conds = [load_condition(c) for c in conditions]
+    data = resolve_dataset(dataset)
+    checksums = data.checksums()
+    cached = CachedEncodes(codec, cache)
+    rows_dir = cached.folder / "rows" / hashlib.sha256(
+        json.dumps([[c.hash, c.targets_bpp] for c in conds] + [list(fixed_qps)]).encode()
+    ).hexdigest()[:12]  # fmt: skip
+    rows_dir.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, Any]] = []
+    missing = []
+    for im in data.images:
+        done = rows_dir / f"{im.name}-{checksums[im.name][:16]}.json"
+        if done.is_file():
+            rows += json.loads(done.read_text())
+            continue
+        if deadline is not None and time.time() > deadline:
+            missing.append(im.name)
+            continue
+        start, before = time.perf_counter(), cached.encodes
+        new = image_rows(cached, im.path, im.name, checksums[im.name], conds, fixed_qps)
+        done.write_text(json.dumps(new))
+        rows += new
+        print(f"{codec_name} {im.name}: {len(new)} rows, {cached.encodes - before} encodes, "
+              f"{time.perf_counter() - start:.1f} s", flush=True)  # fmt: skip
+    rows.sort(key=_order)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{codec.name}.csv"
+    write_rows(path, rows)
+    update_manifest(out, data, checksums, codec, conds, fixed_qps, len(rows), missing)
+    return path
+
+
+def _order(row: dict[str, Any]) -> tuple:
+    """Fixed-QP rows first (by QP), then each condition's rows by target; images in order."""
+    fixed = row["condition"] == "fixed_qp"
+    knob = row["knob_value"] if fixed else 0.0
+    return (not fixed, row["condition"], row["target_bpp"] or 0.0, knob, row["image"])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m anchors.freeze", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--codec", required=True, help="anchor name in ctc.codecs (bpg, vvc)")
+    parser.add_argument("--dataset", required=True, help="dataset name or folder (Kodak)")
+    parser.add_argument("--out", type=Path, required=True, help="e.g. anchors/results/kodak")
+    parser.add_argument("--cache", type=Path, default=None, help="encode cache folder")
+    parser.add_argument("--conditions", default=",".join(CONDITIONS))
+    parser.add_argument("--fixed-qps", default=" ".join(map(str, FIXED_QPS)))
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="start no new image after this many minutes")  # fmt: skip
+    args = parser.parse_args(argv)
+    deadline = time.time() + 60 * args.minutes if args.minutes else None
+    path = freeze(
+        args.codec, args.dataset, args.out, args.cache or default_cache(),
+        [c for c in args.conditions.split(",") if c],
+        [int(q) for q in args.fixed_qps.replace(",", " ").split()], deadline,
+    )  # fmt: skip
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

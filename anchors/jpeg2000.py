@@ -1,0 +1,49 @@
+"""JPEG 2000 (ISO/IEC 15444-1) anchor through Pillow and the OpenJPEG it bundles.
+
+Encoding: a raw J2K codestream (no JP2 box wrapper), the irreversible 9/7 wavelet with the
+irreversible colour transform (OpenJPEG's default for 3-component input), 64x64 code blocks,
+one quality layer whose size OpenJPEG's rate allocation fits to the requested rate, up to 6
+resolution levels (fewer for small images, which need 2^(levels-1) <= shorter side). The knob is
+that requested rate in bpp (continuous; OpenJPEG gets compression ratio 24 / bpp). Decoding is
+OpenJPEG's, through Pillow.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import PIL
+from PIL import features
+
+from anchors.inputs import check_image
+from anchors.pillow_io import pillow_decode, pillow_encode
+from ctc.codec import Knob
+
+MAX_RESOLUTIONS = 6
+
+
+class Jpeg2000Codec:
+    """OpenJPEG JPEG 2000, 9/7 irreversible, one layer at a requested bpp."""
+
+    name = "jpeg2000"
+    extension = "j2k"
+    knob = Knob(name="requested_bpp", kind="continuous", low=0.01, high=12.0, rate_increases=True)
+
+    def version(self) -> str:
+        return (f"Pillow {PIL.__version__}, OpenJPEG {features.version_codec('jpg_2000')}; "
+                "J2K codestream, 9/7 irreversible, ICT, one layer")  # fmt: skip
+
+    def encode(self, image: np.ndarray, knob_value: float) -> bytes:
+        height, width = check_image(image, "jpeg2000")
+        bpp = float(knob_value)
+        if not self.knob.low <= bpp <= self.knob.high:
+            raise ValueError(f"jpeg2000: requested bpp {bpp} outside 0.01..12")
+        levels = min(MAX_RESOLUTIONS, int(math.log2(min(height, width))) + 1)
+        return pillow_encode(
+            image, "JPEG2000", quality_mode="rates", quality_layers=[24.0 / bpp],
+            irreversible=True, no_jp2=True, num_resolutions=levels,
+        )  # fmt: skip
+
+    def decode(self, data: bytes) -> np.ndarray:
+        return pillow_decode(data, "JPEG2000", "jpeg2000")

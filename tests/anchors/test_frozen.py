@@ -1,0 +1,112 @@
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from anchors_testing import install_frozen_jpeg
+from PIL import Image
+from skimage import data as skdata
+
+from anchors.freeze import freeze
+from ctc.frozen import frozen_rows, is_frozen
+from ctc.runner import run
+
+FIELDS = ("image", "target_bpp", "knob_value", "n_encodes", "bytes", "bpp", "in_tolerance",
+          "psnr_rgb", "psnr_yuv", "msssim_rgb", "codec_version", "condition_hash")  # fmt: skip
+
+
+@pytest.fixture()
+def setup(tmp_path, monkeypatch):
+    install_frozen_jpeg(tmp_path / "dist")
+    monkeypatch.syspath_prepend(str(tmp_path / "dist"))
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    images = tmp_path / "crops"
+    images.mkdir()
+    Image.fromarray(skdata.coffee()[100:164, 200:296]).save(images / "coffee.png")
+    Image.fromarray(skdata.chelsea()[80:131, 150:217]).save(images / "cat.png")
+    spec = {
+        "name": "frozentest", "targets_bpp": [1.0, 2.0],
+        "tolerance": {"min_percent": -15, "max_percent": 15, "scope": "per_image"},
+        "colour": {"matrix": "bt709", "range": "full", "bit_depth": 8},
+        "metrics": {"psnr_rgb": {}, "psnr_yuv": {}, "msssim_rgb": {}},
+        "anchors": ["frozenjpeg"], "dataset": str(images), "output": str(tmp_path / "out"),
+    }  # fmt: skip
+    condition = tmp_path / "frozentest.yaml"
+    condition.write_text(yaml.safe_dump(spec))
+    results = tmp_path / "results"
+    freeze("frozenjpeg", str(images), results / "crops", tmp_path / "cache", [str(condition)],
+           [30, 70])  # fmt: skip
+    monkeypatch.setenv("CTC_TEST_FROZEN", str(results))
+    return condition, images, results, tmp_path
+
+
+def rows_of(summary):
+    return sorted(tuple(r[f] for f in FIELDS) for r in summary.rows)
+
+
+def test_freeze_writes_fixed_and_target_rows_and_a_manifest(setup):
+    condition, images, results, _ = setup
+    with open(results / "crops" / "frozenjpeg.csv") as f:
+        rows = list(csv.DictReader(f))
+    fixed = [r for r in rows if r["condition"] == "fixed_qp"]
+    assert len(rows) == 8 and len(fixed) == 4 and all(r["target_bpp"] == "" for r in fixed)
+    assert {r["knob_value"] for r in fixed} == {"30.0", "70.0"}
+    assert all(float(r["encode_seconds"]) > 0 for r in rows)
+    manifest = json.loads((results / "crops" / "manifest.json").read_text())
+    assert set(manifest["pixel_sha256"]) == {"cat", "coffee"}
+    entry = manifest["anchors"]["frozenjpeg"]
+    assert entry["rows"] == 8 and entry["conditions"]["frozentest"]["targets_bpp"] == [1.0, 2.0]
+
+
+def test_a_run_uses_matching_frozen_rows_and_they_equal_real_encodes(setup):
+    condition, images, results, tmp = setup
+    frozen = run(condition, codecs=["frozenjpeg"], dataset=images, out=tmp / "a", progress=False)
+    assert (frozen.total, frozen.frozen, frozen.done, frozen.failures) == (4, 4, 0, [])
+    assert all(is_frozen(r) and r["bitstream"] == "frozen:crops/frozenjpeg.csv"
+               for r in frozen.rows)  # fmt: skip
+    real = run(condition, codecs=["frozenjpeg"], dataset=images, out=tmp / "b", progress=False,
+               frozen=False)  # fmt: skip
+    assert real.done == 4 and not any(is_frozen(r) for r in real.rows)
+    assert rows_of(frozen) == rows_of(real)
+    again = run(condition, codecs=["frozenjpeg"], dataset=images, out=tmp / "a", progress=False)
+    assert [r["finished_at"] for r in again.rows] == [r["finished_at"] for r in frozen.rows]
+    # rows encoded for real are kept even when frozen rows would match
+    mixed = run(condition, codecs=["frozenjpeg"], dataset=images, out=tmp / "b", progress=False)
+    assert mixed.frozen == 0 and mixed.skipped == 4
+
+
+def test_frozen_rows_are_ignored_when_version_or_pixels_differ(setup):
+    condition, images, results, tmp = setup
+    path = results / "crops" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    version = manifest["anchors"]["frozenjpeg"]["version"]
+    assert len(frozen_rows("frozenjpeg", version, results)) == 4
+    assert frozen_rows("frozenjpeg", version + " (other)", results) == {}
+    manifest["pixel_sha256"]["cat"] = "0" * 64
+    path.write_text(json.dumps(manifest))
+    summary = run(condition, codecs=["frozenjpeg"], dataset=images, out=tmp / "c", progress=False)
+    assert (summary.frozen, summary.done) == (2, 2)
+    assert {r["image"] for r in summary.rows if is_frozen(r)} == {"coffee"}
+    manifest["anchors"]["frozenjpeg"]["version"] = "another build"
+    path.write_text(json.dumps(manifest))
+    summary = run(condition, codecs=["frozenjpeg"], dataset=images, out=tmp / "d", progress=False)
+    assert (summary.frozen, summary.done) == (0, 4)
+
+
+def test_shipped_kodak_results_are_those_of_the_default_anchors():
+    from anchors.bpg import BpgCodec
+    from anchors.vvc import VvcCodec
+    from ctc.condition import load_condition
+    from ctc.fetch import KODAK
+
+    folder = Path(BpgCodec.frozen_results) / "kodak"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    pins = {name.removesuffix(".png"): pin[2] for name, pin in KODAK.files.items()}
+    assert manifest["pixel_sha256"] == pins
+    for codec in (BpgCodec(implementation="embedded"), VvcCodec(implementation="vvenc")):
+        entry = manifest["anchors"][codec.name]
+        assert entry["version"] == codec.version() and entry["missing_images"] == []
+        for name in ("fvc", "jpeg_ai_cfe"):
+            assert entry["conditions"][name]["hash"] == load_condition(name).hash
+        assert len(frozen_rows(codec.name, entry["version"], folder.parent)) == 24 * 14
