@@ -11,8 +11,8 @@ bits with a power-of-two scale per layer, activations carry `FRACTION_BITS` frac
 every product and partial sum is an integer below 2**53, so float64 represents it exactly and the
 result is the same in any summation order. Rescaling divides by powers of two and floors, the
 leaky ReLU slope is the dyadic fraction 41/4096 (about 0.01), and the scale is compared with
-integer thresholds. All of it is derived elementwise from the stored weights (no reduction), so
-every machine derives the same integers.
+integer thresholds. All of it is derived elementwise from the stored weights (the only reduction,
+a maximum, is exact), so every machine derives the same integers.
 """
 
 from __future__ import annotations
@@ -48,29 +48,41 @@ def _round_shift(x: torch.Tensor, shift: int) -> torch.Tensor:
 
 
 class _IntegerConv:
-    """One convolution or transposed convolution with integer weights and bias."""
+    """One convolution or transposed convolution with integer weights and bias.
+
+    The integers are derived from the layer's parameters at every call (an elementwise
+    rounding, exact on any machine), so the path visibly runs on the stored weights.
+    """
 
     def __init__(self, layer: nn.Conv2d | nn.ConvTranspose2d, in_fraction: int) -> None:
-        w = layer.weight.detach().double()
-        b = layer.bias.detach().double()
+        self.layer = layer
+        w, b = self._parameters("cpu")
         self.weight_shift = WEIGHT_BITS - math.ceil(math.log2(float(w.abs().max())))
-        self.weight = torch.round(w * 2.0**self.weight_shift)
-        self.in_fraction = in_fraction
-        acc_fraction = in_fraction + self.weight_shift
-        self.bias = torch.round(b * 2.0**acc_fraction)
-        self.out_shift = acc_fraction - FRACTION_BITS
+        self.bias_shift = in_fraction + self.weight_shift
+        self.out_shift = self.bias_shift - FRACTION_BITS
         self.transposed = isinstance(layer, nn.ConvTranspose2d)
         self.stride, self.padding = layer.stride, layer.padding
         self.output_padding = getattr(layer, "output_padding", (0, 0))
-        fan_in = self.weight[0].numel() if not self.transposed else self.weight[:, 0].numel()
-        self.max_product_sum = fan_in * float(self.weight.abs().max())
+        w_int, b_int = self.integer_weights("cpu")
+        fan_in = w_int[0].numel() if not self.transposed else w_int[:, 0].numel()
+        self.max_product_sum = fan_in * float(w_int.abs().max())
+        self.max_bias = float(b_int.abs().max())
+
+    def _parameters(self, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
+        return (
+            self.layer.weight.detach().to(device, torch.float64),
+            self.layer.bias.detach().to(device, torch.float64),
+        )
+
+    def integer_weights(self, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Weights rounded to WEIGHT_BITS and the bias at the accumulator's scale."""
+        w, b = self._parameters(device)
+        return torch.round(w * 2.0**self.weight_shift), torch.round(b * 2.0**self.bias_shift)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if float(x.abs().max()) * self.max_product_sum + float(self.bias.abs().max()) >= (
-            EXACT_LIMIT
-        ):
+        if float(x.abs().max()) * self.max_product_sum + self.max_bias >= EXACT_LIMIT:
             raise IntegerOverflowError("integer hyper-synthesis: activation too large")
-        w, b = self.weight.to(x.device), self.bias.to(x.device)
+        w, b = self.integer_weights(x.device)
         # cuDNN may pick FFT or Winograd algorithms, which round; the native kernels do not.
         with torch.backends.cudnn.flags(enabled=False):
             if self.transposed:

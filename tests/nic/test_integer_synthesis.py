@@ -29,12 +29,12 @@ def z(model, small_photo):
     return codec.analyse(model, small_photo, 6).z
 
 
-def _transposed_conv_by_halves(layer, x):
+def _transposed_conv_by_halves(layer, weight, x):
     """The first layer's output, summed over two halves of its input channels in another order."""
     half = x.shape[1] // 2
     parts = [
         torch.nn.functional.conv_transpose2d(
-            x[:, sl], layer.weight[sl], None, layer.stride, layer.padding, layer.output_padding
+            x[:, sl], weight[sl], None, layer.stride, layer.padding, layer.output_padding
         )
         for sl in (slice(half, None), slice(0, half))
     ]
@@ -43,10 +43,11 @@ def _transposed_conv_by_halves(layer, x):
 
 def test_integer_sums_are_exact_in_any_order_while_float_sums_are_not(model, z):
     first = model.hyper_synthesis.layers[0]
+    weight, _ = first.integer_weights("cpu")
     x = torch.from_numpy(z).double()
     conv = torch.nn.functional.conv_transpose2d
-    whole = conv(x, first.weight, None, first.stride, first.padding, first.output_padding)
-    assert torch.equal(whole, _transposed_conv_by_halves(first, x))
+    whole = conv(x, weight, None, first.stride, first.padding, first.output_padding)
+    assert torch.equal(whole, _transposed_conv_by_halves(first, weight, x))
     # The same check on the float32 weights finds rounding differences: the check has teeth.
     float_layer = model.net.h_s[0]
     xf = x.float()
