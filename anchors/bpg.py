@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from anchors import FROZEN_RESULTS
 from anchors.colour import yuv_to_rgb
 from anchors.ffmpeg import (
     AnchorError,
@@ -142,14 +143,11 @@ def _level_from_env() -> int:
     return int(text)
 
 
-RESULTS = str(Path(__file__).parent / "results")
-
-
 class BpgCodec:
     """BPG 4:4:4 anchor; knob: QP 0..51 (rate falls as QP grows)."""
 
     name = "bpg"
-    frozen_results = RESULTS  # ctc.frozen: rows frozen on Kodak (anchors/results/kodak)
+    frozen_results = FROZEN_RESULTS  # ctc.frozen: rows frozen on Kodak (anchors/results/kodak)
     extension = "bpg"
     knob = Knob(name="qp", kind="integer", low=0, high=51, rate_increases=False)
 

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from anchors import FROZEN_RESULTS
 from anchors.colour import yuv_to_rgb
 from anchors.ffmpeg import (
     AnchorError,
@@ -90,14 +91,11 @@ def _pad_even(image: np.ndarray) -> np.ndarray:
     return np.pad(image, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
 
 
-RESULTS = str(Path(__file__).parent / "results")
-
-
 class VvcCodec:
     """VVC intra anchor; knob: QP 0..63 (rate falls as QP grows)."""
 
     name = "vvc"
-    frozen_results = RESULTS  # ctc.frozen: rows frozen on Kodak (anchors/results/kodak)
+    frozen_results = FROZEN_RESULTS  # ctc.frozen: rows frozen on Kodak (anchors/results/kodak)
     extension = "266"
     knob = Knob(name="qp", kind="integer", low=0, high=63, rate_increases=False)
 
