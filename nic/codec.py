@@ -19,7 +19,7 @@ from nic.bitstream import GAIN_STEPS, BitstreamError, Header, pack, unpack
 from nic.entropy import decode_symbols, encode_symbols, gaussian_likelihood
 from nic.image_io import check_rgb8
 from nic.model_file import CodecModel
-from nic.models import DOWNSAMPLING
+from nic.models import DOWNSAMPLING, MeanScaleHyperprior
 
 
 class ModelMismatchError(ValueError):
@@ -153,12 +153,20 @@ def decode(data: bytes, model: CodecModel | str | None = None) -> np.ndarray:
     return reconstruct(model, latents, header.rate_position, header.height, header.width)
 
 
+def likelihood_bits(
+    net: MeanScaleHyperprior, residual: torch.Tensor, scale: torch.Tensor, z: torch.Tensor
+) -> float:
+    """-log2 of the network's float likelihoods of a quantized latent residual (under `scale`)
+    and hyper-latent: the rate the model was trained to predict, without entropy coding."""
+    y_bits = -torch.log2(gaussian_likelihood(residual, scale)).sum()
+    z_bits = -torch.log2(net.hyper_prior.likelihood(z)).sum()
+    return float(y_bits + z_bits)
+
+
 @torch.inference_mode()
 def estimated_bits(model: CodecModel, image: np.ndarray, rate: float) -> float:
     """The model's own rate for the quantized latents: -log2 of its float likelihoods."""
     latents = analyse(model, image, rate)
-    z = torch.from_numpy(latents.z).float()
+    z = torch.from_numpy(latents.z).to(model.device, torch.float32)
     _, scale = model.net.entropy_parameters(z)
-    y_bits = -torch.log2(gaussian_likelihood(torch.from_numpy(latents.y).float(), scale)).sum()
-    z_bits = -torch.log2(model.net.hyper_prior.likelihood(z)).sum()
-    return float(y_bits + z_bits)
+    return likelihood_bits(model.net, torch.from_numpy(latents.y).to(z), scale, z)

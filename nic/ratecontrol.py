@@ -15,8 +15,7 @@ import numpy as np
 import torch
 
 from nic.bitstream import GAIN_STEPS
-from nic.codec import pack_stream, padded_tensor, quantize
-from nic.entropy import gaussian_likelihood
+from nic.codec import likelihood_bits, pack_stream, padded_tensor, quantize
 from nic.image_io import check_rgb8
 from nic.model_file import CodecModel
 
@@ -50,9 +49,7 @@ class _Estimator:
         y = self.g_a_out * gain
         z = torch.round(net.h_a(y))
         mean, scale = net.entropy_parameters(z)
-        y_bits = -torch.log2(gaussian_likelihood(torch.round(y - mean), scale)).sum()
-        z_bits = -torch.log2(net.hyper_prior.likelihood(z)).sum()
-        return float(y_bits + z_bits)
+        return likelihood_bits(net, torch.round(y - mean), scale, z)
 
 
 def _search(estimator: _Estimator, goal_bits: float, max_code: int, known: dict) -> int:

@@ -24,6 +24,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from nic.entropy import scale_indexes
+
 WEIGHT_BITS = 14
 """Largest weight magnitude per layer is scaled to 2**WEIGHT_BITS."""
 FRACTION_BITS = 12
@@ -114,7 +116,7 @@ class IntegerHyperSynthesis:
                 raise ValueError(f"no integer version of {type(layer).__name__}")
         # Latent i uses table j = the first scale >= |s_i|: compare the integer |s| with
         # ceil(scale_j * 2**FRACTION_BITS), exactly what the float rule gives on the fixed-point s.
-        self.bounds = torch.ceil(torch.tensor(scale_table[:-1]) * 2.0**FRACTION_BITS)
+        self.fixed_point_table = np.ceil(scale_table * 2.0**FRACTION_BITS)
 
     @torch.inference_mode()
     def __call__(
@@ -126,5 +128,5 @@ class IntegerHyperSynthesis:
         for layer in self.layers:
             x = layer(x)
         mean_int, scale_int = x.chunk(2, dim=1)
-        index = torch.bucketize(scale_int.abs(), self.bounds.to(x.device), right=False)
+        index = scale_indexes(scale_int.abs(), self.fixed_point_table)
         return mean_int * 2.0**-FRACTION_BITS, index.to(torch.int64)
