@@ -48,16 +48,17 @@ def measure(model: CodecModel, image: np.ndarray, k: int, repeats: int) -> dict[
     codec.encode(image, model, k)  # warm-up
     stream = codec.encode(image, model, k)
     lat = codec.analyse(model, image, k)
+    z_tables = model.rate_network(codec.gain_code(model, k)).z_tables
     z_idx = np.broadcast_to(np.arange(lat.z.shape[1])[None, :, None, None], lat.z.shape)
-    z_stream = encode_symbols(lat.z, z_idx, model.z_tables)
+    z_stream = encode_symbols(lat.z, z_idx, z_tables)
     y_stream = encode_symbols(lat.y, lat.y_index, model.y_tables)
 
     def entropy_encode() -> None:
-        encode_symbols(lat.z, z_idx, model.z_tables)
+        encode_symbols(lat.z, z_idx, z_tables)
         encode_symbols(lat.y, lat.y_index, model.y_tables)
 
     def entropy_decode() -> None:
-        decode_symbols(z_stream, z_idx, model.z_tables)
+        decode_symbols(z_stream, z_idx, z_tables)
         decode_symbols(y_stream, lat.y_index, model.y_tables)
 
     return {
@@ -73,7 +74,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", help="folder of PNG/PPM images (default: scikit-image photos)")
     parser.add_argument("--model", help="zoo model name or model file (default: zoo default)")
-    parser.add_argument("--rate-point", type=int, default=4)
+    parser.add_argument("--rate-point", type=float, default=3, help="rate position (default 3)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()

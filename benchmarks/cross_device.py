@@ -1,6 +1,6 @@
 """Encode on one device, decode on another: are the decoded symbols the same?
 
-    python benchmarks/cross_device.py encode OUT_DIR [--device cuda] [--images DIR]
+    python benchmarks/cross_device.py encode OUT_DIR [--device cuda] [--images DIR [--limit N]]
     python benchmarks/cross_device.py decode OUT_DIR [--device cpu]
 
 `encode` codes every image at a few rate positions on --device and writes the streams with a
@@ -20,6 +20,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from nic import codec, zoo
 from nic.bitstream import BitstreamError
@@ -32,9 +33,9 @@ def _sha(a: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
 
 
-def _images(folder: str | None) -> list[tuple[str, np.ndarray]]:
+def _images(folder: str | None, limit: int | None) -> list[tuple[str, np.ndarray]]:
     if folder:
-        return [(p.stem, read_rgb8(p)) for p in sorted(Path(folder).glob("*.png"))]
+        return [(p.stem, read_rgb8(p)) for p in sorted(Path(folder).glob("*.png"))[:limit]]
     from skimage import data
 
     return [
@@ -42,12 +43,12 @@ def _images(folder: str | None) -> list[tuple[str, np.ndarray]]:
     ]
 
 
-def encode_all(out: Path, device: str, images: str | None) -> None:
+def encode_all(out: Path, device: str, images: str | None, limit: int | None) -> None:
     model = zoo.load()
     model.net.to(device)
     out.mkdir(parents=True, exist_ok=True)
     manifest = {"device": device, "model": model.name, "streams": {}}
-    for name, image in _images(images):
+    for name, image in _images(images, limit):
         for rate in RATES:
             if rate > model.num_rate_points - 1:
                 continue
@@ -60,7 +61,7 @@ def encode_all(out: Path, device: str, images: str | None) -> None:
                 "y": _sha(latents.y),
                 "pixels": _sha(codec.decode(stream, model)),
             }
-            np.save(out / f"{file}.pixels.npy", codec.decode(stream, model))
+            Image.fromarray(codec.decode(stream, model)).save(out / f"{file}.png")
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
     print(f"{len(manifest['streams'])} streams encoded on {device} in {out}")
 
@@ -82,7 +83,7 @@ def decode_all(out: Path, device: str) -> None:
         same = _sha(latents.z) == want["z"] and _sha(latents.y) == want["y"]
         exact += same
         pixels = codec.decode(stream, model)
-        theirs = np.load(out / f"{file}.pixels.npy").astype(int)
+        theirs = read_rgb8(out / f"{file}.png").astype(int)
         diff = np.abs(pixels.astype(int) - theirs)
         print(
             f"{file:28s} {'same' if same else 'DIFFER':>8s} "
@@ -98,9 +99,10 @@ def main() -> None:
     parser.add_argument("folder", type=Path)
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda to encode)")
     parser.add_argument("--images", help="folder of PNGs to encode (default: scikit-image's)")
+    parser.add_argument("--limit", type=int, help="encode the first LIMIT images of --images")
     args = parser.parse_args()
     if args.action == "encode":
-        encode_all(args.folder, args.device or "cuda", args.images)
+        encode_all(args.folder, args.device or "cuda", args.images, args.limit)
     else:
         decode_all(args.folder, args.device or "cpu")
 

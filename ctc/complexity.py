@@ -30,6 +30,8 @@ import platform
 import statistics
 import sys
 import time
+import weakref
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -139,8 +141,13 @@ def other_arrays(obj: object, networks: dict[str, Any]) -> tuple[int, int]:
 # --- tracing parameter use --------------------------------------------------------------------
 
 
-def _parameter_trace(parameters: dict[int, str]):
-    """A TorchFunctionMode that records which parameters (by id) torch functions receive."""
+_CONV_FUNCTIONS = {f"conv{t}{d}d" for t in ("", "_transpose") for d in (1, 2, 3)}
+
+
+def _parameter_trace(parameters: dict[int, str], ranks: dict[str, int]):
+    """A TorchFunctionMode that records which parameters (by id) torch functions receive, and
+    which parameters, directly or through tensors computed from them (a masked weight, an
+    integer copy), are the weight of a convolution or linear layer."""
     import torch
     from torch.overrides import TorchFunctionMode
 
@@ -149,16 +156,39 @@ def _parameter_trace(parameters: dict[int, str]):
             super().__init__()
             self.used: set[str] = set()
             self.indexed: set[str] = set()
+            self.conv_weights: set[str] = set()
+            self.fc_weights: set[str] = set()
+            self._derived: dict[int, tuple[weakref.ref, frozenset[str]]] = {}
+
+        def _sources(self, value: object) -> frozenset[str]:
+            if not isinstance(value, torch.Tensor):
+                return frozenset()
+            name = parameters.get(id(value))
+            if name is not None:
+                return frozenset((name,))
+            ref, names = self._derived.get(id(value), (None, frozenset()))
+            return names if ref is not None and ref() is value else frozenset()
 
         def __torch_function__(self, func, types, args=(), kwargs=None):
             kwargs = kwargs or {}
+            sources: set[str] = set()
             for value in _flat(args, kwargs):
                 name = parameters.get(id(value)) if isinstance(value, torch.Tensor) else None
                 if name is not None:
                     self.used.add(name)
                     if func is torch.Tensor.__getitem__ and value is args[0]:
                         self.indexed.add(name)
-            return func(*args, **kwargs)
+                sources |= self._sources(value)
+            output = func(*args, **kwargs)
+            kind = getattr(func, "__name__", "")
+            if kind in _CONV_FUNCTIONS or kind == "linear":
+                weight = args[1] if len(args) > 1 else kwargs.get("weight")
+                rank = 3 if kind != "linear" else 2  # a GDN's (C, C) matrix is no conv layer
+                names = {n for n in self._sources(weight) if ranks.get(n, 0) >= rank}
+                (self.fc_weights if kind == "linear" else self.conv_weights).update(names)
+            if sources and isinstance(output, torch.Tensor):
+                self._derived[id(output)] = (weakref.ref(output), frozenset(sources))
+            return output
 
     return ParameterTrace()
 
@@ -177,16 +207,24 @@ class Trace:
 
     used: set[str] = field(default_factory=set)
     indexed: set[str] = field(default_factory=set)
+    conv_weights: set[str] = field(default_factory=set)
+    fc_weights: set[str] = field(default_factory=set)
     flops: int = 0
     seconds: float = 0.0
     output: Any = None
 
 
-def trace(operation: Callable[[], Any], parameters: dict[int, str], count: bool = True) -> Trace:
-    """Run `operation` once, recording the parameters it touches and (count) its FLOPs."""
+def trace(
+    operation: Callable[[], Any],
+    parameters: dict[int, str],
+    count: bool = True,
+    ranks: dict[str, int] | None = None,
+) -> Trace:
+    """Run `operation` once, recording the parameters it touches and (count) its FLOPs;
+    `ranks` (parameter name -> number of dimensions) lets it tell layers' weights apart."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    tracer = _parameter_trace(parameters)
+    tracer = _parameter_trace(parameters, ranks or {})
     counter = FlopCounterMode(display=False) if count else None
     start = time.perf_counter()
     if counter is None:
@@ -197,7 +235,15 @@ def trace(operation: Callable[[], Any], parameters: dict[int, str], count: bool 
             output = operation()
     seconds = time.perf_counter() - start
     flops = counter.get_total_flops() if counter is not None else 0
-    return Trace(tracer.used, tracer.indexed, int(flops), seconds, output)
+    return Trace(
+        tracer.used,
+        tracer.indexed,
+        tracer.conv_weights,
+        tracer.fc_weights,
+        int(flops),
+        seconds,
+        output,
+    )
 
 
 def count_macs(operation: Callable[[], Any]) -> int:
@@ -310,23 +356,6 @@ def _rate_points(codec: Any) -> list[float] | None:
     return [float(v) for v in range(int(knob.low), int(knob.high) + 1)]
 
 
-def _conv_fc_layers(networks: dict[str, Any], used: set[str]) -> tuple[int, int]:
-    """Convolution (incl. transposed) and fully-connected layers whose weights were used."""
-    import torch
-
-    conv = fc = 0
-    for prefix, net in networks.items():
-        for name, module in net.named_modules():
-            weight = f"{prefix}.{name}.weight" if name else f"{prefix}.weight"
-            if weight not in used:
-                continue
-            if isinstance(module, torch.nn.modules.conv._ConvNd):
-                conv += 1
-            elif isinstance(module, torch.nn.Linear):
-                fc += 1
-    return conv, fc
-
-
 def _timed(operation: Callable[[], Any], repeat: int) -> list[float]:
     times = []
     for _ in range(repeat):
@@ -361,8 +390,10 @@ def measure(
         knob_value = float(round(knob_value)) if knob.kind == "integer" else knob_value
 
     small = picture[: min(64, height), : min(64, width)]
+    values = _rate_points(codec)
     try:
-        codec.decode(codec.encode(small, knob_value))  # loads lazily loaded models
+        for value in [knob_value, *(values or [])]:  # loads lazily loaded models and parts
+            codec.decode(codec.encode(small, value))
     except Exception as e:
         raise ComplexityError(f"{codec.name}: encoding a test picture failed: {e}") from e
     networks = find_networks(codec)
@@ -373,17 +404,18 @@ def measure(
     }
     ids = {id(p): name for name, p in named.items()}
 
-    encoded = trace(lambda: codec.encode(picture, knob_value), ids)
-    decoded = trace(lambda: codec.decode(encoded.output), ids)
+    ranks = {name: p.dim() for name, p in named.items()}
+    encoded = trace(lambda: codec.encode(picture, knob_value), ids, ranks=ranks)
+    decoded = trace(lambda: codec.decode(encoded.output), ids, ranks=ranks)
     data = encoded.output
     enc_peak, enc_before, _ = peak_memory(lambda: codec.encode(picture, knob_value))
     dec_peak, dec_before, _ = peak_memory(lambda: codec.decode(data))
     enc_times = _timed(lambda: codec.encode(picture, knob_value), repeat)
     dec_times = _timed(lambda: codec.decode(data), repeat)
 
-    values = _rate_points(codec)
     per_point: list[dict[str, Any]] = []
     independent: set[str] = set()
+    tables: set[str] = set()  # independent tensors with one row per rate point (gain tables)
     enc_used, dec_used = set(encoded.used), set(decoded.used)
     if values is not None and networks:
         count = len(values)
@@ -392,14 +424,29 @@ def measure(
             d = trace(lambda e=e: codec.decode(e.output), ids, count=False)
             indexed = {n for n in (e.indexed | d.indexed) if named[n].shape[:1] == (count,)}
             independent |= indexed
+            tables |= indexed
             enc_used |= e.used
             dec_used |= d.used
             per_point.append({"index": k, "knob_value": value, "_enc": e.used, "_dec": d.used})
+        # A tensor that only one rate point uses is that rate point's own (a masked model's
+        # per-rate-point layers), like a row that each rate point indexes (a gain table).
+        uses = Counter(n for p in per_point for n in p["_enc"] | p["_dec"])
+        if count > 1:
+            independent |= {n for n, c in uses.items() if c == 1}
 
-    def counts(names: set[str], rate_points: int | None) -> dict[str, Any]:
+    def counts(names: set[str], rate_points: int | None, one_point: bool = False) -> dict[str, Any]:
+        """Counts over `names`: those of every rate point, or (one_point) of a single one,
+        which uses one row of each table but the whole of its own tensors."""
         shared = sum(named[n].numel() for n in names - independent)
         indep = sum(named[n].numel() for n in names & independent)
-        per = indep // rate_points if rate_points else 0
+        if not rate_points:
+            per = 0
+        elif one_point:
+            own = names & independent - tables
+            own_count = sum(named[n].numel() for n in own)
+            per = own_count + (indep - own_count) // rate_points
+        else:
+            per = indep // rate_points
         dtypes = sorted({str(named[n].dtype).removeprefix("torch.") for n in names})
         return {
             "total": shared + indep,
@@ -414,7 +461,7 @@ def measure(
     pixels = width * height
 
     def side(t: Trace, used: set[str], peak, before, times) -> dict[str, Any]:
-        conv, fc = _conv_fc_layers(networks, used)
+        conv, fc = len(t.conv_weights), len(t.fc_weights)
         macs = t.flops // 2
         return {
             "parameters": counts(used, rate_points),
@@ -432,7 +479,8 @@ def measure(
     rows = []
     for point in per_point:
         e_names, d_names = point.pop("_enc"), point.pop("_dec")
-        e_counts, d_counts = counts(e_names, rate_points), counts(d_names, rate_points)
+        e_counts = counts(e_names, rate_points, one_point=True)
+        d_counts = counts(d_names, rate_points, one_point=True)
         point.update(
             encoder_shared=e_counts["shared"],
             encoder_independent=e_counts["independent_per_rate_point"],

@@ -85,7 +85,12 @@ def _cmd_zoo(args: argparse.Namespace) -> None:
                 "name": entry.name,
                 "description": entry.description,
                 "rate_points": {k: lam for k, lam in enumerate(cfg.lambdas)},
-                "architecture": f"mean-scale hyperprior N={cfg.N} M={cfg.M}",
+                "architecture": (
+                    f"masked multi-rate mean-scale hyperprior N={cfg.N} M={cfg.M}, "
+                    f"{cfg.mask_block[0]}x{cfg.mask_block[1]} mask blocks"
+                    if cfg.masked
+                    else f"mean-scale hyperprior N={cfg.N} M={cfg.M}"
+                ),
                 "parameters": params,
                 "file_bytes": entry.path.stat().st_size,
                 "sha256": entry.sha256,
@@ -106,6 +111,7 @@ def _cmd_zoo(args: argparse.Namespace) -> None:
             print(
                 f"  training      {t['steps']} steps, batch {t['batch']}, patch {t['patch']}, "
                 f"{t['wall_time_s'] / 3600:.2f} h on {t['hardware'][-1]['hardware']}"
+                + (f", {t['schedule']} schedule from {t['init']}" if t.get("init") else "")
             )
 
 
@@ -134,10 +140,15 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
+    from dataclasses import replace
+
     from nic.train.trainer import TrainConfig, train
 
+    config = TrainConfig.from_yaml(args.config)
+    if args.precision:
+        config = replace(config, precision=args.precision)
     path = train(
-        TrainConfig.from_yaml(args.config),
+        config,
         max_minutes=args.max_minutes,
         fit_minutes=args.fit_minutes,
     )
@@ -212,6 +223,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--fit-minutes",
         type=float,
         help="stop after this long, with `steps` fitted so the learning-rate decay ends then",
+    )
+    p.add_argument(
+        "--precision",
+        choices=["fp32", "tf32", "bf16"],
+        help="override the config's GPU precision (bf16: autocast, rates in float32)",
     )
     p.set_defaults(func=_cmd_train)
 

@@ -18,7 +18,7 @@ from nic import zoo
 from nic.bitstream import GAIN_STEPS, BitstreamError, Header, pack, unpack
 from nic.entropy import decode_symbols, encode_symbols, gaussian_likelihood
 from nic.image_io import check_rgb8
-from nic.model_file import CodecModel
+from nic.model_file import CodecModel, RateNetwork
 from nic.models import DOWNSAMPLING, MeanScaleHyperprior
 
 
@@ -51,16 +51,17 @@ def padded_tensor(image: np.ndarray) -> torch.Tensor:
 
 
 def gain_code(model: CodecModel, rate: float) -> int:
-    """The bitstream's gain code for a rate position in [0, K - 1] (rate point k is k)."""
-    last = model.num_rate_points - 1
+    """The bitstream's gain code for a rate position (rate point k is k; model.max_rate_position
+    is the highest)."""
+    last = model.max_rate_position
     if not 0 <= rate <= last:
-        raise ValueError(f"rate {rate} outside 0..{last} for {model.name}")
+        raise ValueError(f"rate {rate} outside 0..{last:g} for {model.name}")
     return round(rate * GAIN_STEPS)
 
 
-def _entropy_parameters(model: CodecModel, z: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+def _entropy_parameters(network: RateNetwork, z: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
     """Mean and table index of every latent, through the integer path (bit-exact anywhere)."""
-    mean, index = model.hyper_synthesis(z, model.device)
+    mean, index = network.hyper_synthesis(z, network.net.device)
     return mean, index.cpu().numpy()
 
 
@@ -69,17 +70,24 @@ def analyse(model: CodecModel, image: np.ndarray, rate: float) -> Latents:
     """The encoder's side up to the symbols: quantized latents and their tables."""
     check_rgb8(image)
     code = gain_code(model, rate)
-    return quantize(model, model.net.g_a(padded_tensor(image).to(model.device)), code)
+    return quantize(model, analysis(model, image, code), code)
+
+
+def analysis(model: CodecModel, image: np.ndarray, code: int) -> torch.Tensor:
+    """The analysis transform's output for the network that codes `code` (before the gain)."""
+    net = model.rate_network(code).net
+    return net.g_a(padded_tensor(image).to(model.device)).float()
 
 
 def quantize(model: CodecModel, g_a_out: torch.Tensor, code: int) -> Latents:
-    """Latents at a gain code from the analysis transform's output (run it once, try codes)."""
-    gain, _ = model.net.gains(code / GAIN_STEPS)
+    """Latents at a gain code from its network's analysis output (run it once, try codes)."""
+    network = model.rate_network(code)
+    gain, _ = network.net.gains(network.position)
     y = g_a_out * gain
-    z_float = model.net.h_a(y)
+    z_float = network.net.h_a(y)
     z_index = _z_indexes(tuple(z_float.shape))
-    z = model.z_tables.clamp(torch.round(z_float).cpu().numpy().astype(np.int64), z_index)
-    mean, y_index = _entropy_parameters(model, z)
+    z = network.z_tables.clamp(torch.round(z_float).cpu().numpy().astype(np.int64), z_index)
+    mean, y_index = _entropy_parameters(network, z)
     residual = torch.round(y - mean).cpu().numpy().astype(np.int64)
     return Latents(z, model.y_tables.clamp(residual, y_index), mean, y_index)
 
@@ -87,15 +95,17 @@ def quantize(model: CodecModel, g_a_out: torch.Tensor, code: int) -> Latents:
 @torch.inference_mode()
 def reconstruct(model: CodecModel, latents: Latents, rate: float, height: int, width: int):
     """Decoder's synthesis from the latents: uint8 (height, width, 3)."""
+    network = model.rate_network(gain_code(model, rate))
     y_hat = (torch.from_numpy(latents.y).to(latents.mean.device) + latents.mean).float()
-    x_hat = model.net.synthesize(y_hat, gain_code(model, rate) / GAIN_STEPS)[0, :, :height, :width]
+    x_hat = network.net.synthesize(y_hat, network.position)[0, :, :height, :width]
     pixels = torch.round(x_hat.clamp(0, 1) * 255).to(torch.uint8)
     return pixels.permute(1, 2, 0).contiguous().cpu().numpy()
 
 
 def pack_stream(model: CodecModel, latents: Latents, code: int, width: int, height: int) -> bytes:
     """Entropy-code the latents and wrap them in the container."""
-    z_stream = encode_symbols(latents.z, _z_indexes(latents.z.shape), model.z_tables)
+    z_tables = model.rate_network(code).z_tables
+    z_stream = encode_symbols(latents.z, _z_indexes(latents.z.shape), z_tables)
     y_stream = encode_symbols(latents.y, latents.y_index, model.y_tables)
     return pack(Header(model.name, model.weights_hash, code, width, height), [z_stream, y_stream])
 
@@ -121,7 +131,7 @@ def resolve_model(header: Header, model: CodecModel | str | None = None) -> Code
             f"stream was made with model {header.model_id} (weights {header.weights_hash.hex()}), "
             f"not with {model.name} (weights {model.weights_hash.hex()})"
         )
-    if header.rate_position > model.num_rate_points - 1:
+    if header.rate_position > model.max_rate_position:
         raise BitstreamError(
             f"rate position {header.rate_position:g} beyond {model.name}'s last rate point"
         )
@@ -136,9 +146,10 @@ def decode_latents(data: bytes, model: CodecModel | str | None = None):
     h = -(-header.height // DOWNSAMPLING)
     w = -(-header.width // DOWNSAMPLING)
     z_shape = (1, model.net.config.N, h, w)
+    network = model.rate_network(header.gain_code)
     try:
-        z = decode_symbols(z_stream, _z_indexes(z_shape), model.z_tables)
-        mean, y_index = _entropy_parameters(model, z)
+        z = decode_symbols(z_stream, _z_indexes(z_shape), network.z_tables)
+        mean, y_index = _entropy_parameters(network, z)
         y = decode_symbols(y_stream, y_index, model.y_tables)
     except (ValueError, RuntimeError) as e:
         if isinstance(e, BitstreamError):
@@ -167,6 +178,7 @@ def likelihood_bits(
 def estimated_bits(model: CodecModel, image: np.ndarray, rate: float) -> float:
     """The model's own rate for the quantized latents: -log2 of its float likelihoods."""
     latents = analyse(model, image, rate)
+    net = model.rate_network(gain_code(model, rate)).net
     z = torch.from_numpy(latents.z).to(model.device, torch.float32)
-    _, scale = model.net.entropy_parameters(z)
-    return likelihood_bits(model.net, torch.from_numpy(latents.y).to(z), scale, z)
+    _, scale = net.entropy_parameters(z)
+    return likelihood_bits(net, torch.from_numpy(latents.y).to(z), scale, z)

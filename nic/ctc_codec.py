@@ -43,7 +43,7 @@ class NicCodec:
 
     @property
     def knob(self) -> RatePositionKnob:
-        return RatePositionKnob(low=0, high=self.model.num_rate_points - 1)
+        return RatePositionKnob(low=0, high=self.model.max_rate_position)
 
     @property
     def rate_points(self) -> list[float]:

@@ -8,15 +8,23 @@ encoder and decoder never rebuild them from floats.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from nic.bitstream import GAIN_STEPS
 from nic.entropy import CdfTables, build_gaussian_tables, scale_table
-from nic.models import HyperpriorConfig, IntegerHyperSynthesis, MeanScaleHyperprior
+from nic.models import (
+    HyperpriorConfig,
+    IntegerHyperSynthesis,
+    MaskedMultiRateHyperprior,
+    MeanScaleHyperprior,
+    build_model,
+)
+from nic.models.masked import MASKED_LAYERS, layer_key, pack_masks, unpack_masks
 
 FORMAT = "nic-model"
 FORMAT_VERSION = 1
@@ -26,26 +34,46 @@ class ModelFileError(ValueError):
     """A model file that is missing, damaged or not of this format."""
 
 
+@dataclass(frozen=True)
+class RateNetwork:
+    """What codes one gain code: a gain-model network, the rate position inside its own gain
+    table, its hyper-latent tables and its integer entropy-parameter path."""
+
+    net: MeanScaleHyperprior
+    position: float
+    z_tables: CdfTables
+    hyper_synthesis: IntegerHyperSynthesis
+
+
 @dataclass
 class CodecModel:
-    """A network ready for coding, with its tables and identity."""
+    """A network ready for coding, with its tables and identity.
+
+    A gain model is one network for every rate position in [0, K - 1]. A masked model holds K
+    networks; rate point k's covers the positions [k, k + 1) (docs/codec.md).
+    """
 
     name: str
     sha256: str
-    net: MeanScaleHyperprior
-    z_tables: CdfTables
+    net: MeanScaleHyperprior | MaskedMultiRateHyperprior
+    z_tables: list[CdfTables]  # the hyper-latent's tables: one set per network
     y_tables: CdfTables
     scale_table: np.ndarray
     metadata: dict
+    _rate_points: dict = field(default_factory=dict, init=False, repr=False)
 
     @property
     def device(self) -> torch.device:
         """Where the network runs (move it with `model.net.to(device)`)."""
-        return self.net.log_gain.device
+        return self.net.device
+
+    @property
+    def masked(self) -> bool:
+        return isinstance(self.net, MaskedMultiRateHyperprior)
 
     @cached_property
     def hyper_synthesis(self) -> IntegerHyperSynthesis:
-        """The integer entropy-parameter path that encoder and decoder both use."""
+        """A gain model's integer entropy-parameter path, which encoder and decoder both use."""
         return IntegerHyperSynthesis(self.net.h_s, self.scale_table)
 
     @property
@@ -56,6 +84,26 @@ class CodecModel:
     @property
     def num_rate_points(self) -> int:
         return self.net.num_rate_points
+
+    @property
+    def max_rate_position(self) -> float:
+        """The highest rate position: K - 1, or just below K for a masked model."""
+        k = self.num_rate_points
+        return k - 1 / GAIN_STEPS if self.masked else k - 1
+
+    def rate_network(self, code: int) -> RateNetwork:
+        """The network and position that code gain code `code` (rate position code / 256)."""
+        if not self.masked:
+            return RateNetwork(self.net, code / GAIN_STEPS, self.z_tables[0], self.hyper_synthesis)
+        k = code // GAIN_STEPS
+        if k not in self._rate_points:
+            net = self.net.rate_point_network(k)
+            self._rate_points[k] = (net, IntegerHyperSynthesis(net.h_s, self.scale_table))
+        net, hyper_synthesis = self._rate_points[k]
+        if net.g_a[2].block_mask.device != self.device:
+            net.to(self.device)  # its parameters are the model's: only the masks stay behind
+        position = (code - k * GAIN_STEPS) / GAIN_STEPS
+        return RateNetwork(net, position, self.z_tables[k], hyper_synthesis)
 
 
 def sha256_file(path: str | Path) -> str:
@@ -69,19 +117,28 @@ def sha256_file(path: str | Path) -> str:
 def save_model_file(
     path: str | Path,
     name: str,
-    net: MeanScaleHyperprior,
+    net: MeanScaleHyperprior | MaskedMultiRateHyperprior,
     metadata: dict,
     weight_dtype: torch.dtype = torch.float32,
 ) -> str:
-    """Write a model file (building its CDF tables) and return its sha256."""
+    """Write a model file (building its CDF tables) and return its sha256.
+
+    A masked model's masks are stored bit-packed, and its hyper-latent tables per rate point.
+    """
     net = net.cpu().eval()
     scales = scale_table()
-    tables = {
-        **net.hyper_prior.build_tables().to_state("z"),
-        **build_gaussian_tables(scales).to_state("y"),
-    }
+    tables = build_gaussian_tables(scales).to_state("y")
+    masks = {}
+    if isinstance(net, MaskedMultiRateHyperprior):
+        for k in range(net.num_rate_points):
+            tables.update(net.rate_point_network(k).hyper_prior.build_tables().to_state(f"z{k}"))
+        masks = {layer_key(layer): pack_masks(net.mask(layer)) for layer in MASKED_LAYERS}
+    else:
+        tables.update(net.hyper_prior.build_tables().to_state("z"))
     weights = {
-        k: (v.to(weight_dtype) if v.is_floating_point() else v) for k, v in net.state_dict().items()
+        k: (v.to(weight_dtype) if v.is_floating_point() else v)
+        for k, v in net.state_dict().items()
+        if not k.startswith("mask_")
     }
     torch.save(
         {
@@ -90,6 +147,7 @@ def save_model_file(
             "name": name,
             "config": net.config.to_dict(),
             "weights": weights,
+            **({"masks": masks} if masks else {}),
             "tables": {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tables.items()},
             "scale_table": torch.from_numpy(scales),
             "metadata": metadata,
@@ -118,19 +176,30 @@ def load_model_file(path: str | Path, expected_sha256: str | None = None) -> Cod
         raise ModelFileError(f"{path}: not a {FORMAT} file")
     if raw.get("format_version") != FORMAT_VERSION:
         raise ModelFileError(f"{path}: model file version {raw.get('format_version')} unsupported")
-    net = MeanScaleHyperprior(HyperpriorConfig.from_dict(raw["config"]))
-    net.load_state_dict(
-        {k: v.float() if v.is_floating_point() else v for k, v in raw["weights"].items()}
-    )
+    try:
+        net = build_model(HyperpriorConfig.from_dict(raw["config"]))
+        weights = {k: v.float() if v.is_floating_point() else v for k, v in raw["weights"].items()}
+        if isinstance(net, MaskedMultiRateHyperprior):
+            for layer in MASKED_LAYERS:
+                key = layer_key(layer)
+                weights[f"mask_{key}"] = unpack_masks(raw["masks"][key], net.mask(layer).shape)
+        net.load_state_dict(weights)
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise ModelFileError(f"{path}: weights do not fit the model it describes ({e})") from None
     net.eval()
     tables = {k: v.numpy() for k, v in raw["tables"].items()}
+    prefixes = (
+        ["z"]
+        if not isinstance(net, MaskedMultiRateHyperprior)
+        else [f"z{k}" for k in range(net.num_rate_points)]
+    )
     try:
-        z_tables = CdfTables.from_state(tables, "z")
+        z_tables = [CdfTables.from_state(tables, prefix) for prefix in prefixes]
         y_tables = CdfTables.from_state(tables, "y")
     except (KeyError, ValueError) as e:
         raise ModelFileError(f"{path}: bad CDF tables ({e})") from None
-    if len(z_tables) != net.config.N:
-        raise ModelFileError(f"{path}: {len(z_tables)} hyper-latent tables for N={net.config.N}")
+    if any(len(t) != net.config.N for t in z_tables):
+        raise ModelFileError(f"{path}: hyper-latent tables do not match N={net.config.N}")
     scales = raw["scale_table"].numpy()
     if len(y_tables) != scales.size:
         raise ModelFileError(f"{path}: {len(y_tables)} latent tables for {scales.size} scales")

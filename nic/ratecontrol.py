@@ -1,9 +1,10 @@
 """Rate control inside the codec: hit a target bpp with one real encode in most cases.
 
-The analysis transform runs once. The gain code (1/256 of a rate point) is then searched on the
-model's own rate estimate, -log2 of the likelihoods of the quantized latents, which needs only
-the hyper-transforms and no entropy coding. One real encode follows; when its size misses the
-window, the estimate's bias measured by that encode corrects the goal and the search runs again.
+The analysis transform runs once per network (a masked model's rate points are networks). The
+gain code (1/256 of a rate point) is then searched on the model's own rate estimate, -log2 of the
+likelihoods of the quantized latents, which needs only the hyper-transforms and no entropy coding.
+One real encode follows; when its size misses the window, the estimate's bias measured by that
+encode corrects the goal and the search runs again.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 
 from nic.bitstream import GAIN_STEPS
-from nic.codec import likelihood_bits, pack_stream, padded_tensor, quantize
+from nic.codec import analysis, likelihood_bits, pack_stream, quantize
 from nic.image_io import check_rgb8
 from nic.model_file import CodecModel
 
@@ -35,18 +36,28 @@ class RateMatch:
 
 
 class _Estimator:
-    """Estimated file bits at a gain code, from one analysis transform of the image."""
+    """Estimated file bits at a gain code, from one analysis transform of the image per network
+    (a gain model has one; a masked model one per rate point)."""
 
     def __init__(self, model: CodecModel, image: np.ndarray) -> None:
         self.model = model
-        self.g_a_out = model.net.g_a(padded_tensor(image).to(model.device))
+        self.image = image
+        self.analyses: dict[int, torch.Tensor] = {}
         self.calls = 0
+
+    def g_a_out(self, code: int) -> torch.Tensor:
+        """The analysis output of the network that codes `code`, computed once."""
+        network = id(self.model.rate_network(code).net)
+        if network not in self.analyses:
+            self.analyses[network] = analysis(self.model, self.image, code)
+        return self.analyses[network]
 
     def bits(self, code: int) -> float:
         self.calls += 1
-        net = self.model.net
-        gain, _ = net.gains(code / GAIN_STEPS)
-        y = self.g_a_out * gain
+        network = self.model.rate_network(code)
+        net = network.net
+        gain, _ = net.gains(network.position)
+        y = self.g_a_out(code) * gain
         z = torch.round(net.h_a(y))
         mean, scale = net.entropy_parameters(z)
         return likelihood_bits(net, torch.round(y - mean), scale, z)
@@ -99,7 +110,7 @@ def encode_to_target(
     max_bpp = 1.05 * target_bpp if max_bpp is None else max_bpp
     height, width = image.shape[:2]
     pixels = height * width
-    max_code = GAIN_STEPS * (model.num_rate_points - 1)
+    max_code = round(GAIN_STEPS * model.max_rate_position)
     estimator = _Estimator(model, image)
     known: dict[int, float] = {}
     goal_bits = target_bpp * pixels
@@ -108,7 +119,7 @@ def encode_to_target(
         code = _search(estimator, goal_bits, max_code, known)
         if code in tried:
             break
-        latents = quantize(model, estimator.g_a_out, code)
+        latents = quantize(model, estimator.g_a_out(code), code)
         data = tried[code] = pack_stream(model, latents, code, width, height)
         real_bits = 8 * len(data)
         if min_bpp <= real_bits / pixels <= max_bpp:

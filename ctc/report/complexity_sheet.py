@@ -19,8 +19,8 @@ from ctc.report.style import (
 
 INDENT = Alignment(indent=1)
 NO_BASELINE = (
-    "not available: no separately trained single-rate baseline model exists yet, so its "
-    "parameter count is not reported"
+    "not available: the model file records no separately trained single-rate baselines, so "
+    "their parameter count is not reported"
 )
 
 
@@ -171,8 +171,20 @@ def _rate_points(ws: Worksheet, row: int, result: dict[str, Any]) -> int:
               [None, "int", "int"])  # fmt: skip
     row += 1
     write_row(ws, row, [f"Baseline: {count} separately trained single-rate models", None, None,
-                        NO_BASELINE])  # fmt: skip
+                        _baseline_note(result)])  # fmt: skip
     return row + 1
+
+
+def _baseline_note(result: dict[str, Any]) -> str:
+    """What the model file says of the single-rate models trained alongside it, if anything."""
+    baselines = (result.get("training") or {}).get("baselines")
+    if not baselines:
+        return NO_BASELINE
+    n, each = baselines["models"], baselines["parameters_each"]
+    return (
+        f"{n} × {each:,} = {n * each:,} parameters in all (encoder and decoder together), trained "
+        f"alongside this model; compared by {baselines['comparison']}"
+    )
 
 
 def _pairs(ws: Worksheet, row: int, heading: str, values: dict[str, Any]) -> int:

@@ -47,6 +47,10 @@ class FactorizedPrior(nn.Module):
     def likelihood(self, z: torch.Tensor) -> torch.Tensor:
         """Probability mass of the unit bin centred on each value of z (B, C, H, W)."""
         b, c, h, w = z.shape
+        with torch.autocast(z.device.type, enabled=False):  # rates need float32
+            return self._likelihood(z.float(), b, c, h, w)
+
+    def _likelihood(self, z: torch.Tensor, b: int, c: int, h: int, w: int) -> torch.Tensor:
         v = z.permute(1, 0, 2, 3).reshape(c, 1, -1)
         lower = self._logits_cumulative(v - 0.5)
         upper = self._logits_cumulative(v + 0.5)

@@ -42,13 +42,34 @@ class HyperpriorConfig:
         default=(0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
     )
     distortion: str = "mse"
+    mask_block: tuple[int, int] | None = None
+    """Output x input channels of one mask block; None: the gain model (no masks)."""
+    densities: tuple[float, ...] = ()
+    """Masked models: the fraction of blocks each rate point uses, non-decreasing."""
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "lambdas": list(self.lambdas)}
+        d = {**asdict(self), "lambdas": list(self.lambdas)}
+        if self.mask_block is None:  # gain-model files keep their original config
+            del d["mask_block"], d["densities"]
+        else:
+            d.update(mask_block=list(self.mask_block), densities=list(self.densities))
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> HyperpriorConfig:
-        return cls(**{**d, "lambdas": tuple(float(x) for x in d["lambdas"])})
+        block = d.get("mask_block")
+        return cls(
+            **{
+                **d,
+                "lambdas": tuple(float(x) for x in d["lambdas"]),
+                "mask_block": tuple(int(b) for b in block) if block else None,
+                "densities": tuple(float(x) for x in d.get("densities", ())),
+            }
+        )
+
+    @property
+    def masked(self) -> bool:
+        return self.mask_block is not None
 
 
 def ste_round(x: torch.Tensor) -> torch.Tensor:
@@ -100,6 +121,10 @@ class MeanScaleHyperprior(nn.Module):
     def num_rate_points(self) -> int:
         return len(self.config.lambdas)
 
+    @property
+    def device(self) -> torch.device:
+        return self.log_gain.device
+
     def gains(self, rate: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor]:
         """(gain, inverse gain) shaped (B or 1, M, 1, 1) for broadcasting over latents.
 
@@ -129,17 +154,17 @@ class MeanScaleHyperprior(nn.Module):
     def analyze(self, x: torch.Tensor, rate: torch.Tensor | float) -> torch.Tensor:
         """Image in [0, 1] -> gain-scaled latent y (before quantization)."""
         gain, _ = self.gains(rate)
-        return self.g_a(x) * gain
+        return self.g_a(x).float() * gain  # float32 even under bf16 autocast: it is rounded
 
     def entropy_parameters(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Quantized hyper-latent -> (mean, scale) of the latent's Gaussian."""
-        mean, scale = self.h_s(z_hat).chunk(2, dim=1)
+        mean, scale = self.h_s(z_hat).float().chunk(2, dim=1)
         return mean, scale.abs()
 
     def synthesize(self, y_hat: torch.Tensor, rate: torch.Tensor | float) -> torch.Tensor:
         """Quantized latent -> reconstruction (not clamped)."""
         _, inverse_gain = self.gains(rate)
-        return self.g_s(y_hat * inverse_gain)
+        return self.g_s(y_hat * inverse_gain).float()
 
     def forward(self, x: torch.Tensor, rate_point: torch.Tensor) -> dict[str, torch.Tensor]:
         """Training pass: noise for the likelihoods, straight-through rounding for the decoder."""

@@ -4,12 +4,29 @@ from __future__ import annotations
 
 import datetime
 import platform
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from nic.model_file import save_model_file
-from nic.models import HyperpriorConfig, MeanScaleHyperprior
+from nic.models import (
+    HyperpriorConfig,
+    MaskedMultiRateHyperprior,
+    MeanScaleHyperprior,
+    build_model,
+)
+
+
+def _baselines(net: MaskedMultiRateHyperprior) -> dict:
+    """The separate single-rate models trained alongside a masked one: how many, how large."""
+    config = replace(net.config, lambdas=net.config.lambdas[:1], mask_block=None, densities=())
+    single = MeanScaleHyperprior(config)
+    return {
+        "models": net.num_rate_points,
+        "parameters_each": sum(p.numel() for p in single.parameters()),
+        "comparison": "benchmarks/masked_vs_separate.py on the training checkpoint",
+    }
 
 
 def export_checkpoint(
@@ -25,8 +42,10 @@ def export_checkpoint(
     since the recorded paths mean nothing on another machine.
     """
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    net = MeanScaleHyperprior(HyperpriorConfig.from_dict(ckpt["model_config"]))
-    net.load_state_dict(ckpt["model"])
+    net = build_model(HyperpriorConfig.from_dict(ckpt["model_config"]))
+    net.load_state_dict(
+        {k: v.float() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
+    )
     train = ckpt["train_config"]
     metadata = {
         "training": {
@@ -40,6 +59,12 @@ def export_checkpoint(
             "lambdas": list(train["model"]["lambdas"]),
             "distortion": train["model"]["distortion"],
             "lr": train["lr"],
+            **(
+                {"schedule": train["schedule"], "init": train["init"]}
+                if train["model"].get("mask_block")
+                else {}
+            ),
+            **({"baselines": _baselines(net)} if train.get("baselines") else {}),
             "hardware": ckpt["hardware"],
             "wall_time_s": round(ckpt["wall_time_s"], 1),
         },

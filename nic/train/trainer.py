@@ -21,9 +21,28 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from nic.models import HyperpriorConfig, MeanScaleHyperprior
+from nic.model_file import load_model_file
+from nic.models import (
+    HyperpriorConfig,
+    MaskedMultiRateHyperprior,
+    MeanScaleHyperprior,
+    build_model,
+)
+from nic.models.masked import MASKED_LAYERS
 from nic.train.data import PatchSampler, list_images
 from nic.train.loss import rd_loss
+from nic.train.prune_and_grow import (
+    SCHEDULES,
+    Phase,
+    freeze_gradients,
+    grow,
+    initialize_from,
+    mask_update_due,
+    phase_at,
+    phase_parameters,
+    prune,
+    select_nested_masks,
+)
 
 
 @dataclass(frozen=True)
@@ -43,6 +62,18 @@ class TrainConfig:
     checkpoint_every: int = 500
     seed: int = 0
     threads: int = 0
+    init: str | None = None
+    """Start from a trained gain model: a model file (.pt) or a zoo name."""
+    precision: str = "tf32"
+    """On a GPU: fp32, tf32 (TF32 matrix units) or bf16 (autocast, rates in float32)."""
+    grow_fraction: float = 0.5
+    """Masked models: share of each prune-and-grow phase trained before pruning."""
+    baselines: bool = False
+    """Masked models: also train one separate single-rate model per rate point."""
+    schedule: str = "joint"
+    """Masked models: "joint" (all rate points train throughout; nested masks re-selected by
+    block norm during the first grow_fraction) or "progressive" (prune-and-grow, one phase per
+    rate point, earlier rate points frozen): nic/train/prune_and_grow.py."""
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:
@@ -104,6 +135,31 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+PRECISIONS = ("fp32", "tf32", "bf16")
+
+
+def _check_schedule(config: TrainConfig) -> None:
+    if config.precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, not {config.precision!r}")
+    if config.baselines and not config.model.masked:
+        raise ValueError("baselines: true needs a masked model (model.mask_block)")
+    if config.schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, not {config.schedule!r}")
+    if not 0 < config.grow_fraction < 1:
+        raise ValueError("grow_fraction must be between 0 and 1")
+
+
+def _initial_weights(config: TrainConfig) -> MeanScaleHyperprior:
+    """The trained gain model named by `init` (a model file or a zoo name)."""
+    from nic import zoo  # the zoo loads model files: import it only when asked to
+
+    source = config.init
+    model = load_model_file(source) if Path(source).suffix == ".pt" else zoo.load(source)
+    if model.masked:
+        raise ValueError(f"init: {source} is a masked model; start from a gain model")
+    return model.net
+
+
 def train(
     config: TrainConfig, max_minutes: float | None = None, fit_minutes: float | None = None
 ) -> Path:
@@ -113,7 +169,14 @@ def train(
     of the first few hundred steps of this chunk sets `steps`, so the learning-rate decay ends
     with the time budget (a device lease). Resuming such a run with a new budget fits again,
     which restarts the schedule from `lr` like a warm restart (Loshchilov & Hutter, ICLR 2017).
+
+    A masked model trains one rate point per step, jointly or in progressive phases
+    (nic/train/prune_and_grow.py); with `baselines`, a separate single-rate model per rate point
+    trains on the same batches whenever its rate point does, for the masked-versus-separate
+    comparison.
     """
+    _check_schedule(config)
+    masked = config.model.masked
     if fit_minutes is not None:
         max_minutes = fit_minutes
     if config.threads:
@@ -127,27 +190,78 @@ def train(
     files = list_images(list(config.data))
     if device.type == "cuda":
         # TF32 matrix units for convolutions and matmuls: about 3x the fp32 rate on Hopper.
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+        tf32 = config.precision != "fp32"
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
         torch.backends.cudnn.benchmark = True
     sampler = PatchSampler(files, config.patch, config.min_scale, config.seed, device)
-    net = MeanScaleHyperprior(config.model).to(device)
-    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
+    net = build_model(config.model).to(device)
+    baselines = []
+    if config.baselines:
+        single = replace(config.model, mask_block=None, densities=())
+        baselines = [
+            MeanScaleHyperprior(replace(single, lambdas=(lam,))).to(device)
+            for lam in config.model.lambdas
+        ]
     step, wall = 0, 0.0
     history: list[dict] = []
+    ckpt: dict = {}
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
         if ckpt["model_config"] != config.model.to_dict():
             raise ValueError(f"{ckpt_path} was trained with another model config; use a new output")
-        net.load_state_dict({k: v.float() for k, v in ckpt["model"].items()})
-        if "optimizer" in ckpt:  # a checkpoint slimmed for transfer may have dropped it
-            optimizer.load_state_dict(ckpt["optimizer"])
+        net.load_state_dict(
+            {k: v.float() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
+        )
+        if baselines and "baselines" not in ckpt:
+            raise ValueError(f"{ckpt_path} holds no baselines (slimmed for transfer?)")
+        for b, state in zip(baselines, ckpt.get("baselines", []), strict=True):
+            b.load_state_dict({k: v.float() for k, v in state.items()})
         sampler.set_state(ckpt["sampler_rng"])
         torch.set_rng_state(ckpt["torch_rng"].cpu())  # map_location moved it
         step, wall, history = ckpt["step"], ckpt["wall_time_s"], ckpt["hardware"]
+        if masked and fit_minutes is not None:
+            raise ValueError(
+                "a masked run keeps the length it was fitted to (its mask schedule depends on "
+                "it): resume it without --fit-minutes (use --max-minutes)"
+            )
+    elif config.init:
+        source = _initial_weights(config).to(device)
+        for target in (net, *baselines):
+            initialize_from(target, source)
     hardware = hardware_description(device)
     if not history or history[-1]["hardware"] != hardware:
         history.append({"hardware": hardware, "from_step": step})
+
+    joint = masked and config.schedule == "joint"
+
+    def phase() -> Phase | None:
+        """The progressive schedule's phase (None: every rate point trains throughout)."""
+        if not masked or joint:
+            return None
+        return phase_at(step, config.steps, net.num_rate_points, config.grow_fraction)
+
+    def optimizers() -> tuple[torch.optim.Optimizer, torch.optim.Optimizer | None]:
+        """Adam for what the current step trains (a new one at each prune-and-grow phase)."""
+        current = phase()
+        params = net.parameters() if current is None else phase_parameters(net, current.rate)
+        if not baselines:
+            baseline = None
+        elif current is None:
+            baseline = [p for b in baselines for p in b.parameters()]
+        else:
+            baseline = baselines[current.rate].parameters()
+        return (
+            torch.optim.Adam(params, lr=config.lr),
+            torch.optim.Adam(baseline, lr=config.lr) if baseline is not None else None,
+        )
+
+    optimizer, baseline_optimizer = optimizers()
+    current = phase()
+    if "optimizer" in ckpt and (current is None or step != current.start):
+        optimizer.load_state_dict(ckpt["optimizer"])  # a slim checkpoint has dropped it
+        if baseline_optimizer is not None:
+            baseline_optimizer.load_state_dict(ckpt["baseline_optimizer"])
 
     lambdas = torch.tensor(config.model.lambdas, device=device)
     log_path = out / "log.csv"
@@ -157,6 +271,7 @@ def train(
     probe_from, probe_to = step + FIT_WARMUP_STEPS, step + FIT_WARMUP_STEPS + FIT_PROBE_STEPS
     probe_start = 0.0
     data_hash = hashlib.sha256("\n".join(f.name for f in files).encode()).hexdigest()[:16]
+    autocast = torch.autocast(device.type, torch.bfloat16, enabled=config.precision == "bf16")
 
     def checkpoint() -> None:
         _save_atomic(
@@ -165,6 +280,14 @@ def train(
                 "train_config": {**asdict(config), "model": config.model.to_dict()},
                 "model": net.state_dict(),
                 "optimizer": optimizer.state_dict(),
+                **(
+                    {
+                        "baselines": [b.state_dict() for b in baselines],
+                        "baseline_optimizer": baseline_optimizer.state_dict(),
+                    }
+                    if baselines
+                    else {}
+                ),
                 "sampler_rng": sampler.state(),
                 "torch_rng": torch.get_rng_state(),
                 "step": step,
@@ -175,7 +298,23 @@ def train(
             ckpt_path,
         )
 
+    def train_step(model, optimizer, x, rate, lam) -> dict[str, torch.Tensor]:
+        with autocast:
+            parts = rd_loss(model(x, rate), x, lam, config.model.distortion)
+        optimizer.zero_grad(set_to_none=True)
+        parts["loss"].backward()
+        if masked and model is net and not joint:
+            freeze_gradients(net, rate)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        return parts
+
     net.train()
+    columns = ["step", "loss", "bpp", "psnr_db", "lr", "wall_time_s"]
+    if masked:
+        columns += ["rate_point", "mask_density"]
+    if baselines:
+        columns += ["baseline_loss", "baseline_bpp", "baseline_psnr_db"]
     with (
         open(log_path, "a", newline="") as log_file,
         tqdm(
@@ -189,35 +328,46 @@ def train(
     ):
         log = csv.writer(log_file)
         if new_log:
-            log.writerow(["step", "loss", "bpp", "psnr_db", "lr", "wall_time_s"])
+            log.writerow(columns)
         while step < config.steps and time.monotonic() < deadline:
             t0 = time.monotonic()
-            lr = config.learning_rate(step)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+            current = phase()
+            if current is not None and step == current.start:
+                grow(net, current.rate)
+                optimizer, baseline_optimizer = optimizers()
+            if current is not None and step == current.prune_at:
+                prune(net, current.rate)
+            if joint and mask_update_due(step, config.steps, config.grow_fraction):
+                select_nested_masks(net)
+            if current is None:
+                lr = config.learning_rate(step)
+            else:
+                lr = replace(config, steps=current.length).learning_rate(current.local_step(step))
+            for opt in (optimizer, baseline_optimizer):
+                for group in opt.param_groups if opt is not None else ():
+                    group["lr"] = lr
             x = sampler.batch(config.batch).to(device)
-            k = torch.randint(len(lambdas), (config.batch,), device=device)
-            parts = rd_loss(net(x, k), x, lambdas[k])
-            optimizer.zero_grad(set_to_none=True)
-            parts["loss"].backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-            optimizer.step()
+            if not masked:
+                k = torch.randint(len(lambdas), (config.batch,), device=device)
+                parts = train_step(net, optimizer, x, k, lambdas[k])
+            else:
+                rate = current.rate if current is not None else step % len(lambdas)
+                lam = lambdas[rate].expand(config.batch)
+                parts = train_step(net, optimizer, x, rate, lam)
+                if baselines:
+                    zeros = torch.zeros(config.batch, dtype=torch.long, device=device)
+                    base = train_step(baselines[rate], baseline_optimizer, x, zeros, lam)
             step += 1
             wall += time.monotonic() - t0
             bar.update(1)
             if step % 50 == 0:
-                psnr = -10 * math.log10(max(parts["mse"].item(), 1e-12))
                 bar.set_postfix(loss=f"{parts['loss'].item():.3f}", bpp=f"{parts['bpp']:.3f}")
-                log.writerow(
-                    [
-                        step,
-                        f"{parts['loss'].item():.5f}",
-                        f"{parts['bpp'].item():.5f}",
-                        f"{psnr:.3f}",
-                        f"{lr:.3g}",
-                        f"{wall:.1f}",
-                    ]
-                )
+                row = [step, *_loss_fields(parts), f"{lr:.3g}", f"{wall:.1f}"]
+                if masked:
+                    row += [rate, f"{_density(net, rate):.3f}"]
+                if baselines:
+                    row += _loss_fields(base)
+                log.writerow(row)
                 log_file.flush()
             if fit_minutes is not None and step == probe_from:
                 _synchronize(device)
@@ -238,15 +388,27 @@ def train(
     return ckpt_path
 
 
+def _loss_fields(parts: dict[str, torch.Tensor]) -> list[str]:
+    psnr = -10 * math.log10(max(parts["mse"].item(), 1e-12))
+    return [f"{parts['loss'].item():.5f}", f"{parts['bpp'].item():.5f}", f"{psnr:.3f}"]
+
+
+def _density(net: MaskedMultiRateHyperprior, rate: int) -> float:
+    """Fraction of all mask blocks that rate point `rate` uses now."""
+    masks = [net.mask(layer)[rate] for layer in MASKED_LAYERS]
+    return sum(int(m.sum()) for m in masks) / sum(m.numel() for m in masks)
+
+
 def slim_checkpoint(
     checkpoint: str | Path, output: str | Path, dtype: torch.dtype = torch.float16
 ) -> None:
-    """Copy a checkpoint without optimizer state and with weights in `dtype`, for transfer.
+    """Copy a checkpoint without optimizer state or baselines, weights in `dtype`, for transfer.
 
     Training resumes from the slim copy (with a fresh optimizer) and `nic export` reads it.
     """
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    ckpt.pop("optimizer", None)
+    for key in ("optimizer", "baselines", "baseline_optimizer"):
+        ckpt.pop(key, None)
     ckpt["model"] = {
         k: v.to(dtype) if v.is_floating_point() else v for k, v in ckpt["model"].items()
     }

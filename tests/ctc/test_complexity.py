@@ -5,13 +5,16 @@ import json
 import struct
 
 import numpy as np
+import openpyxl
 import pytest
 import torch
 from torch import nn
 
-from ctc import complexity, registry
+from ctc import complexity
 from ctc.cli import main
 from ctc.codec import Knob
+from ctc.report.complexity_sheet import write_complexity
+from nic.ctc_codec import NicCodec
 
 RATE_POINTS = 3
 
@@ -105,8 +108,8 @@ def test_toy_codec_parameters_macs_and_layers():
     json.dumps(result)  # JSON-ready
 
 
-def test_nic_codec_accounting():
-    codec = registry.load_codec("nic")
+def test_nic_gain_model_accounting():
+    codec = NicCodec("nic-mshp-n128-v2")
     result = complexity.measure(codec, complexity.test_picture(128, 64), repeat=1)
     net = find_net(codec)
     rate_points = len(result["rate_points"])
@@ -128,6 +131,36 @@ def test_nic_codec_accounting():
     assert enc["shared"] >= g_a
     assert result["encoder"]["kmac_per_pixel"] > 1 and result["decoder"]["conv_layers"] > 0
     assert "steps" in result["training"] or result["training"] == {}
+
+
+def test_nic_masked_model_accounting():
+    codec = NicCodec("nic-masked-n128-v1")
+    result = complexity.measure(codec, complexity.test_picture(128, 64), repeat=1)
+    net = find_net(codec)
+    k = net.num_rate_points
+    assert len(result["rate_points"]) == k
+    # Each rate point's own layers are independent; the masked convolutions are shared.
+    # (the factorized prior's network is not run: coding uses the tables built from it)
+    own = {f"model.net.independent.{n}" for n, _ in net.independent.named_parameters()}
+    prior = {n for n in own if "hyper_prior" in n}
+    assert set(result["independent_parameter_names"]) == own - prior
+    assert prior <= set(result["unused_parameter_names"])
+    enc, dec = result["encoder"]["parameters"], result["decoder"]["parameters"]
+    shared = {layer: net.shared[layer].numel() for layer in net.shared}
+    assert enc["shared"] == sum(n for layer, n in shared.items() if not layer.startswith("g_s"))
+    assert dec["shared"] == sum(n for layer, n in shared.items() if layer[:3] in ("g_s", "h_s"))
+    assert enc["shared"] + k * enc["independent_per_rate_point"] == enc["total"]
+    assert (result["encoder"]["conv_layers"], result["decoder"]["conv_layers"]) == (10, 7)
+    # One rate point uses its own tensors whole: the per-point rows match the overall count.
+    assert {p["encoder_independent"] for p in result["rate_points"]} == {
+        enc["independent_per_rate_point"]
+    }
+    # The model file records the separate baselines, and the sheet reports them.
+    ws = openpyxl.Workbook().active
+    write_complexity(ws, [result])
+    cells = [c.value for row in ws.iter_rows() for c in row if isinstance(c.value, str)]
+    each = result["training"]["baselines"]["parameters_each"]
+    assert any(f"{k} × {each:,} = {k * each:,} parameters" in v for v in cells)
 
 
 def find_net(codec) -> nn.Module:

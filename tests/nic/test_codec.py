@@ -12,9 +12,10 @@ from nic.model_file import load_model_file, save_model_file
 from nic.ratecontrol import encode_to_target
 
 
-@pytest.fixture(scope="module")
-def model():
-    return zoo.load()
+@pytest.fixture(scope="module", params=["nic-masked-n128-v1", "nic-mshp-n128-v2"])
+def model(request):
+    """Both kinds of zoo model: the masked default and the gain model."""
+    return zoo.load(request.param)
 
 
 def psnr(a, b):
@@ -61,7 +62,7 @@ def test_rate_and_quality_increase_with_the_rate_point(model, small_photo):
 @pytest.mark.parametrize(("h", "w"), [(1, 1), (17, 33), (7, 3000), (65, 64)])
 def test_any_size_round_trips(model, astronaut, h, w):
     image = np.ascontiguousarray(np.tile(astronaut, (-(-h // 512), -(-w // 512), 1))[:h, :w])
-    out = codec.decode(codec.encode(image, model, 6), model)
+    out = codec.decode(codec.encode(image, model, 3), model)
     assert out.shape == (h, w, 3) and out.dtype == np.uint8
     if h * w > 64:
         assert psnr(image, out) > 20
@@ -77,7 +78,7 @@ def test_stream_from_another_model_is_refused_naming_both(model, small_photo, tm
     save_model_file(other_path, "other-model", model.net, {})
     other = load_model_file(other_path)
     stream = codec.encode(small_photo, other, 1)
-    with pytest.raises(ModelMismatchError, match="other-model.*not with nic-mshp"):
+    with pytest.raises(ModelMismatchError, match=f"other-model.*not with {model.name}"):
         codec.decode(stream, model)
     # Same name, different weights: refused by the weights hash.
     renamed = dataclasses.replace(other, name=model.name)
@@ -113,9 +114,15 @@ def test_fractional_rates_lie_between_their_rate_points(model, small_photo):
 
 def test_whole_rate_positions_use_the_rate_points_own_gains(model):
     for k in (0, 3, model.num_rate_points - 1):
-        gain, inverse = model.net.gains(float(k))
-        assert torch.equal(gain[0, :, 0, 0], model.net.log_gain[k].exp())
-        assert torch.equal(inverse[0, :, 0, 0], model.net.log_inverse_gain[k].exp())
+        network = model.rate_network(k * GAIN_STEPS)
+        gain, inverse = network.net.gains(network.position)
+        if model.masked:
+            own = model.net.independent[k]
+            expected = own["log_gain"][0].exp(), own["log_inverse_gain"][0].exp()
+        else:
+            expected = model.net.log_gain[k].exp(), model.net.log_inverse_gain[k].exp()
+        assert torch.equal(gain[0, :, 0, 0], expected[0])
+        assert torch.equal(inverse[0, :, 0, 0], expected[1])
 
 
 @pytest.mark.parametrize("target", [0.25, 0.8, 1.5])

@@ -1,6 +1,6 @@
 """The integer entropy-parameter path: exact in any summation order, close to the float path,
-and pinned by golden bitstreams (regenerate them with `python tests/nic/test_integer_synthesis.py`
-when the zoo's default model changes)."""
+and pinned by golden bitstreams of each zoo model (regenerate them with
+`python tests/nic/test_integer_synthesis.py` when a zoo model changes)."""
 
 import hashlib
 import json
@@ -19,9 +19,15 @@ from nic.models.integer_synthesis import FRACTION_BITS
 GOLDEN = Path(__file__).parent / "golden"
 
 
+GAIN_MODEL = "nic-mshp-n128-v2"
+GOLDEN_POSITIONS = {"nic-mshp-n128-v2": (1, 8), "nic-masked-n128-v1": (1.5, 5.5)}
+"""Rate positions pinned per zoo model: the masked model's cross a rate point's own gain
+(position 1.5: network 1, half-way to network 2's step) and extrapolate past the last (5.5)."""
+
+
 @pytest.fixture(scope="module")
 def model():
-    return zoo.load()
+    return zoo.load(GAIN_MODEL)
 
 
 @pytest.fixture(scope="module")
@@ -98,27 +104,42 @@ def _sha(a: np.ndarray | bytes) -> str:
     ).hexdigest()
 
 
-@pytest.mark.parametrize("rate_point", [1, 8])
-def test_golden_bitstreams_decode_to_the_recorded_latents_and_pixels(rate_point):
-    stream = (GOLDEN / f"chelsea-48x40-rp{rate_point}.nic").read_bytes()
-    expected = json.loads((GOLDEN / "golden.json").read_text())[f"rp{rate_point}"]
+def _golden_name(model: str, rate: float) -> str:
+    return f"chelsea-48x40-{model}-r{rate:g}"
+
+
+GOLDEN_CASES = [(m, r) for m, rates in GOLDEN_POSITIONS.items() for r in rates]
+
+
+@pytest.mark.parametrize(("model_name", "rate"), GOLDEN_CASES)
+def test_golden_bitstreams_decode_to_the_recorded_latents_and_pixels(model_name, rate):
+    name = _golden_name(model_name, rate)
+    stream = (GOLDEN / f"{name}.nic").read_bytes()
+    expected = json.loads((GOLDEN / "golden.json").read_text())[name]
     assert _sha(stream) == expected["stream_sha256"]
     header, model, latents = codec.decode_latents(stream)
-    assert model.name == expected["model"]
+    assert model.name == model_name and header.rate_position == rate
     assert _sha(latents.z) == expected["z_sha256"] and _sha(latents.y) == expected["y_sha256"]
     assert _sha(codec.decode(stream)) == expected["pixels_sha256"]
 
 
+@pytest.mark.parametrize(("model_name", "rate"), GOLDEN_CASES)
+def test_encoding_today_reproduces_the_golden_stream(model_name, rate):
+    stream = codec.encode(_golden_image(), zoo.load(model_name), rate)
+    assert stream == (GOLDEN / f"{_golden_name(model_name, rate)}.nic").read_bytes()
+
+
 def make_golden() -> None:
-    """Write the golden streams and their hashes with the zoo's default model."""
+    """Write the golden streams and their hashes for every model in GOLDEN_POSITIONS."""
     GOLDEN.mkdir(exist_ok=True)
-    model, image, record = zoo.load(), _golden_image(), {}
-    for k in (1, 8):
-        stream = codec.encode(image, model, k)
-        (GOLDEN / f"chelsea-48x40-rp{k}.nic").write_bytes(stream)
+    image, record = _golden_image(), {}
+    for model_name, rate in GOLDEN_CASES:
+        model = zoo.load(model_name)
+        stream = codec.encode(image, model, rate)
+        name = _golden_name(model_name, rate)
+        (GOLDEN / f"{name}.nic").write_bytes(stream)
         _, _, latents = codec.decode_latents(stream)
-        record[f"rp{k}"] = {
-            "model": model.name,
+        record[name] = {
             "stream_sha256": _sha(stream),
             "z_sha256": _sha(latents.z),
             "y_sha256": _sha(latents.y),

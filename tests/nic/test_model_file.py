@@ -24,7 +24,8 @@ def test_damaged_or_foreign_files_are_refused(tmp_path):
 
 def test_model_file_carries_tables_and_training_metadata():
     model = zoo.load()
-    assert len(model.z_tables) == model.net.config.N
+    networks = model.num_rate_points if model.masked else 1  # masked: tables per rate point
+    assert [len(t) for t in model.z_tables] == [model.net.config.N] * networks
     assert len(model.y_tables) == model.scale_table.size
     training = model.metadata["training"]
     for key in ("data", "steps", "batch", "patch", "lambdas", "hardware", "wall_time_s"):

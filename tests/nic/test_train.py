@@ -9,6 +9,7 @@ from PIL import Image
 
 from nic import codec
 from nic.model_file import load_model_file
+from nic.models import HyperpriorConfig, MeanScaleHyperprior
 from nic.train.data import PatchSampler, list_images
 from nic.train.export import export_checkpoint
 from nic.train.prepare import prepare_training_set
@@ -144,3 +145,84 @@ def test_prepare_training_set_downscales_and_keeps_small_images(tmp_path, astron
     assert all(Image.open(f).mode == "RGB" for f in files)
     with pytest.raises(ValueError, match="short_side"):
         prepare_training_set([src], tmp_path / "o2", short_side=8)
+
+
+@pytest.fixture
+def masked_setup(tiny_setup):
+    path, config = tiny_setup
+    config["model"] = {
+        "N": 16,
+        "M": 32,
+        "lambdas": [0.005, 0.05],
+        "mask_block": [8, 8],
+        "densities": [0.5, 1.0],
+    }
+    config.update(steps=8, baselines=True, checkpoint_every=4)
+    path.write_text(yaml.safe_dump(config))
+    return path, config
+
+
+def test_masked_joint_run_trains_baselines_on_the_same_steps(masked_setup, tmp_path, small_photo):
+    path, config = masked_setup
+    ckpt = train(TrainConfig.from_yaml(path))
+    state = torch.load(ckpt, weights_only=False)
+    assert state["step"] == 8 and len(state["baselines"]) == 2
+    assert state["model"]["mask_g_a_2"][0].float().mean() == pytest.approx(0.5)
+    with open(tmp_path / "run" / "log.csv") as f:
+        header = next(csv.reader(f))
+    assert header[-5:] == ["rate_point", "mask_density", *header[-3:]]
+    assert header[-3:] == ["baseline_loss", "baseline_bpp", "baseline_psnr_db"]
+    out = tmp_path / "masked.pt"
+    export_checkpoint(ckpt, out, "tiny-masked")
+    model = load_model_file(out)
+    assert model.masked and model.metadata["training"]["schedule"] == "joint"
+    assert codec.decode(codec.encode(small_photo, model, 1.5), model).shape == small_photo.shape
+
+
+def test_slimmed_masked_runs_drop_baselines_and_say_so_on_resume(masked_setup, tmp_path):
+    path, config = masked_setup
+    ckpt = train(TrainConfig.from_yaml(path))
+    slim_checkpoint(ckpt, ckpt)
+    assert "baselines" not in torch.load(ckpt, weights_only=False)
+    config["steps"] = 10
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ValueError, match="no baselines"):
+        train(TrainConfig.from_yaml(path))
+
+
+def test_progressive_runs_keep_their_fitted_length(masked_setup):
+    path, config = masked_setup
+    config.update(schedule="progressive", baselines=False)
+    path.write_text(yaml.safe_dump(config))
+    train(TrainConfig.from_yaml(path))
+    with pytest.raises(ValueError, match="keeps the length"):
+        train(TrainConfig.from_yaml(path), fit_minutes=0.1)
+
+
+def test_schedule_settings_are_checked(masked_setup, tiny_setup):
+    path, config = masked_setup
+    for key, value, message in [
+        ("schedule", "random", "schedule must be"),
+        ("precision", "fp8", "precision must be"),
+        ("grow_fraction", 1.5, "grow_fraction"),
+    ]:
+        path.write_text(yaml.safe_dump({**config, key: value}))
+        with pytest.raises(ValueError, match=message):
+            train(TrainConfig.from_yaml(path))
+    path.write_text(yaml.safe_dump({**config, "model": {"N": 8, "M": 12}}))
+    with pytest.raises(ValueError, match="needs a masked model"):
+        train(TrainConfig.from_yaml(path))
+
+
+def test_bf16_autocast_trains_with_float32_rates(tiny_setup):
+    path, config = tiny_setup
+    config["precision"] = "bf16"
+    path.write_text(yaml.safe_dump(config))
+    state = torch.load(train(TrainConfig.from_yaml(path)), weights_only=False)
+    assert state["step"] == 3
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+    net = MeanScaleHyperprior(HyperpriorConfig(N=8, M=12, lambdas=(0.01,)))
+    with torch.autocast("cpu", torch.bfloat16):
+        out = net(torch.rand(1, 3, 64, 64), torch.zeros(1, dtype=torch.long))
+        assert net.g_a[0](torch.rand(1, 3, 8, 8)).dtype == torch.bfloat16  # autocast is on
+    assert out["y_likelihoods"].dtype == out["z_likelihoods"].dtype == torch.float32

@@ -1,0 +1,167 @@
+"""A masked multi-rate model against separately trained single-rate models (issue 6, item 6).
+
+    python benchmarks/masked_vs_separate.py CHECKPOINT --images DIR [--reference MODEL]
+                                           [--device cuda] [--json FILE]
+
+CHECKPOINT is a prune-and-grow training run with `baselines: true` (nic/train/trainer.py): the
+masked model and, per rate point, a single-rate model trained on the same batches for the same
+steps. Every image is coded at every rate point by both; rate is the models' own estimate
+(-log2 of the likelihoods of the rounded latents, as in nic.codec.likelihood_bits: the file adds
+a header of about 40 bytes to both), quality the RGB PSNR of the 8-bit reconstruction. Prints the
+parameter table of Jiang et al. (WG1 m89074, 2020) and the BD-rate (pchip) of the masked model
+against the separate ones; with --reference, also against that gain model's rate points.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ctc.bdrate import bd_dataset
+from nic import zoo
+from nic.codec import likelihood_bits, padded_tensor
+from nic.image_io import read_rgb8
+from nic.models import HyperpriorConfig, MeanScaleHyperprior, build_model
+
+
+@torch.inference_mode()
+def rd_point(net: MeanScaleHyperprior, image: np.ndarray, rate: float, device) -> tuple:
+    """(estimated bpp, RGB PSNR) of one image at one rate position of a gain model."""
+    h, w = image.shape[:2]
+    x = padded_tensor(image).to(device)
+    y = net.analyze(x, rate)
+    z = torch.round(net.h_a(y))
+    mean, scale = net.entropy_parameters(z)
+    residual = torch.round(y - mean)
+    bits = likelihood_bits(net, residual, scale, z)
+    x_hat = net.synthesize(residual + mean, rate)[0, :, :h, :w].clamp(0, 1)
+    pixels = torch.round(x_hat * 255).permute(1, 2, 0).cpu().numpy()
+    mse = float(np.mean((pixels - image.astype(np.float64)) ** 2))
+    return bits / (h * w), 10 * math.log10(255**2 / max(mse, 1e-12))
+
+
+def load_run(checkpoint: str, device) -> tuple:
+    """(masked model, [single-rate baselines]) from a training checkpoint."""
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    config = HyperpriorConfig.from_dict(ckpt["model_config"])
+    if not config.masked or "baselines" not in ckpt:
+        raise SystemExit(f"{checkpoint}: not a masked run trained with baselines: true")
+    masked = build_model(config)
+    masked.load_state_dict(
+        {k: v.float() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
+    )
+    single = replace(config, mask_block=None, densities=())
+    baselines = []
+    for lam, state in zip(config.lambdas, ckpt["baselines"], strict=True):
+        net = MeanScaleHyperprior(replace(single, lambdas=(lam,)))
+        net.load_state_dict({k: v.float() for k, v in state.items()})
+        baselines.append(net.to(device).eval())
+    return masked.to(device).eval(), baselines, ckpt["step"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("checkpoint")
+    parser.add_argument("--images", required=True, help="folder of PNG images (e.g. Kodak)")
+    parser.add_argument("--reference", help="a gain model (zoo name or file) to compare with")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--json", help="write every point and result here")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    masked, baselines, steps = load_run(args.checkpoint, device)
+    k = masked.num_rate_points
+    networks = [masked.rate_point_network(r).to(device) for r in range(k)]
+    reference = zoo.load(args.reference) if args.reference else None
+    if reference is not None:
+        reference.net.to(device)
+    files = sorted(p for p in Path(args.images).iterdir() if p.suffix.lower() == ".png")
+    curves: dict[str, dict[str, list]] = {"masked": {}, "separate": {}, "reference": {}}
+    for f in tqdm(files, desc="images", unit="image"):
+        image = read_rgb8(f)
+        curves["masked"][f.name] = [rd_point(n, image, 0.0, device) for n in networks]
+        curves["separate"][f.name] = [rd_point(n, image, 0.0, device) for n in baselines]
+        if reference is not None:
+            curves["reference"][f.name] = [
+                rd_point(reference.net, image, float(r), device)
+                for r in range(reference.num_rate_points)
+            ]
+
+    counts = masked.parameter_counts()
+    single = sum(p.numel() for p in baselines[0].parameters())
+    lambdas = masked.config.lambdas
+    print(f"\n{args.checkpoint}: {steps} steps, {k} rate points, {len(files)} images")
+    print(
+        "\n| lambda | density | used, masked | used, separate | bpp masked / separate "
+        "| PSNR masked / separate |"
+    )
+    print("| --- | --- | --- | --- | --- | --- |")
+    average = {name: np.mean(list(c.values()), axis=0) for name, c in curves.items() if c}
+    for r in range(k):
+        (bm, qm), (bs, qs) = average["masked"][r], average["separate"][r]
+        print(
+            f"| {lambdas[r]:g} | {masked.config.densities[r]:.2f} | {counts['used'][r]:,} "
+            f"| {single:,} | {bm:.4f} / {bs:.4f} | {qm:.2f} / {qs:.2f} |"
+        )
+    total_separate = single * k
+    print(
+        f"\nmasked: {counts['shared']:,} shared + {k} x {counts['independent_per_rate_point']:,} "
+        f"independent = {counts['total']:,} parameters (+ {counts['mask_bits']:,} mask bits)"
+    )
+    print(
+        f"separate: {k} x {single:,} = {total_separate:,} parameters; "
+        f"the masked model has {100 * (1 - counts['total'] / total_separate):.1f} % fewer"
+    )
+
+    def bd(anchor: str, test: str) -> dict:
+        try:
+            result = bd_dataset(
+                {n: np.array(c).T for n, c in curves[anchor].items()},
+                {n: np.array(c).T for n, c in curves[test].items()},
+            )
+        except ValueError as e:  # e.g. a curve that is not monotone: say so, keep the points
+            return {"error": str(e)}
+        return {
+            "per_image_mean": result.per_image_mean,
+            "average_curve": result.average_curve.value,
+            "overlap": result.average_curve.overlap,
+        }
+
+    results = {"masked_vs_separate": bd("separate", "masked")}
+    if reference is not None:
+        results["masked_vs_reference"] = bd("reference", "masked")
+        results["separate_vs_reference"] = bd("reference", "separate")
+    for name, r in results.items():
+        if "error" in r:
+            print(f"BD-rate {name}: not computed ({r['error']})")
+            continue
+        print(
+            f"BD-rate {name}: per-image mean {r['per_image_mean']:+.2f} %, "
+            f"average curve {r['average_curve']:+.2f} % (overlap {r['overlap']:.2f})"
+        )
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "checkpoint_steps": steps,
+                    "lambdas": list(lambdas),
+                    "densities": list(masked.config.densities),
+                    "parameters": counts,
+                    "single_rate_parameters": single,
+                    "curves": curves,
+                    "bd_rate": results,
+                    "reference": reference.name if reference else None,
+                },
+                indent=1,
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()
