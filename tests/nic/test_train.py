@@ -8,8 +8,8 @@ import yaml
 from PIL import Image
 
 from nic import codec
-from nic.model_file import load_model_file
-from nic.models import HyperpriorConfig, MeanScaleHyperprior
+from nic.model_file import load_model_file, save_model_file
+from nic.models import HyperpriorConfig, MeanScaleHyperprior, build_model
 from nic.train.data import PatchSampler, list_images
 from nic.train.export import export_checkpoint
 from nic.train.prepare import prepare_training_set
@@ -226,3 +226,28 @@ def test_bf16_autocast_trains_with_float32_rates(tiny_setup):
         out = net(torch.rand(1, 3, 64, 64), torch.zeros(1, dtype=torch.long))
         assert net.g_a[0](torch.rand(1, 3, 8, 8)).dtype == torch.bfloat16  # autocast is on
     assert out["y_likelihoods"].dtype == out["z_likelihoods"].dtype == torch.float32
+
+
+def test_init_starts_masked_model_and_baselines_from_a_gain_model(masked_setup, tmp_path):
+    path, config = masked_setup
+    torch.manual_seed(3)
+    source = MeanScaleHyperprior(HyperpriorConfig(N=16, M=32, lambdas=(0.005, 0.05)))
+    save_model_file(tmp_path / "gain.pt", "tiny-gain", source, {})
+    config.update(init=str(tmp_path / "gain.pt"), steps=1, lr=1e-6)
+    path.write_text(yaml.safe_dump(config))
+    state = torch.load(train(TrainConfig.from_yaml(path)), weights_only=False)
+    expected = source.g_s[2].weight
+    assert torch.allclose(state["model"]["shared.g_s_2"], expected, atol=1e-4)
+    assert torch.allclose(state["baselines"][1]["g_s.2.weight"], expected, atol=1e-4)
+    assert torch.allclose(state["baselines"][1]["log_gain"][0], source.log_gain[1], atol=1e-4)
+    save_model_file(
+        tmp_path / "masked.pt",
+        "tiny-masked",
+        build_model(HyperpriorConfig.from_dict(config["model"])),
+        {},
+    )
+    config["init"] = str(tmp_path / "masked.pt")
+    path.write_text(yaml.safe_dump(config))
+    (tmp_path / "run" / "checkpoint.pt").unlink()
+    with pytest.raises(ValueError, match="is a masked model"):
+        train(TrainConfig.from_yaml(path))
