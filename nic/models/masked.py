@@ -71,7 +71,7 @@ class MaskedMultiRateHyperprior(nn.Module):
             config.densities
         ):
             raise ValueError("mask densities must be in (0, 1] and non-decreasing")
-        # The structure every rate point runs through; its own parameters are never used.
+        # The structure every rate point runs through (forward); it holds no parameters of ours.
         template = MeanScaleHyperprior(replace(config, mask_block=None, densities=()))
         self.__dict__["_template"] = template
         self.transposed = {
@@ -104,6 +104,7 @@ class MaskedMultiRateHyperprior(nn.Module):
                 self.shared[layer_key(layer)], self.transposed[layer], config.mask_block
             )
             self.register_buffer(f"mask_{layer_key(layer)}", torch.ones(k, *grid, dtype=torch.bool))
+        template.to("meta")  # its values seeded ours; forward() swaps ours in, so drop them
 
     @property
     def num_rate_points(self) -> int:
