@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import warnings
@@ -266,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = lambda msg, cat, *a, **k: f"nic: warning: {msg}\n"
     try:
         args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, where it is handled below
     except (
         BitstreamError,
         ModelMismatchError,
@@ -281,6 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("nic: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `nic zoo | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     return EXIT_OK
 
 

@@ -99,3 +99,12 @@ def test_help_everywhere(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([*([command] if command else []), "--help"])
     assert exit_info.value.code == 0 and "usage:" in capsys.readouterr().out
+
+
+def test_a_reader_that_stops_early_gets_no_traceback():
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nic.cli", "zoo"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    proc.stdout.close()  # the reader is gone before nic writes, like `nic zoo | true`
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and b"BrokenPipe" not in err, err.decode()
