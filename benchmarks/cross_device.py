@@ -1,6 +1,7 @@
 """Encode on one device, decode on another: are the decoded symbols the same?
 
     python benchmarks/cross_device.py encode OUT_DIR [--device cuda] [--images DIR [--limit N]]
+                                                     [--model NAME]
     python benchmarks/cross_device.py decode OUT_DIR [--device cpu]
 
 `encode` codes every image at a few rate positions on --device and writes the streams with a
@@ -43,8 +44,10 @@ def _images(folder: str | None, limit: int | None) -> list[tuple[str, np.ndarray
     ]
 
 
-def encode_all(out: Path, device: str, images: str | None, limit: int | None) -> None:
-    model = zoo.load()
+def encode_all(
+    out: Path, device: str, images: str | None, limit: int | None, model_name: str | None
+) -> None:
+    model = zoo.load(model_name)
     model.net.to(device)
     out.mkdir(parents=True, exist_ok=True)
     manifest = {"device": device, "model": model.name, "streams": {}}
@@ -67,9 +70,9 @@ def encode_all(out: Path, device: str, images: str | None, limit: int | None) ->
 
 
 def decode_all(out: Path, device: str) -> None:
-    model = zoo.load()
-    model.net.to(device)
     manifest = json.loads((out / "manifest.json").read_text())
+    model = zoo.load(manifest["model"])  # the model the streams were made with
+    model.net.to(device)
     print(f"encoded on {manifest['device']}, decoded on {device}, model {model.name}")
     print(f"{'stream':28s} {'latents':>8s} {'pixels':>8s} {'max |diff|':>10s} {'changed':>8s}")
     exact = 0
@@ -100,9 +103,10 @@ def main() -> None:
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda to encode)")
     parser.add_argument("--images", help="folder of PNGs to encode (default: scikit-image's)")
     parser.add_argument("--limit", type=int, help="encode the first LIMIT images of --images")
+    parser.add_argument("--model", help="zoo model to encode with (default: the zoo's default)")
     args = parser.parse_args()
     if args.action == "encode":
-        encode_all(args.folder, args.device or "cuda", args.images, args.limit)
+        encode_all(args.folder, args.device or "cuda", args.images, args.limit, args.model)
     else:
         decode_all(args.folder, args.device or "cpu")
 

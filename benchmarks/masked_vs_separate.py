@@ -3,7 +3,7 @@
     python benchmarks/masked_vs_separate.py CHECKPOINT --images DIR [--reference MODEL]
                                            [--device cuda] [--json FILE]
 
-CHECKPOINT is a prune-and-grow training run with `baselines: true` (nic/train/trainer.py): the
+CHECKPOINT is a masked model's training run with `baselines: true` (nic/train/trainer.py): the
 masked model and, per rate point, a single-rate model trained on the same batches for the same
 steps. Every image is coded at every rate point by both; rate is the models' own estimate
 (-log2 of the likelihoods of the rounded latents, as in nic.codec.likelihood_bits: the file adds

@@ -132,6 +132,9 @@ def other_arrays(obj: object, networks: dict[str, Any]) -> tuple[int, int]:
         if isinstance(value, np.ndarray):
             values, size = values + value.size, size + value.nbytes
             continue
+        if isinstance(value, (list, tuple)):  # e.g. one set of tables per rate point
+            stack += [(v, depth + 1) for v in value]
+            continue
         attrs = value if isinstance(value, dict) else getattr(value, "__dict__", None)
         if isinstance(attrs, dict):
             stack += [(v, depth + 1) for v in attrs.values()]

@@ -97,7 +97,8 @@ class CodecModel:
             return RateNetwork(self.net, code / GAIN_STEPS, self.z_tables[0], self.hyper_synthesis)
         k = code // GAIN_STEPS
         if k not in self._rate_points:
-            net = self.net.rate_point_network(k)
+            with torch.inference_mode(False):  # usable for gradients even if built while coding
+                net = self.net.rate_point_network(k)
             self._rate_points[k] = (net, IntegerHyperSynthesis(net.h_s, self.scale_table))
         net, hyper_synthesis = self._rate_points[k]
         if net.g_a[2].block_mask.device != self.device:

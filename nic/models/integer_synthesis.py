@@ -6,12 +6,12 @@ the library (an H100 encode decoded on a CPU got 37-43 % of the symbols wrong: .
 so the index can differ and the range decoder silently goes astray. Ballé et al., "Integer
 networks for data compression with latent-variable models" (ICLR 2019) make this path integer.
 
-Here every layer works on integers held in float64: weights are rounded to `WEIGHT_BITS` signed
-bits with a power-of-two scale per layer, activations carry `FRACTION_BITS` fractional bits, and
-every product and partial sum is an integer below 2**53, so float64 represents it exactly and the
-result is the same in any summation order. Rescaling divides by powers of two and floors, the
-leaky ReLU slope is the dyadic fraction 41/4096 (about 0.01), and the scale is compared with
-integer thresholds. All of it is derived elementwise from the stored weights (the only reduction,
+Here every layer works on integers held in float64: weights are rounded to integers of magnitude
+at most 2**WEIGHT_BITS with a power-of-two scale per layer, activations carry `FRACTION_BITS`
+fractional bits, and every product and partial sum is an integer below 2**53, so float64
+represents it exactly and the result is the same in any summation order. Rescaling divides by
+powers of two (rounding half up after a convolution, flooring in the leaky ReLU, whose slope is
+the dyadic fraction 41/4096, about 0.01), and the scale is compared with integer thresholds. All of it is derived elementwise from the stored weights (the only reduction,
 a maximum, is exact), so every machine derives the same integers.
 """
 

@@ -8,8 +8,8 @@ uses it through a binary mask over micro-structured blocks (a block is `mask_blo
 channels over the whole kernel). Everything else is independent per rate point: the layers facing
 RGB, every bias, GDN/IGDN, the hyper-latent's factorized prior and the quantization gain.
 
-The masks are nested (rate point k uses every block of k - 1 and more), which is what the
-progressive prune-and-grow training produces: nic/train/prune_and_grow.py.
+The masks are nested (rate point k uses every block of k - 1 and more), as both training
+schedules of nic/train/prune_and_grow.py produce them.
 
 The network of one rate point is an ordinary MeanScaleHyperprior (`rate_point_network`), so the
 codec, the integer entropy path and the rate estimate are the same for both model kinds.

@@ -136,9 +136,17 @@ def _log_gain_at(source: MeanScaleHyperprior, lam: float) -> tuple[torch.Tensor,
 
 
 @torch.no_grad()
-def initialize_from(net: torch.nn.Module, source: MeanScaleHyperprior) -> None:
+def initialize_from(
+    net: torch.nn.Module, source: MeanScaleHyperprior | MaskedMultiRateHyperprior
+) -> None:
     """Start a model (masked or not) from a trained gain model of the same N and M: its weights
-    everywhere, and at each lambda the gains the source has there (log-linear in lambda)."""
+    everywhere, and at each lambda the gains the source has there (linear in log lambda,
+    extrapolated beyond its lambdas). A masked source of the same config is copied whole."""
+    if isinstance(source, MaskedMultiRateHyperprior):
+        if not isinstance(net, MaskedMultiRateHyperprior) or net.config != source.config:
+            raise ValueError("a masked model initializes only a masked model of its config")
+        net.load_state_dict(source.state_dict())
+        return
     if (source.config.N, source.config.M) != (net.config.N, net.config.M):
         raise ValueError(
             f"cannot initialize N={net.config.N}/M={net.config.M} from "

@@ -149,14 +149,17 @@ def _check_schedule(config: TrainConfig) -> None:
         raise ValueError("grow_fraction must be between 0 and 1")
 
 
-def _initial_weights(config: TrainConfig) -> MeanScaleHyperprior:
-    """The trained gain model named by `init` (a model file or a zoo name)."""
+def _initial_weights(config: TrainConfig) -> MeanScaleHyperprior | MaskedMultiRateHyperprior:
+    """The trained model named by `init` (a model file or a zoo name): a gain model, or a masked
+    model of the same config to train on (a new chunk of an earlier masked run)."""
     from nic import zoo  # the zoo loads model files: import it only when asked to
 
     source = config.init
     model = load_model_file(source) if Path(source).suffix == ".pt" else zoo.load(source)
-    if model.masked:
-        raise ValueError(f"init: {source} is a masked model; start from a gain model")
+    if model.masked and model.net.config != config.model:
+        raise ValueError(f"init: {source} is a masked model of another config")
+    if model.masked and config.baselines:
+        raise ValueError(f"init: {source} is a masked model; baselines start from a gain model")
     return model.net
 
 
@@ -225,6 +228,14 @@ def train(
                 "a masked run keeps the length it was fitted to (its mask schedule depends on "
                 "it): resume it without --fit-minutes (use --max-minutes)"
             )
+        if masked and ckpt["train_config"]["steps"] != config.steps:
+            print(
+                f"nic train: a masked run keeps its length, {ckpt['train_config']['steps']} "
+                f"steps (the config says {config.steps}); to train on, start a new run with "
+                "init: this run's exported model",
+                file=sys.stderr,
+            )
+            config = replace(config, steps=ckpt["train_config"]["steps"])
     elif config.init:
         source = _initial_weights(config).to(device)
         for target in (net, *baselines):

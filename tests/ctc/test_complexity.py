@@ -151,6 +151,10 @@ def test_nic_masked_model_accounting():
     assert dec["shared"] == sum(n for layer, n in shared.items() if layer[:3] in ("g_s", "h_s"))
     assert enc["shared"] + k * enc["independent_per_rate_point"] == enc["total"]
     assert (result["encoder"]["conv_layers"], result["decoder"]["conv_layers"]) == (10, 7)
+    # The tables of every rate point are among the arrays the codec holds.
+    every = [*codec.model.z_tables, codec.model.y_tables]
+    tables = sum(a.size for t in every for a in (t.counts, t.lengths, t.offsets))
+    assert result["other_arrays"]["values"] >= tables > 0
     # One rate point uses its own tensors whole: the per-point rows match the overall count.
     assert {p["encoder_independent"] for p in result["rate_points"]} == {
         enc["independent_per_rate_point"]

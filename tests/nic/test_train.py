@@ -251,3 +251,25 @@ def test_init_starts_masked_model_and_baselines_from_a_gain_model(masked_setup, 
     (tmp_path / "run" / "checkpoint.pt").unlink()
     with pytest.raises(ValueError, match="is a masked model"):
         train(TrainConfig.from_yaml(path))
+
+
+def test_a_masked_run_keeps_its_length_and_trains_on_from_its_model(masked_setup, tmp_path, capfd):
+    path, config = masked_setup
+    config["baselines"] = False
+    path.write_text(yaml.safe_dump(config))
+    ckpt = train(TrainConfig.from_yaml(path))
+    config["steps"] = 12
+    path.write_text(yaml.safe_dump(config))
+    state = torch.load(train(TrainConfig.from_yaml(path)), weights_only=False)
+    assert state["step"] == 8 and "keeps its length, 8 steps" in capfd.readouterr().err
+    # A new chunk starts from the exported masked model, masks included.
+    export_checkpoint(ckpt, tmp_path / "masked.pt", "tiny-masked")
+    config.update(output="run2", init=str(tmp_path / "masked.pt"), lr=1e-9, steps=1)
+    path.write_text(yaml.safe_dump(config))
+    chunk = torch.load(train(TrainConfig.from_yaml(path)), weights_only=False)
+    assert torch.equal(chunk["model"]["mask_g_a_2"], state["model"]["mask_g_a_2"])
+    assert torch.allclose(chunk["model"]["shared.h_s_2"], state["model"]["shared.h_s_2"], atol=1e-6)
+    config.update(output="run3", model={**config["model"], "densities": [0.75, 1.0]})
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ValueError, match="another config"):
+        train(TrainConfig.from_yaml(path))
