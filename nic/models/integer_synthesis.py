@@ -11,8 +11,9 @@ at most 2**WEIGHT_BITS with a power-of-two scale per layer, activations carry `F
 fractional bits, and every product and partial sum is an integer below 2**53, so float64
 represents it exactly and the result is the same in any summation order. Rescaling divides by
 powers of two (rounding half up after a convolution, flooring in the leaky ReLU, whose slope is
-the dyadic fraction 41/4096, about 0.01), and the scale is compared with integer thresholds. All of it is derived elementwise from the stored weights (the only reduction,
-a maximum, is exact), so every machine derives the same integers.
+the dyadic fraction 41/4096, about 0.01), and the scale is compared with integer thresholds.
+All of it is derived elementwise from the stored weights (the only reduction, a maximum, is
+exact), so every machine derives the same integers.
 """
 
 from __future__ import annotations
