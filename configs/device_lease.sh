@@ -5,6 +5,7 @@
 # Carry: the config's data folder (nic prepare-data), .whl (constriction for the device's
 # Python) and .kodak (the Kodak PNGs):  CONFIG=configs/masked-n128-gpu.yaml bash configs/device_lease.sh 6
 FIT=${1:-8}
+BUDGET=${BUDGET:---fit-minutes}  # BUDGET=--max-minutes resumes a masked run within its length
 CONFIG=${CONFIG:-configs/mshp-n128-gpu.yaml}
 RUN=$(python3 -c "import yaml,sys,pathlib; c=pathlib.Path(sys.argv[1]); print((c.parent/yaml.safe_load(c.read_text())['output']).resolve())" "$CONFIG")
 export PYTHONUNBUFFERED=1
@@ -22,7 +23,7 @@ echo "precision: $PRECISION"
 slim() { python3 -c "from nic.train.trainer import slim_checkpoint as s; s('$RUN/checkpoint.pt', '$OUT/checkpoint-fp16.pt')" 2>/dev/null; cp "$RUN/log.csv" "$OUT/" 2>/dev/null; }
 ( while sleep 60; do slim; done ) &
 keeper=$!
-python3 -m nic.cli train "$CONFIG" --fit-minutes "$FIT" --precision "$PRECISION" > "$OUT/train.log" 2>&1
+python3 -m nic.cli train "$CONFIG" "$BUDGET" "$FIT" --precision "$PRECISION" > "$OUT/train.log" 2>&1
 echo "train rc=$?"
 kill $keeper; wait $keeper 2>/dev/null
 slim
