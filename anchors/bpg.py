@@ -23,7 +23,6 @@ bpgenc (error when missing) or embedded. Level: $CTC_BPG_LEVEL, 1..9, default 8 
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from anchors import FROZEN_RESULTS
 from anchors.colour import yuv_to_rgb
 from anchors.ffmpeg import (
     AnchorError,
+    banner_version,
     encoder_library_version,
     ffmpeg_decode_raw,
     ffmpeg_exe,
@@ -42,7 +42,6 @@ from anchors.ffmpeg import (
     raw_input_args,
     read_planes,
     run_tool,
-    tool_banner,
     write_planes,
 )
 from anchors.inputs import check_image, check_qp
@@ -192,9 +191,7 @@ class BpgCodec:
         )
 
     def _external_version(self) -> str:
-        banner = tool_banner([self.bpgenc, "-h"])
-        match = re.search(r"version\s+(\S+)", banner)
-        ver = match.group(1) if match else "(version not reported)"
+        ver = banner_version([self.bpgenc, "-h"], r"version\s+(\S+)")
         return f"bpgenc {ver} + bpgdec (-f 444 -c ycbcr -b 8 -e x265 -m {self.level})"
 
     def encode(self, image: np.ndarray, knob_value: float) -> bytes:

@@ -152,6 +152,12 @@ def encoder_library_version(encoder: str) -> str:
     raise ValueError(f"no version probe for encoder {encoder!r}")
 
 
+def banner_version(args: Sequence[str | None], pattern: str) -> str:
+    """The version a tool's help banner gives (`pattern`'s first group), or says it gives none."""
+    match = re.search(pattern, tool_banner(args))
+    return match.group(1) if match else "(version not reported)"
+
+
 def tool_banner(args: Sequence[str | None]) -> str:
     """What a tool prints for its help (many exit non-zero there), or '' when it cannot run."""
     try:

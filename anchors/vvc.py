@@ -34,6 +34,7 @@ from anchors import FROZEN_RESULTS
 from anchors.colour import yuv_to_rgb
 from anchors.ffmpeg import (
     AnchorError,
+    banner_version,
     encoder_library_version,
     ffmpeg_decode_raw,
     ffmpeg_exe,
@@ -141,9 +142,7 @@ class VvcCodec:
         )
 
     def _vtm_version(self) -> str:
-        banner = tool_banner([self.encoder, "--help"])
-        match = re.search(r"VTM Encoder Version\s+(\S+)", banner)
-        ver = match.group(1) if match else "(version not reported)"
+        ver = banner_version([self.encoder, "--help"], r"VTM Encoder Version\s+(\S+)")
         return (f"VTM {ver} EncoderApp/DecoderApp ({Path(self.config).name}, 444 10 bit, "
                 "ycbcr709 full range)")  # fmt: skip
 
