@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,7 @@ from tqdm import tqdm
 
 from ctc.bdrate import bd_dataset
 from nic import zoo
-from nic.codec import likelihood_bits, padded_tensor
+from nic.codec import float_estimate, padded_tensor
 from nic.image_io import read_rgb8
 from nic.models import HyperpriorConfig, MeanScaleHyperprior, build_model
 
@@ -36,12 +35,8 @@ def rd_point(net: MeanScaleHyperprior, image: np.ndarray, rate: float, device) -
     """(estimated bpp, RGB PSNR) of one image at one rate position of a gain model."""
     h, w = image.shape[:2]
     x = padded_tensor(image).to(device)
-    y = net.analyze(x, rate)
-    z = torch.round(net.h_a(y))
-    mean, scale = net.entropy_parameters(z)
-    residual = torch.round(y - mean)
-    bits = likelihood_bits(net, residual, scale, z)
-    x_hat = net.synthesize(residual + mean, rate)[0, :, :h, :w].clamp(0, 1)
+    bits, y_hat = float_estimate(net, net.analyze(x, rate))
+    x_hat = net.synthesize(y_hat, rate)[0, :, :h, :w].clamp(0, 1)
     pixels = torch.round(x_hat * 255).permute(1, 2, 0).cpu().numpy()
     mse = float(np.mean((pixels - image.astype(np.float64)) ** 2))
     return bits / (h * w), 10 * math.log10(255**2 / max(mse, 1e-12))
@@ -57,10 +52,9 @@ def load_run(checkpoint: str, device) -> tuple:
     masked.load_state_dict(
         {k: v.float() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
     )
-    single = replace(config, mask_block=None, densities=())
     baselines = []
     for lam, state in zip(config.lambdas, ckpt["baselines"], strict=True):
-        net = MeanScaleHyperprior(replace(single, lambdas=(lam,)))
+        net = MeanScaleHyperprior(config.gain_model((lam,)))
         net.load_state_dict({k: v.float() for k, v in state.items()})
         baselines.append(net.to(device).eval())
     return masked.to(device).eval(), baselines, ckpt["step"]

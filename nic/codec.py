@@ -174,6 +174,15 @@ def likelihood_bits(
     return float(y_bits + z_bits)
 
 
+def float_estimate(net: MeanScaleHyperprior, y: torch.Tensor) -> tuple[float, torch.Tensor]:
+    """(estimated bits, dequantized latent) of a gain-scaled latent through the float network
+    alone: rounding, h_a, h_s and likelihood_bits, no integer path and no entropy coding."""
+    z = torch.round(net.h_a(y))
+    mean, scale = net.entropy_parameters(z)
+    residual = torch.round(y - mean)
+    return likelihood_bits(net, residual, scale, z), residual + mean
+
+
 @torch.inference_mode()
 def estimated_bits(model: CodecModel, image: np.ndarray, rate: float) -> float:
     """The model's own rate for the quantized latents: -log2 of its float likelihoods."""

@@ -10,7 +10,7 @@ synthesis, so one set of transform weights serves every rate point.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 from torch import nn
@@ -70,6 +70,15 @@ class HyperpriorConfig:
     @property
     def masked(self) -> bool:
         return self.mask_block is not None
+
+    def gain_model(self, lambdas: tuple[float, ...] | None = None) -> HyperpriorConfig:
+        """This architecture as a gain model (no masks), with `lambdas` (default: its own)."""
+        return replace(
+            self,
+            lambdas=self.lambdas if lambdas is None else lambdas,
+            mask_block=None,
+            densities=(),
+        )
 
 
 def ste_round(x: torch.Tensor) -> torch.Tensor:

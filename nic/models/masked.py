@@ -17,8 +17,6 @@ codec, the integer entropy path and the rate estimate are the same for both mode
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import torch
 from torch import nn
@@ -72,7 +70,7 @@ class MaskedMultiRateHyperprior(nn.Module):
         ):
             raise ValueError("mask densities must be in (0, 1] and non-decreasing")
         # The structure every rate point runs through (forward); it holds no parameters of ours.
-        template = MeanScaleHyperprior(replace(config, mask_block=None, densities=()))
+        template = MeanScaleHyperprior(config.gain_model())
         self.__dict__["_template"] = template
         self.transposed = {
             layer: isinstance(template.get_submodule(layer), nn.ConvTranspose2d)
@@ -152,13 +150,8 @@ class MaskedMultiRateHyperprior(nn.Module):
         scalar step, as in QVRF: Tong et al., ECCV 2022).
         """
         lambdas = self.config.lambdas
-        config = replace(
-            self.config,
-            lambdas=(lambdas[rate], lambdas[min(rate + 1, self.num_rate_points - 1)]),
-            mask_block=None,
-            densities=(),
-        )
-        net = MeanScaleHyperprior(config)
+        pair = (lambdas[rate], lambdas[min(rate + 1, self.num_rate_points - 1)])
+        net = MeanScaleHyperprior(self.config.gain_model(pair))
         independent = self.independent[rate]
         for name in self.independent_names:
             parent, _, attr = name.rpartition(".")

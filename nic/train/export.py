@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import platform
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -20,8 +19,7 @@ from nic.models import (
 
 def _baselines(net: MaskedMultiRateHyperprior) -> dict:
     """The separate single-rate models trained alongside a masked one: how many, how large."""
-    config = replace(net.config, lambdas=net.config.lambdas[:1], mask_block=None, densities=())
-    single = MeanScaleHyperprior(config)
+    single = MeanScaleHyperprior(net.config.gain_model(net.config.lambdas[:1]))
     return {
         "models": net.num_rate_points,
         "parameters_each": sum(p.numel() for p in single.parameters()),

@@ -21,7 +21,7 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from nic.model_file import load_model_file
+from nic import zoo
 from nic.models import (
     HyperpriorConfig,
     MaskedMultiRateHyperprior,
@@ -152,10 +152,8 @@ def _check_schedule(config: TrainConfig) -> None:
 def _initial_weights(config: TrainConfig) -> MeanScaleHyperprior | MaskedMultiRateHyperprior:
     """The trained model named by `init` (a model file or a zoo name): a gain model, or a masked
     model of the same config to train on (a new chunk of an earlier masked run)."""
-    from nic import zoo  # the zoo loads model files: import it only when asked to
-
     source = config.init
-    model = load_model_file(source) if Path(source).suffix == ".pt" else zoo.load(source)
+    model = zoo.load(source)
     if model.masked and model.net.config != config.model:
         raise ValueError(f"init: {source} is a masked model of another config")
     if model.masked and config.baselines:
@@ -201,9 +199,8 @@ def train(
     net = build_model(config.model).to(device)
     baselines = []
     if config.baselines:
-        single = replace(config.model, mask_block=None, densities=())
         baselines = [
-            MeanScaleHyperprior(replace(single, lambdas=(lam,))).to(device)
+            MeanScaleHyperprior(config.model.gain_model((lam,))).to(device)
             for lam in config.model.lambdas
         ]
     step, wall = 0, 0.0
