@@ -4,7 +4,8 @@
 
 Each figure is the median of --repeats runs with torch on --threads threads (default 2, the CTC
 machine). The entropy-coding share is the time spent in the range coder (z and y sub-streams)
-over the whole encode or decode. Without --images, the scikit-image photos are used.
+over the whole encode or decode. --images is a folder or a ctc dataset name (default: "skimage",
+the photos inside the scikit-image wheel).
 """
 
 from __future__ import annotations
@@ -12,14 +13,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from ctc.datasets import resolve_dataset
 from nic import codec, zoo
 from nic.entropy import decode_symbols, encode_symbols
-from nic.image_io import read_rgb8
 from nic.model_file import CodecModel
 
 
@@ -30,17 +30,6 @@ def _median_time(fn, repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
-
-
-def _images(folder: str | None) -> list[tuple[str, np.ndarray]]:
-    if folder:
-        files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in {".png", ".ppm"})
-        return [(p.name, read_rgb8(p)) for p in files]
-    from skimage import data
-
-    return [
-        (n, np.ascontiguousarray(getattr(data, n)())) for n in ("astronaut", "coffee", "chelsea")
-    ]
 
 
 def measure(model: CodecModel, image: np.ndarray, k: int, repeats: int) -> dict[str, float]:
@@ -72,7 +61,9 @@ def measure(model: CodecModel, image: np.ndarray, k: int, repeats: int) -> dict[
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--images", help="folder of PNG/PPM images (default: scikit-image photos)")
+    parser.add_argument(
+        "--images", default="skimage", help="a folder of images or a ctc dataset name"
+    )
     parser.add_argument("--model", help="zoo model name or model file (default: zoo default)")
     parser.add_argument("--rate-point", type=float, default=3, help="rate position (default 3)")
     parser.add_argument("--repeats", type=int, default=3)
@@ -98,7 +89,8 @@ def main() -> None:
     )
     print(f"{columns[0]:14}" + "".join(f"{c:>10}" for c in columns[1:]))
     rows = []
-    for name, image in _images(args.images):
+    for item in resolve_dataset(args.images).images:
+        name, image = item.name, item.load()
         h, w = image.shape[:2]
         m = measure(model, image, k, args.repeats)
         mp = h * w / 1e6

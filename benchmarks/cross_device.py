@@ -10,7 +10,7 @@ manifest of the hashes of the encoder's latents and of the pixels decoded on tha
 identical (they must be: the entropy path is integer, docs/codec.md) and how far the pixels
 differ (the synthesis transform is float, so a few may move by rounding).
 On a device lease, tar OUT_DIR into $OUT (one file) to bring it back.
-Default images: scikit-image's astronaut, coffee and chelsea.
+Default images: scikit-image's photos (ctc dataset "skimage").
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ctc.datasets import resolve_dataset
 from nic import codec, zoo
 from nic.bitstream import BitstreamError
 from nic.image_io import read_rgb8
@@ -34,24 +35,15 @@ def _sha(a: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
 
 
-def _images(folder: str | None, limit: int | None) -> list[tuple[str, np.ndarray]]:
-    if folder:
-        return [(p.stem, read_rgb8(p)) for p in sorted(Path(folder).glob("*.png"))[:limit]]
-    from skimage import data
-
-    return [
-        (n, np.ascontiguousarray(getattr(data, n)())) for n in ("astronaut", "coffee", "chelsea")
-    ]
-
-
 def encode_all(
-    out: Path, device: str, images: str | None, limit: int | None, model_name: str | None
+    out: Path, device: str, images: str, limit: int | None, model_name: str | None
 ) -> None:
     model = zoo.load(model_name)
     model.net.to(device)
     out.mkdir(parents=True, exist_ok=True)
     manifest = {"device": device, "model": model.name, "streams": {}}
-    for name, image in _images(images, limit):
+    for item in resolve_dataset(images).images[:limit]:
+        name, image = item.name, item.load()
         for rate in RATES:
             if rate > model.num_rate_points - 1:
                 continue
@@ -101,7 +93,9 @@ def main() -> None:
     parser.add_argument("action", choices=["encode", "decode"])
     parser.add_argument("folder", type=Path)
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda to encode)")
-    parser.add_argument("--images", help="folder of PNGs to encode (default: scikit-image's)")
+    parser.add_argument(
+        "--images", default="skimage", help="a folder of images or a ctc dataset name to encode"
+    )
     parser.add_argument("--limit", type=int, help="encode the first LIMIT images of --images")
     parser.add_argument("--model", help="zoo model to encode with (default: the zoo's default)")
     args = parser.parse_args()

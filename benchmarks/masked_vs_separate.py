@@ -24,9 +24,9 @@ import torch
 from tqdm import tqdm
 
 from ctc.bdrate import bd_dataset
+from ctc.datasets import resolve_dataset
 from nic import zoo
 from nic.codec import float_estimate, padded_tensor
-from nic.image_io import read_rgb8
 from nic.models import HyperpriorConfig, MeanScaleHyperprior, build_model
 
 
@@ -63,7 +63,9 @@ def load_run(checkpoint: str, device) -> tuple:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("checkpoint")
-    parser.add_argument("--images", required=True, help="folder of PNG images (e.g. Kodak)")
+    parser.add_argument(
+        "--images", required=True, help="a folder of images or a ctc dataset name (kodak, skimage)"
+    )
     parser.add_argument("--reference", help="a gain model (zoo name or file) to compare with")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--json", help="write every point and result here")
@@ -75,10 +77,10 @@ def main() -> None:
     reference = zoo.load(args.reference) if args.reference else None
     if reference is not None:
         reference.net.to(device)
-    files = sorted(p for p in Path(args.images).iterdir() if p.suffix.lower() == ".png")
+    files = resolve_dataset(args.images).images
     curves: dict[str, dict[str, list]] = {"masked": {}, "separate": {}, "reference": {}}
     for f in tqdm(files, desc="images", unit="image"):
-        image = read_rgb8(f)
+        image = f.load()
         curves["masked"][f.name] = [rd_point(n, image, 0.0, device) for n in networks]
         curves["separate"][f.name] = [rd_point(n, image, 0.0, device) for n in baselines]
         if reference is not None:

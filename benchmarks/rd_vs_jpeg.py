@@ -12,7 +12,6 @@ over the same rate points and qualities. bpp counts whole files, headers include
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,9 +19,9 @@ from tqdm import tqdm
 
 from anchors.jpeg import JpegCodec
 from ctc.bdrate import bd_dataset, bd_rate
+from ctc.datasets import resolve_dataset
 from ctc.metrics.psnr import psnr_rgb
 from nic import codec, zoo
-from nic.image_io import read_rgb8
 
 JPEG_QUALITIES = (5, 10, 15, 20, 25, 30, 40, 50, 60, 70, 75, 80, 85, 90, 93, 95)
 
@@ -39,7 +38,9 @@ def rd_points(encode, decode, image: np.ndarray, knobs) -> list[tuple[float, flo
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--images", required=True, help="folder of PNG images (e.g. Kodak)")
+    parser.add_argument(
+        "--images", required=True, help="a folder of images or a ctc dataset name (kodak, skimage)"
+    )
     parser.add_argument("--model", help="zoo model name or model file (default: zoo default)")
     parser.add_argument("--range", nargs=2, type=float, default=(0.25, 1.5), metavar=("LO", "HI"))
     parser.add_argument("--threads", type=int, default=2)
@@ -47,11 +48,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     model = zoo.load(args.model)
     jpeg = JpegCodec()
-    files = sorted(p for p in Path(args.images).iterdir() if p.suffix.lower() == ".png")
+    files = resolve_dataset(args.images).images
     rate_points = range(model.num_rate_points)
     nic_curves, jpeg_curves = {}, {}
     for f in tqdm(files, desc="images", unit="image"):
-        image = read_rgb8(f)
+        image = f.load()
         nic_curves[f.name] = rd_points(
             lambda im, k: codec.encode(im, model, k),
             lambda d: codec.decode(d, model),

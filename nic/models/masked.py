@@ -69,9 +69,10 @@ class MaskedMultiRateHyperprior(nn.Module):
             config.densities
         ):
             raise ValueError("mask densities must be in (0, 1] and non-decreasing")
-        # The structure every rate point runs through (forward); it holds no parameters of ours.
+        # The structure every rate point runs through (forward; training hooks attach to it); it
+        # holds no parameters of ours and is not a submodule.
         template = MeanScaleHyperprior(config.gain_model())
-        self.__dict__["_template"] = template
+        self.__dict__["template"] = template
         self.transposed = {
             layer: isinstance(template.get_submodule(layer), nn.ConvTranspose2d)
             for layer in MASKED_LAYERS
@@ -117,6 +118,11 @@ class MaskedMultiRateHyperprior(nn.Module):
         """(K, out blocks, in blocks) boolean masks of one shared layer."""
         return getattr(self, f"mask_{layer_key(layer)}")
 
+    def density(self, rate: int) -> float:
+        """Fraction of all mask blocks that rate point `rate` uses."""
+        masks = [self.mask(layer)[rate] for layer in MASKED_LAYERS]
+        return sum(int(m.sum()) for m in masks) / sum(m.numel() for m in masks)
+
     def expanded_mask(self, layer: str, rate: int) -> torch.Tensor:
         """Rate point `rate`'s mask of `layer`, broadcastable over its weight tensor."""
         bo, bi = self.config.mask_block
@@ -137,7 +143,7 @@ class MaskedMultiRateHyperprior(nn.Module):
     def forward(self, x: torch.Tensor, rate: int) -> dict[str, torch.Tensor]:
         """Training pass of one rate point for the whole batch (MeanScaleHyperprior.forward)."""
         rate_points = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
-        return functional_call(self._template, self.parameters_at(rate), (x, rate_points))
+        return functional_call(self.template, self.parameters_at(rate), (x, rate_points))
 
     def rate_point_network(self, rate: int) -> MeanScaleHyperprior:
         """Rate point `rate` as a plain MeanScaleHyperprior for coding.
@@ -240,9 +246,23 @@ class _RatePointHyperprior(MeanScaleHyperprior):
         return torch.cat([self.own_log_inverse_gain, self.own_log_inverse_gain - self.gain_step])
 
 
-def block_norms(weight: torch.Tensor, transposed: bool, block: tuple[int, int]) -> torch.Tensor:
-    """L2 norm of every (out block, in block) of a convolution weight."""
+def block_norms(
+    weight: torch.Tensor,
+    transposed: bool,
+    block: tuple[int, int],
+    input_rms: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """L2 norm of every (out block, in block) of a convolution weight.
+
+    With `input_rms` (the root mean square of each input channel's activations), each weight is
+    first scaled by its input channel's RMS, so a block's norm measures what it adds to the output
+    rather than the size of its weights alone; weight magnitude by itself misranks the channels
+    of a layer whose inputs differ in scale (activation-aware pruning, as in Sun et al., "A Simple
+    and Effective Pruning Approach for Large Language Models", ICLR 2024).
+    """
     w = weight.detach().transpose(0, 1) if transposed else weight.detach()
+    if input_rms is not None:
+        w = w * input_rms.to(w)[None, :, None, None]
     grid = _block_grid(weight, transposed, block)
     bo, bi = block
     blocks = w.reshape(grid[0], bo, grid[1], bi, -1)

@@ -2,7 +2,13 @@
 
 Joint (the default): every step trains one rate point in turn, and the shared weights learn from
 all of them. During the first `grow_fraction` of the run the nested masks are re-selected
-MASK_UPDATES times from the blocks' L2 norms (select_nested_masks), then stay fixed.
+MASK_UPDATES times (select_nested_masks), their densities falling from 1 to the configured ones
+along the cubic schedule of gradual pruning (Zhu & Gupta, "To prune, or not to prune", 2017),
+then they stay fixed. Pruning a trained model's blocks at once wrecks it (measured in
+docs/training.md); pruning a little at a time lets the other weights take over.
+
+Blocks are ranked by activation-aware saliency: the L2 norm of the block's weights, each scaled
+by the RMS of its input channel over the recent training steps (InputScales, block_norms).
 
 Progressive: the run is cut into one phase per rate point, from the lowest rate to the highest.
 Phase k:
@@ -27,30 +33,93 @@ from nic.models import MaskedMultiRateHyperprior, MeanScaleHyperprior
 from nic.models.masked import MASKED_LAYERS, block_norms, layer_key
 
 SCHEDULES = ("joint", "progressive")
-MASK_UPDATES = 10
+MASK_UPDATES = 20
 """Joint schedule: times the masks are re-selected during the first grow_fraction of the run."""
 
 
-def mask_update_due(step: int, steps: int, grow_fraction: float) -> bool:
-    """Joint schedule: whether the masks are re-selected before step `step` of a `steps`-long
-    run (MASK_UPDATES times, evenly, during the first grow_fraction of it)."""
-    until = int(grow_fraction * steps)
-    interval = max(1, until // MASK_UPDATES)
-    return step < until and step % interval == 0 and step // interval < MASK_UPDATES
+def mask_update_progress(step: int, steps: int, grow_fraction: float) -> float | None:
+    """Joint schedule: None, or the progress (0 to 1) of the pruning at the mask update before
+    step `step` of a `steps`-long run. The updates are spread evenly over the first
+    grow_fraction of the run (MASK_UPDATES of them, fewer in a run too short), the last at 1.
+    None comes before step 0, so that every update ranks blocks by input scales recorded since
+    the one before (a run that starts from a masked model keeps its masks until then)."""
+    until = max(1, int(grow_fraction * steps))
+    count = min(MASK_UPDATES, until)
+    updates = [i * until // count for i in range(1, count + 1)]
+    return (updates.index(step) + 1) / count if step in updates else None
+
+
+def scheduled_densities(
+    start: tuple[float, ...], end: tuple[float, ...], progress: float
+) -> tuple[float, ...]:
+    """Mask densities at `progress` through the pruning: from `start` (1 for a model initialized
+    from a gain model) at 0 to `end` at 1, fast at first and slowly at the end (the cubic
+    schedule of Zhu & Gupta 2017). Nested at every step when both ends are."""
+    return tuple(e + (s - e) * (1 - progress) ** 3 for s, e in zip(start, end, strict=True))
+
+
+class InputScales:
+    """Mean square of each masked layer's input channels over the training steps since the last
+    reset, recorded by forward hooks on the structure every rate point runs through (so rate
+    points weigh in by how often they trained). Kept in checkpoints."""
+
+    def __init__(self, net: MaskedMultiRateHyperprior) -> None:
+        self._sums: dict[str, torch.Tensor] = {}
+        self._counts: dict[str, int] = {}
+        for layer in MASKED_LAYERS:
+            net.template.get_submodule(layer).register_forward_hook(self._recorder(layer))
+
+    def _recorder(self, layer: str):
+        def record(module, inputs, output) -> None:
+            square = inputs[0].detach().float().pow(2).mean(dim=(0, 2, 3))
+            self._sums[layer] = self._sums.get(layer, 0) + square
+            self._counts[layer] = self._counts.get(layer, 0) + 1
+
+        return record
+
+    def rms(self, layer: str) -> torch.Tensor | None:
+        """Root mean square of each input channel of `layer` (None before any step)."""
+        if layer not in self._sums:
+            return None
+        return (self._sums[layer] / self._counts[layer]).sqrt()
+
+    def reset(self) -> None:
+        self._sums.clear()
+        self._counts.clear()
+
+    def state_dict(self) -> dict:
+        return {"sums": dict(self._sums), "counts": dict(self._counts)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._sums, self._counts = dict(state["sums"]), dict(state["counts"])
+
+
+def block_saliency(
+    net: MaskedMultiRateHyperprior, layer: str, scales: InputScales | None
+) -> torch.Tensor:
+    """(out blocks, in blocks) saliency of a shared layer's blocks: activation-aware where input
+    scales have been recorded, the plain weight norm otherwise."""
+    rms = scales.rms(layer) if scales is not None else None
+    return block_norms(
+        net.shared[layer_key(layer)], net.transposed[layer], net.config.mask_block, rms
+    )
 
 
 @torch.no_grad()
-def select_nested_masks(net: MaskedMultiRateHyperprior) -> None:
-    """Joint schedule: rank each layer's blocks by L2 norm once; rate point k keeps the top
-    densities[k] of them, so the masks are nested. Blocks whose norm has grown since the last
-    selection come back in (grow), weak ones drop out (prune)."""
+def select_nested_masks(
+    net: MaskedMultiRateHyperprior,
+    densities: tuple[float, ...] | None = None,
+    scales: InputScales | None = None,
+) -> None:
+    """Joint schedule: rank each layer's blocks by saliency once; rate point k keeps the top
+    densities[k] of them (default: the configured densities), so the masks are nested. Blocks
+    that have grown more salient since the last selection come back in (grow), weak ones drop
+    out (prune)."""
+    densities = net.config.densities if densities is None else densities
     for layer in MASKED_LAYERS:
         mask = net.mask(layer)
-        norms = block_norms(
-            net.shared[layer_key(layer)], net.transposed[layer], net.config.mask_block
-        )
-        order = torch.argsort(norms.flatten(), descending=True)
-        for rate, density in enumerate(net.config.densities):
+        order = torch.argsort(block_saliency(net, layer, scales).flatten(), descending=True)
+        for rate, density in enumerate(densities):
             kept = torch.zeros(order.numel(), dtype=torch.bool, device=mask.device)
             kept[order[: round(density * order.numel())]] = True
             mask[rate] = kept.view_as(mask[rate])
@@ -89,18 +158,15 @@ def grow(net: MaskedMultiRateHyperprior, rate: int) -> None:
 
 
 @torch.no_grad()
-def prune(net: MaskedMultiRateHyperprior, rate: int) -> None:
-    """Keep the frozen blocks of rate point rate - 1 and the strongest of the others, so that
+def prune(net: MaskedMultiRateHyperprior, rate: int, scales: InputScales | None = None) -> None:
+    """Keep the frozen blocks of rate point rate - 1 and the most salient of the others, so that
     rate point `rate` uses its configured density of each layer's blocks."""
     density = net.config.densities[rate]
     for layer in MASKED_LAYERS:
         mask = net.mask(layer)
         frozen = mask[rate - 1] if rate > 0 else torch.zeros_like(mask[rate])
         keep = max(round(density * frozen.numel()), int(frozen.sum()))
-        norms = block_norms(
-            net.shared[layer_key(layer)], net.transposed[layer], net.config.mask_block
-        )
-        norms = torch.where(frozen, torch.inf, norms).flatten()
+        norms = torch.where(frozen, torch.inf, block_saliency(net, layer, scales)).flatten()
         kept = torch.zeros_like(norms, dtype=torch.bool)
         kept[torch.topk(norms, keep).indices] = True
         mask[rate] = kept.view_as(mask[rate])

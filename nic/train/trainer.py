@@ -28,19 +28,20 @@ from nic.models import (
     MeanScaleHyperprior,
     build_model,
 )
-from nic.models.masked import MASKED_LAYERS
 from nic.train.data import PatchSampler, list_images
 from nic.train.loss import rd_loss
 from nic.train.prune_and_grow import (
     SCHEDULES,
+    InputScales,
     Phase,
     freeze_gradients,
     grow,
     initialize_from,
-    mask_update_due,
+    mask_update_progress,
     phase_at,
     phase_parameters,
     prune,
+    scheduled_densities,
     select_nested_masks,
 )
 
@@ -203,6 +204,7 @@ def train(
             MeanScaleHyperprior(config.model.gain_model((lam,))).to(device)
             for lam in config.model.lambdas
         ]
+    scales = InputScales(net) if masked else None
     step, wall = 0, 0.0
     history: list[dict] = []
     ckpt: dict = {}
@@ -217,6 +219,10 @@ def train(
             raise ValueError(f"{ckpt_path} holds no baselines (slimmed for transfer?)")
         for b, state in zip(baselines, ckpt.get("baselines", []), strict=True):
             b.load_state_dict({k: v.float() for k, v in state.items()})
+        if scales is not None and "input_scales" in ckpt:
+            scales.load_state_dict(ckpt["input_scales"])
+        if masked:  # checkpoints from before the gradual schedule started from every block
+            mask_start = ckpt.get("mask_start_densities", (1.0,) * net.num_rate_points)
         sampler.set_state(ckpt["sampler_rng"])
         torch.set_rng_state(ckpt["torch_rng"].cpu())  # map_location moved it
         step, wall, history = ckpt["step"], ckpt["wall_time_s"], ckpt["hardware"]
@@ -237,6 +243,8 @@ def train(
         source = _initial_weights(config).to(device)
         for target in (net, *baselines):
             initialize_from(target, source)
+    if masked and not ckpt:  # the joint schedule prunes from here (all blocks, from a gain model)
+        mask_start = tuple(net.density(k) for k in range(net.num_rate_points))
     hardware = hardware_description(device)
     if not history or history[-1]["hardware"] != hardware:
         history.append({"hardware": hardware, "from_step": step})
@@ -296,6 +304,11 @@ def train(
                     if baselines
                     else {}
                 ),
+                **(
+                    {"input_scales": scales.state_dict(), "mask_start_densities": mask_start}
+                    if masked
+                    else {}
+                ),
                 "sampler_rng": sampler.state(),
                 "torch_rng": torch.get_rng_state(),
                 "step": step,
@@ -342,11 +355,16 @@ def train(
             current = phase()
             if current is not None and step == current.start:
                 grow(net, current.rate)
+                scales.reset()
                 optimizer, baseline_optimizer = optimizers()
             if current is not None and step == current.prune_at:
-                prune(net, current.rate)
-            if joint and mask_update_due(step, config.steps, config.grow_fraction):
-                select_nested_masks(net)
+                prune(net, current.rate, scales)
+            if joint:
+                progress = mask_update_progress(step, config.steps, config.grow_fraction)
+                if progress is not None:
+                    densities = scheduled_densities(mask_start, config.model.densities, progress)
+                    select_nested_masks(net, densities, scales)
+                    scales.reset()
             if current is None:
                 lr = config.learning_rate(step)
             else:
@@ -372,7 +390,7 @@ def train(
                 bar.set_postfix(loss=f"{parts['loss'].item():.3f}", bpp=f"{parts['bpp']:.3f}")
                 row = [step, *_loss_fields(parts), f"{lr:.3g}", f"{wall:.1f}"]
                 if masked:
-                    row += [rate, f"{_density(net, rate):.3f}"]
+                    row += [rate, f"{net.density(rate):.3f}"]
                 if baselines:
                     row += _loss_fields(base)
                 log.writerow(row)
@@ -399,12 +417,6 @@ def train(
 def _loss_fields(parts: dict[str, torch.Tensor]) -> list[str]:
     psnr = -10 * math.log10(max(parts["mse"].item(), 1e-12))
     return [f"{parts['loss'].item():.5f}", f"{parts['bpp'].item():.5f}", f"{psnr:.3f}"]
-
-
-def _density(net: MaskedMultiRateHyperprior, rate: int) -> float:
-    """Fraction of all mask blocks that rate point `rate` uses now."""
-    masks = [net.mask(layer)[rate] for layer in MASKED_LAYERS]
-    return sum(int(m.sum()) for m in masks) / sum(m.numel() for m in masks)
 
 
 def slim_checkpoint(

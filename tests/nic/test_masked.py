@@ -13,13 +13,16 @@ from nic.models import HyperpriorConfig, MaskedMultiRateHyperprior, MeanScaleHyp
 from nic.models.masked import MASKED_LAYERS, pack_masks, unpack_masks
 from nic.ratecontrol import encode_to_target
 from nic.train.prune_and_grow import (
+    InputScales,
+    block_saliency,
     freeze_gradients,
     grow,
     initialize_from,
-    mask_update_due,
+    mask_update_progress,
     phase_at,
     phase_parameters,
     prune,
+    scheduled_densities,
     select_nested_masks,
 )
 
@@ -121,9 +124,42 @@ def test_progressive_phases_freeze_earlier_rate_points(masked):
     assert masked.mask("g_a.2")[1].float().mean() == pytest.approx(0.75)
 
 
-def test_joint_masks_are_reselected_ten_times_then_fixed():
-    due = [s for s in range(3283) if mask_update_due(s, 3283, 0.5)]
-    assert len(due) == 10 and due[0] == 0 and due[-1] < 3283 // 2
+def test_joint_masks_shrink_gradually_to_their_densities_then_stay_fixed():
+    updates = {s: p for s in range(3283) if (p := mask_update_progress(s, 3283, 0.5)) is not None}
+    steps = sorted(updates)
+    assert len(steps) == 20 and steps[0] > 0 and steps[-1] == 3283 // 2
+    assert updates[steps[0]] == 1 / 20 and updates[steps[-1]] == 1
+    start = (1.0, 1.0, 1.0)
+    schedule = [start] + [scheduled_densities(start, CONFIG.densities, updates[s]) for s in steps]
+    assert schedule[-1] == pytest.approx(CONFIG.densities)
+    for earlier, later in zip(schedule, schedule[1:], strict=False):  # shrinking, and nested
+        assert all(b <= a for a, b in zip(earlier, later, strict=True))
+        assert list(later) == sorted(later)
+    # A run too short for every update still ends at the configured densities.
+    short = [mask_update_progress(s, 10, 0.5) for s in range(10)]
+    assert [p for p in short if p is not None] == [0.2, 0.4, 0.6, 0.8, 1]
+
+
+def test_block_saliency_follows_what_a_block_adds_not_its_weight_scale(masked):
+    """Scaling one latent channel up before g_s.0 and its g_s.0 weights down leaves the network
+    the same: activation-aware saliency stays, the plain weight norm ranks that channel last."""
+    x = torch.rand(2, 3, 64, 64)
+    scales = InputScales(masked)
+    torch.manual_seed(1)  # the same quantization noise in both passes
+    masked(x, 1)
+    before = block_saliency(masked, "g_s.0", scales)
+    with torch.no_grad():
+        for params in masked.independent:  # y_hat * inverse gain is g_s.0's input
+            params["log_inverse_gain"][:, :8] += np.log(100.0)
+        masked.shared["g_s_0"][:8] /= 100.0  # (in, out, k, k): input channels 0-7, one block row
+    scales.reset()
+    torch.manual_seed(1)
+    masked(x, 1)
+    after = block_saliency(masked, "g_s.0", scales)
+    assert torch.allclose(before, after, rtol=1e-4)
+    plain = block_saliency(masked, "g_s.0", None)
+    assert (plain[:, 0] < plain[:, 1:].min()).all()
+    assert scales.rms("g_s.0").shape == (CONFIG.M,) and scales.rms("g_a.2").shape == (CONFIG.N,)
 
 
 def test_phases_cover_the_run_in_order():

@@ -269,6 +269,12 @@ def test_a_masked_run_keeps_its_length_and_trains_on_from_its_model(masked_setup
     chunk = torch.load(train(TrainConfig.from_yaml(path)), weights_only=False)
     assert torch.equal(chunk["model"]["mask_g_a_2"], state["model"]["mask_g_a_2"])
     assert torch.allclose(chunk["model"]["shared.h_s_2"], state["model"]["shared.h_s_2"], atol=1e-6)
+    # Its mask updates start from the model's densities, not from every block.
+    config.update(output="run2b", steps=4)
+    path.write_text(yaml.safe_dump(config))
+    chunk = torch.load(train(TrainConfig.from_yaml(path)), weights_only=False)
+    assert chunk["mask_start_densities"] == pytest.approx((0.5, 1.0))
+    assert chunk["model"]["mask_g_a_2"][0].float().mean() == pytest.approx(0.5)
     config.update(output="run3", model={**config["model"], "densities": [0.75, 1.0]})
     path.write_text(yaml.safe_dump(config))
     with pytest.raises(ValueError, match="another config"):
