@@ -3,9 +3,9 @@
     python benchmarks/train_speed.py CONFIG.yaml [--steps 50] [--precisions fp32 tf32 bf16]
 
 Builds the config's model, then times forward + backward + Adam on random patches of the
-config's batch and patch size: the same loss and autocast as nic/train/trainer.py. Prints
-milliseconds per step and the speed against the first precision listed. On a CPU only fp32 and
-bf16 (autocast) are meaningful.
+config's batch and patch size: the same loss, autocast and (masked models) input-scale hooks as
+nic/train/trainer.py. Prints milliseconds per step and the speed against the first precision
+listed. On a CPU only fp32 and bf16 (autocast) are meaningful.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import torch
 
 from nic.models import build_model
 from nic.train.loss import rd_loss
+from nic.train.prune_and_grow import InputScales
 from nic.train.trainer import TrainConfig
 
 WARMUP = 10
@@ -31,6 +32,8 @@ def step_time(config: TrainConfig, precision: str, steps: int, device: torch.dev
         torch.backends.cudnn.benchmark = True
     torch.manual_seed(0)
     net = build_model(config.model).to(device).train()
+    if config.model.masked:
+        InputScales(net)  # the trainer records input scales on every masked step
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-5)
     x = torch.rand(config.batch, 3, config.patch, config.patch, device=device)
     lam = torch.full((config.batch,), config.model.lambdas[0], device=device)

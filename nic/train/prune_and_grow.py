@@ -2,13 +2,12 @@
 
 Joint (the default): every step trains one rate point in turn, and the shared weights learn from
 all of them. During the first `grow_fraction` of the run the nested masks are re-selected
-MASK_UPDATES times (select_nested_masks), their densities falling from 1 to the configured ones
-along the cubic schedule of gradual pruning (Zhu & Gupta, "To prune, or not to prune", 2017),
-then they stay fixed. Pruning a trained model's blocks at once wrecks it (measured in
-docs/training.md); pruning a little at a time lets the other weights take over.
+MASK_UPDATES times at the configured densities (select_nested_masks), then they stay fixed.
 
-Blocks are ranked by activation-aware saliency: the L2 norm of the block's weights, each scaled
-by the RMS of its input channel over the recent training steps (InputScales, block_norms).
+Both schedules rank blocks by activation-aware saliency: the L2 norm of the block's weights, each
+scaled by the RMS of its input channel over the recent training steps (InputScales,
+block_norms). Ranked by weight norm alone, pruning wrecks a trained model's synthesis (measured
+in docs/training.md).
 
 Progressive: the run is cut into one phase per rate point, from the lowest rate to the highest.
 Phase k:
@@ -37,25 +36,14 @@ MASK_UPDATES = 20
 """Joint schedule: times the masks are re-selected during the first grow_fraction of the run."""
 
 
-def mask_update_progress(step: int, steps: int, grow_fraction: float) -> float | None:
-    """Joint schedule: None, or the progress (0 to 1) of the pruning at the mask update before
-    step `step` of a `steps`-long run. The updates are spread evenly over the first
-    grow_fraction of the run (MASK_UPDATES of them, fewer in a run too short), the last at 1.
-    None comes before step 0, so that every update ranks blocks by input scales recorded since
-    the one before (a run that starts from a masked model keeps its masks until then)."""
+def mask_update_due(step: int, steps: int, grow_fraction: float) -> bool:
+    """Joint schedule: whether the masks are re-selected before step `step` of a `steps`-long
+    run: MASK_UPDATES times (fewer in a run too short), evenly over the first grow_fraction of it,
+    the first one interval in, so that every update ranks blocks by the input scales recorded
+    since the one before (a run that starts from a masked model keeps its masks until then)."""
     until = max(1, int(grow_fraction * steps))
     count = min(MASK_UPDATES, until)
-    updates = [i * until // count for i in range(1, count + 1)]
-    return (updates.index(step) + 1) / count if step in updates else None
-
-
-def scheduled_densities(
-    start: tuple[float, ...], end: tuple[float, ...], progress: float
-) -> tuple[float, ...]:
-    """Mask densities at `progress` through the pruning: from `start` (1 for a model initialized
-    from a gain model) at 0 to `end` at 1, fast at first and slowly at the end (the cubic
-    schedule of Zhu & Gupta 2017). Nested at every step when both ends are."""
-    return tuple(e + (s - e) * (1 - progress) ** 3 for s, e in zip(start, end, strict=True))
+    return step in {i * until // count for i in range(1, count + 1)}
 
 
 class InputScales:
@@ -106,20 +94,14 @@ def block_saliency(
 
 
 @torch.no_grad()
-def select_nested_masks(
-    net: MaskedMultiRateHyperprior,
-    densities: tuple[float, ...] | None = None,
-    scales: InputScales | None = None,
-) -> None:
+def select_nested_masks(net: MaskedMultiRateHyperprior, scales: InputScales | None = None) -> None:
     """Joint schedule: rank each layer's blocks by saliency once; rate point k keeps the top
-    densities[k] of them (default: the configured densities), so the masks are nested. Blocks
-    that have grown more salient since the last selection come back in (grow), weak ones drop
-    out (prune)."""
-    densities = net.config.densities if densities is None else densities
+    densities[k] of them, so the masks are nested. Blocks that have grown more salient since the
+    last selection come back in (grow), weak ones drop out (prune)."""
     for layer in MASKED_LAYERS:
         mask = net.mask(layer)
         order = torch.argsort(block_saliency(net, layer, scales).flatten(), descending=True)
-        for rate, density in enumerate(densities):
+        for rate, density in enumerate(net.config.densities):
             kept = torch.zeros(order.numel(), dtype=torch.bool, device=mask.device)
             kept[order[: round(density * order.numel())]] = True
             mask[rate] = kept.view_as(mask[rate])

@@ -37,11 +37,10 @@ from nic.train.prune_and_grow import (
     freeze_gradients,
     grow,
     initialize_from,
-    mask_update_progress,
+    mask_update_due,
     phase_at,
     phase_parameters,
     prune,
-    scheduled_densities,
     select_nested_masks,
 )
 
@@ -73,7 +72,7 @@ class TrainConfig:
     """Masked models: also train one separate single-rate model per rate point."""
     schedule: str = "joint"
     """Masked models: "joint" (all rate points train throughout; nested masks re-selected by
-    block norm during the first grow_fraction) or "progressive" (prune-and-grow, one phase per
+    block saliency during the first grow_fraction) or "progressive" (prune-and-grow, one phase per
     rate point, earlier rate points frozen): nic/train/prune_and_grow.py."""
 
     @classmethod
@@ -221,8 +220,6 @@ def train(
             b.load_state_dict({k: v.float() for k, v in state.items()})
         if scales is not None and "input_scales" in ckpt:
             scales.load_state_dict(ckpt["input_scales"])
-        if masked:  # checkpoints from before the gradual schedule started from every block
-            mask_start = ckpt.get("mask_start_densities", (1.0,) * net.num_rate_points)
         sampler.set_state(ckpt["sampler_rng"])
         torch.set_rng_state(ckpt["torch_rng"].cpu())  # map_location moved it
         step, wall, history = ckpt["step"], ckpt["wall_time_s"], ckpt["hardware"]
@@ -243,8 +240,6 @@ def train(
         source = _initial_weights(config).to(device)
         for target in (net, *baselines):
             initialize_from(target, source)
-    if masked and not ckpt:  # the joint schedule prunes from here (all blocks, from a gain model)
-        mask_start = tuple(net.density(k) for k in range(net.num_rate_points))
     hardware = hardware_description(device)
     if not history or history[-1]["hardware"] != hardware:
         history.append({"hardware": hardware, "from_step": step})
@@ -304,11 +299,7 @@ def train(
                     if baselines
                     else {}
                 ),
-                **(
-                    {"input_scales": scales.state_dict(), "mask_start_densities": mask_start}
-                    if masked
-                    else {}
-                ),
+                **({"input_scales": scales.state_dict()} if scales is not None else {}),
                 "sampler_rng": sampler.state(),
                 "torch_rng": torch.get_rng_state(),
                 "step": step,
@@ -359,12 +350,9 @@ def train(
                 optimizer, baseline_optimizer = optimizers()
             if current is not None and step == current.prune_at:
                 prune(net, current.rate, scales)
-            if joint:
-                progress = mask_update_progress(step, config.steps, config.grow_fraction)
-                if progress is not None:
-                    densities = scheduled_densities(mask_start, config.model.densities, progress)
-                    select_nested_masks(net, densities, scales)
-                    scales.reset()
+            if joint and mask_update_due(step, config.steps, config.grow_fraction):
+                select_nested_masks(net, scales)
+                scales.reset()
             if current is None:
                 lr = config.learning_rate(step)
             else:

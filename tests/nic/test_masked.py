@@ -18,11 +18,10 @@ from nic.train.prune_and_grow import (
     freeze_gradients,
     grow,
     initialize_from,
-    mask_update_progress,
+    mask_update_due,
     phase_at,
     phase_parameters,
     prune,
-    scheduled_densities,
     select_nested_masks,
 )
 
@@ -124,20 +123,11 @@ def test_progressive_phases_freeze_earlier_rate_points(masked):
     assert masked.mask("g_a.2")[1].float().mean() == pytest.approx(0.75)
 
 
-def test_joint_masks_shrink_gradually_to_their_densities_then_stay_fixed():
-    updates = {s: p for s in range(3283) if (p := mask_update_progress(s, 3283, 0.5)) is not None}
-    steps = sorted(updates)
-    assert len(steps) == 20 and steps[0] > 0 and steps[-1] == 3283 // 2
-    assert updates[steps[0]] == 1 / 20 and updates[steps[-1]] == 1
-    start = (1.0, 1.0, 1.0)
-    schedule = [start] + [scheduled_densities(start, CONFIG.densities, updates[s]) for s in steps]
-    assert schedule[-1] == pytest.approx(CONFIG.densities)
-    for earlier, later in zip(schedule, schedule[1:], strict=False):  # shrinking, and nested
-        assert all(b <= a for a, b in zip(earlier, later, strict=True))
-        assert list(later) == sorted(later)
-    # A run too short for every update still ends at the configured densities.
-    short = [mask_update_progress(s, 10, 0.5) for s in range(10)]
-    assert [p for p in short if p is not None] == [0.2, 0.4, 0.6, 0.8, 1]
+def test_joint_masks_are_reselected_twenty_times_then_fixed():
+    due = [s for s in range(3283) if mask_update_due(s, 3283, 0.5)]
+    assert len(due) == 20 and due[0] == 1641 // 20 and due[-1] == 3283 // 2
+    # A run too short for twenty updates updates at every step of its first half but the first.
+    assert [s for s in range(10) if mask_update_due(s, 10, 0.5)] == [1, 2, 3, 4, 5]
 
 
 def test_block_saliency_follows_what_a_block_adds_not_its_weight_scale(masked):
