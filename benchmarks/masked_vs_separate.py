@@ -10,6 +10,8 @@ steps. Every image is coded at every rate point by both; rate is the models' own
 a header of about 40 bytes to both), quality the RGB PSNR of the 8-bit reconstruction. Prints the
 parameter table of Jiang et al. (WG1 m89074, 2020) and the BD-rate (pchip) of the masked model
 against the separate ones; with --reference, also against that gain model's rate points.
+An image whose curve does not rise strictly with rate for either side (a weakly trained model's
+may not) is left out of that BD-rate and named.
 """
 
 from __future__ import annotations
@@ -115,18 +117,28 @@ def main() -> None:
         f"the masked model has {100 * (1 - counts['total'] / total_separate):.1f} % fewer"
     )
 
+    def monotone(points: list) -> bool:
+        """Quality rises strictly with rate: what a per-image BD needs."""
+        quality = np.array(sorted(points))[:, 1]
+        return bool(np.all(np.diff(quality) > 0))
+
     def bd(anchor: str, test: str) -> dict:
-        try:
-            result = bd_dataset(
-                {n: np.array(c).T for n, c in curves[anchor].items()},
-                {n: np.array(c).T for n, c in curves[test].items()},
-            )
-        except ValueError as e:  # e.g. a curve that is not monotone: say so, keep the points
-            return {"error": str(e)}
+        """BD-rate over the images where both curves rise (weakly trained models may not)."""
+        names = [n for n in curves[anchor] if monotone(curves[anchor][n])]
+        names = [n for n in names if monotone(curves[test][n])]
+        skipped = sorted(set(curves[anchor]) - set(names))
+        if not names:
+            return {"error": "no image has rising curves for both", "skipped": skipped}
+        result = bd_dataset(
+            {n: np.array(curves[anchor][n]).T for n in names},
+            {n: np.array(curves[test][n]).T for n in names},
+        )
         return {
             "per_image_mean": result.per_image_mean,
             "average_curve": result.average_curve.value,
             "overlap": result.average_curve.overlap,
+            "images": len(names),
+            "skipped": skipped,
         }
 
     results = {"masked_vs_separate": bd("separate", "masked")}
@@ -135,11 +147,13 @@ def main() -> None:
         results["separate_vs_reference"] = bd("reference", "separate")
     for name, r in results.items():
         if "error" in r:
-            print(f"BD-rate {name}: not computed ({r['error']})")
+            print(f"BD-rate {name}: not computed ({r['error']}: {', '.join(r['skipped'])})")
             continue
         print(
             f"BD-rate {name}: per-image mean {r['per_image_mean']:+.2f} %, "
-            f"average curve {r['average_curve']:+.2f} % (overlap {r['overlap']:.2f})"
+            f"average curve {r['average_curve']:+.2f} % (overlap {r['overlap']:.2f}; "
+            f"{r['images']} images"
+            + (f", left out as not monotone: {', '.join(r['skipped'])})" if r["skipped"] else ")")
         )
     if args.json:
         Path(args.json).write_text(
