@@ -10,8 +10,8 @@ steps. Every image is coded at every rate point by both; rate is the models' own
 a header of about 40 bytes to both), quality the RGB PSNR of the 8-bit reconstruction. Prints the
 parameter table of Jiang et al. (WG1 m89074, 2020) and the BD-rate (pchip) of the masked model
 against the separate ones; with --reference, also against that gain model's rate points.
-An image whose curve does not rise strictly with rate for either side (a weakly trained model's
-may not) is left out of that BD-rate and named.
+An image whose curve cannot enter a BD-rate for either side (ctc.bdrate.curve_problem: e.g. a
+weakly trained model's quality that does not rise with rate) is left out of it and named.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ctc.bdrate import bd_dataset
+from ctc.bdrate import bd_dataset, curve_problem
 from ctc.datasets import resolve_dataset
 from nic import zoo
 from nic.codec import float_estimate, padded_tensor
@@ -117,22 +117,17 @@ def main() -> None:
         f"the masked model has {100 * (1 - counts['total'] / total_separate):.1f} % fewer"
     )
 
-    def monotone(points: list) -> bool:
-        """Quality rises strictly with rate: what a per-image BD needs."""
-        quality = np.array(sorted(points))[:, 1]
-        return bool(np.all(np.diff(quality) > 0))
-
     def bd(anchor: str, test: str) -> dict:
-        """BD-rate over the images where both curves rise (weakly trained models may not)."""
-        names = [n for n in curves[anchor] if monotone(curves[anchor][n])]
-        names = [n for n in names if monotone(curves[test][n])]
-        skipped = sorted(set(curves[anchor]) - set(names))
+        """BD-rate over the images where both curves can enter one (a weakly trained model's
+        quality may not rise with rate)."""
+        pairs = {
+            n: (np.array(curves[anchor][n]).T, np.array(curves[test][n]).T) for n in curves[anchor]
+        }
+        names = [n for n, pair in pairs.items() if not any(map(curve_problem, pair))]
+        skipped = sorted(set(pairs) - set(names))
         if not names:
-            return {"error": "no image has rising curves for both", "skipped": skipped}
-        result = bd_dataset(
-            {n: np.array(curves[anchor][n]).T for n in names},
-            {n: np.array(curves[test][n]).T for n in names},
-        )
+            return {"error": "no image has usable curves for both", "skipped": skipped}
+        result = bd_dataset({n: pairs[n][0] for n in names}, {n: pairs[n][1] for n in names})
         return {
             "per_image_mean": result.per_image_mean,
             "average_curve": result.average_curve.value,
@@ -153,7 +148,7 @@ def main() -> None:
             f"BD-rate {name}: per-image mean {r['per_image_mean']:+.2f} %, "
             f"average curve {r['average_curve']:+.2f} % (overlap {r['overlap']:.2f}; "
             f"{r['images']} images"
-            + (f", left out as not monotone: {', '.join(r['skipped'])})" if r["skipped"] else ")")
+            + (f", left out as unusable: {', '.join(r['skipped'])})" if r["skipped"] else ")")
         )
     if args.json:
         Path(args.json).write_text(

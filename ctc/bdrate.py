@@ -197,6 +197,19 @@ def bd_quality(
     return _warned(_bd(anchor, test, "quality", method, msssim_linear)).value
 
 
+def curve_problem(
+    curve: CurveLike, method: Method = "pchip", *, msssim_linear: bool = False
+) -> str | None:
+    """Why `curve` cannot enter a BD computation by `method` (too few points, a rate that is not
+    positive, quality that does not rise with rate...), or None when it can."""
+    _check_choices("rate", method)
+    try:
+        _prepare(_as_curve(curve), "curve", method, msssim_linear)
+    except ValueError as err:
+        return str(err)
+    return None
+
+
 def bd_dataset(
     anchor_curves: Mapping[str, CurveLike],
     test_curves: Mapping[str, CurveLike],

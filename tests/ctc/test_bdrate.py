@@ -15,6 +15,7 @@ from ctc.bdrate import (
     bd_quality,
     bd_rate,
     bd_result,
+    curve_problem,
     msssim_db,
     select_range,
 )
@@ -218,6 +219,15 @@ def test_outlier_flag():
 def test_errors(anchor, test, method, message):
     with pytest.raises(ValueError, match=message):
         bd_rate(*anchor, *test, method=method)
+
+
+def test_curve_problem_says_why_a_curve_cannot_enter_a_bd():
+    assert curve_problem(([0.1, 0.2, 0.4], [30, 32, 34])) is None
+    assert "increase" in curve_problem(([0.1, 0.2, 0.4], [30, 34, 32]))
+    assert "at least 4" in curve_problem(([0.1, 0.2, 0.4], [30, 32, 34]), "cubic")
+    assert "finite" in curve_problem(([0.1, 0.2, 0.4], [30, np.nan, 34]))
+    with pytest.raises(ValueError, match="method"):
+        curve_problem(([0.1, 0.2], [30, 32]), "spline")
 
 
 def test_no_rate_overlap_for_bd_quality():
