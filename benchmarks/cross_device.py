@@ -1,8 +1,8 @@
 """Encode on one device, decode on another: are the decoded symbols the same?
 
     python benchmarks/cross_device.py encode OUT_DIR [--device cuda] [--images DIR [--limit N]]
-                                                     [--model NAME]
-    python benchmarks/cross_device.py decode OUT_DIR [--device cpu]
+                                                     [--model NAME|FILE]
+    python benchmarks/cross_device.py decode OUT_DIR [--device cpu] [--model NAME|FILE]
 
 `encode` codes every image at a few rate positions on --device and writes the streams with a
 manifest of the hashes of the encoder's latents and of the pixels decoded on that same device.
@@ -61,9 +61,9 @@ def encode_all(
     print(f"{len(manifest['streams'])} streams encoded on {device} in {out}")
 
 
-def decode_all(out: Path, device: str) -> None:
+def decode_all(out: Path, device: str, model_name: str | None) -> None:
     manifest = json.loads((out / "manifest.json").read_text())
-    model = zoo.load(manifest["model"])  # the model the streams were made with
+    model = zoo.load(model_name or manifest["model"])  # the model the streams were made with
     model.net.to(device)
     print(f"encoded on {manifest['device']}, decoded on {device}, model {model.name}")
     print(f"{'stream':28s} {'latents':>8s} {'pixels':>8s} {'max |diff|':>10s} {'changed':>8s}")
@@ -97,12 +97,16 @@ def main() -> None:
         "--images", default="skimage", help="a folder of images or a ctc dataset name to encode"
     )
     parser.add_argument("--limit", type=int, help="encode the first LIMIT images of --images")
-    parser.add_argument("--model", help="zoo model to encode with (default: the zoo's default)")
+    parser.add_argument(
+        "--model",
+        help="zoo model or model file to encode with (default: the zoo's default) or to decode"
+        " with (default: the one named in the manifest)",
+    )
     args = parser.parse_args()
     if args.action == "encode":
         encode_all(args.folder, args.device or "cuda", args.images, args.limit, args.model)
     else:
-        decode_all(args.folder, args.device or "cpu")
+        decode_all(args.folder, args.device or "cpu", args.model)
 
 
 if __name__ == "__main__":
