@@ -16,6 +16,11 @@ needs no knowledge of the codec's package:
 - a parameter is *independent* (owned by one rate point) when its first dimension has one entry
   per value of an integer knob and the coder indexes it (as the gain vectors of a gain-unit
   model, or the masks of a masked variable-rate model); every other used parameter is *shared*;
+- *nonzero weights* are the elements of the weights that convolution and linear layers receive
+  which are not zero, counted once per parameter they come from (the largest count where one
+  parameter feeds several layers, e.g. a float and an integer copy): a masked model's pruned
+  blocks are zeros in what its layers receive, so this is what one rate point really uses and
+  what a sparse implementation would store;
 - MACs are torch's `FlopCounterMode` count during the real encode (decode) divided by 2 (it
   counts a multiply-accumulate as 2 FLOPs): convolutions, transposed convolutions and matrix
   products; element-wise work (GDN's square roots, activations) and entropy coding are not MACs;
@@ -150,7 +155,8 @@ _CONV_FUNCTIONS = {f"conv{t}{d}d" for t in ("", "_transpose") for d in (1, 2, 3)
 def _parameter_trace(parameters: dict[int, str], ranks: dict[str, int]):
     """A TorchFunctionMode that records which parameters (by id) torch functions receive, and
     which parameters, directly or through tensors computed from them (a masked weight, an
-    integer copy), are the weight of a convolution or linear layer."""
+    integer copy), are the weight of a convolution or linear layer, and how many of the
+    elements that such a layer receives are nonzero."""
     import torch
     from torch.overrides import TorchFunctionMode
 
@@ -161,6 +167,7 @@ def _parameter_trace(parameters: dict[int, str], ranks: dict[str, int]):
             self.indexed: set[str] = set()
             self.conv_weights: set[str] = set()
             self.fc_weights: set[str] = set()
+            self.nonzero: dict[frozenset[str], int] = {}
             self._derived: dict[int, tuple[weakref.ref, frozenset[str]]] = {}
 
         def _sources(self, value: object) -> frozenset[str]:
@@ -189,6 +196,10 @@ def _parameter_trace(parameters: dict[int, str], ranks: dict[str, int]):
                 rank = 3 if kind != "linear" else 2  # a GDN's (C, C) matrix is no conv layer
                 names = {n for n in self._sources(weight) if ranks.get(n, 0) >= rank}
                 (self.fc_weights if kind == "linear" else self.conv_weights).update(names)
+                if names:
+                    key = frozenset(names)
+                    count = int(torch.count_nonzero(weight))
+                    self.nonzero[key] = max(self.nonzero.get(key, 0), count)
             if sources and isinstance(output, torch.Tensor):
                 self._derived[id(output)] = (weakref.ref(output), frozenset(sources))
             return output
@@ -212,6 +223,7 @@ class Trace:
     indexed: set[str] = field(default_factory=set)
     conv_weights: set[str] = field(default_factory=set)
     fc_weights: set[str] = field(default_factory=set)
+    nonzero_weights: int = 0
     flops: int = 0
     seconds: float = 0.0
     output: Any = None
@@ -243,6 +255,7 @@ def trace(
         tracer.indexed,
         tracer.conv_weights,
         tracer.fc_weights,
+        sum(tracer.nonzero.values()),
         int(flops),
         seconds,
         output,
@@ -423,14 +436,23 @@ def measure(
     if values is not None and networks:
         count = len(values)
         for k, value in enumerate(values):
-            e = trace(lambda v=value: codec.encode(small, v), ids, count=False)
-            d = trace(lambda e=e: codec.decode(e.output), ids, count=False)
+            e = trace(lambda v=value: codec.encode(small, v), ids, count=False, ranks=ranks)
+            d = trace(lambda e=e: codec.decode(e.output), ids, count=False, ranks=ranks)
             indexed = {n for n in (e.indexed | d.indexed) if named[n].shape[:1] == (count,)}
             independent |= indexed
             tables |= indexed
             enc_used |= e.used
             dec_used |= d.used
-            per_point.append({"index": k, "knob_value": value, "_enc": e.used, "_dec": d.used})
+            per_point.append(
+                {
+                    "index": k,
+                    "knob_value": value,
+                    "encoder_nonzero_weights": e.nonzero_weights,
+                    "decoder_nonzero_weights": d.nonzero_weights,
+                    "_enc": e.used,
+                    "_dec": d.used,
+                }
+            )
         # A tensor that only one rate point uses is that rate point's own (a masked model's
         # per-rate-point layers), like a row that each rate point indexes (a gain table).
         uses = Counter(n for p in per_point for n in p["_enc"] | p["_dec"])
@@ -473,6 +495,7 @@ def measure(
             "gmac_per_picture": macs / 1e9,
             "conv_layers": conv,
             "fc_layers": fc,
+            "nonzero_weights": t.nonzero_weights,
             "peak_memory_mb": peak,
             "memory_before_mb": before,
             "cpu_seconds_median": statistics.median(times) if times else t.seconds,

@@ -41,6 +41,10 @@ def _quantities(result: dict[str, Any]) -> list[tuple[str, Any, Any, str | None,
          pd["independent_per_rate_point"], "int", "owned by one rate point"),
         ("Parameters used per rate point (count)", pe["used_per_rate_point"],
          pd["used_per_rate_point"], "int", "shared + independent"),
+        ("Nonzero layer weights (count)", enc["nonzero_weights"], dec["nonzero_weights"], "int",
+         f"elements of the convolution / linear weights, as the layers receive them at "
+         f"{result['knob']['name']} = {result['knob']['value']:g}, that are not zero "
+         "(a masked model's pruned blocks are zero)"),
         ("Parameter precision (in memory)", ", ".join(pe["precision"]),
          ", ".join(pd["precision"]), None, f"stored in the model file as {stored}"
          if stored else ""),
@@ -128,7 +132,7 @@ def write_complexity(
         for cell in cells:
             if isinstance(cell.value, str) and cell.font is not None and not cell.font.b:
                 cell.alignment = INDENT
-    for letter, width in zip("ABCDEFGHI", (46, 15, 15, 15, 14, 14, 14, 14, 14), strict=True):
+    for letter, width in zip("ABCDEFGHIJK", (46, 15, 15, 15, *[14] * 7), strict=True):
         ws.column_dimensions[letter].width = width
 
 
@@ -142,7 +146,8 @@ def _rate_points(ws: Worksheet, row: int, result: dict[str, Any]) -> int:
     lambdas = (result.get("training") or {}).get("lambdas") or []
     headers = ["Rate point", "Knob value", "Lambda", "Encoder shared (count)",
                "Encoder independent (count)", "Encoder used (count)", "Decoder shared (count)",
-               "Decoder independent (count)", "Decoder used (count)"]  # fmt: skip
+               "Decoder independent (count)", "Decoder used (count)",
+               "Encoder nonzero weights (count)", "Decoder nonzero weights (count)"]  # fmt: skip
     write_header(ws, row, headers)
     row += 1
     for p in points:
@@ -150,8 +155,9 @@ def _rate_points(ws: Worksheet, row: int, result: dict[str, Any]) -> int:
         write_row(
             ws, row,
             [p["index"], p["knob_value"], lam, p["encoder_shared"], p["encoder_independent"],
-             p["encoder_used"], p["decoder_shared"], p["decoder_independent"], p["decoder_used"]],
-            ["int", "k", "lin", "int", "int", "int", "int", "int", "int"],
+             p["encoder_used"], p["decoder_shared"], p["decoder_independent"], p["decoder_used"],
+             p["encoder_nonzero_weights"], p["decoder_nonzero_weights"]],
+            ["int", "k", "lin", "int", "int", "int", "int", "int", "int", "int", "int"],
         )  # fmt: skip
         row += 1
     row += 1

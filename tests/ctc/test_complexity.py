@@ -101,6 +101,9 @@ def test_toy_codec_parameters_macs_and_layers():
     )  # fmt: skip
     assert [p["encoder_used"] for p in result["rate_points"]] == [136] * RATE_POINTS
     assert [p["decoder_independent"] for p in result["rate_points"]] == [4] * RATE_POINTS
+    # Nonzero weights: the conv and fc weights (not biases, not the gains) the layers receive.
+    assert (enc["nonzero_weights"], dec["nonzero_weights"]) == (4 * 27 + 16, 4 * 3 * 9)
+    assert {p["encoder_nonzero_weights"] for p in result["rate_points"]} == {4 * 27 + 16}
     assert len(enc["cpu_seconds"]) == 1 and enc["cpu_seconds_median"] > 0
     if enc["peak_memory_mb"] is not None:  # Linux
         assert enc["peak_memory_mb"] >= enc["memory_before_mb"] > 0
@@ -134,7 +137,7 @@ def test_nic_gain_model_accounting():
 
 
 def test_nic_masked_model_accounting():
-    codec = NicCodec("nic-masked-n128-v1")
+    codec = NicCodec("nic-masked-n128-v2")
     result = complexity.measure(codec, complexity.test_picture(128, 64), repeat=1)
     net = find_net(codec)
     k = net.num_rate_points
@@ -159,6 +162,12 @@ def test_nic_masked_model_accounting():
     assert {p["encoder_independent"] for p in result["rate_points"]} == {
         enc["independent_per_rate_point"]
     }
+    # Pruned blocks are zeros in what the layers receive: the nested masks keep more nonzero
+    # weights at every higher rate point, all of them at the last (density 1.0).
+    for side in ("encoder", "decoder"):
+        nonzero = [p[f"{side}_nonzero_weights"] for p in result["rate_points"]]
+        assert all(a < b for a, b in zip(nonzero, nonzero[1:], strict=False)), (side, nonzero)
+        assert nonzero[-1] <= result["rate_points"][-1][f"{side}_used"]
     # The model file records the separate baselines, and the sheet reports them.
     ws = openpyxl.Workbook().active
     write_complexity(ws, [result])
