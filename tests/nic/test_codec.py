@@ -12,7 +12,7 @@ from nic.model_file import load_model_file, save_model_file
 from nic.ratecontrol import encode_to_target
 
 
-@pytest.fixture(scope="module", params=["nic-masked-n128-v1", "nic-mshp-n128-v2"])
+@pytest.fixture(scope="module", params=["nic-masked-n128-v2", "nic-mshp-n128-v2"])
 def model(request):
     """Both kinds of zoo model: the masked default and the gain model."""
     return zoo.load(request.param)

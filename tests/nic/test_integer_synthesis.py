@@ -20,7 +20,7 @@ GOLDEN = Path(__file__).parent / "golden"
 
 
 GAIN_MODEL = "nic-mshp-n128-v2"
-GOLDEN_POSITIONS = {"nic-mshp-n128-v2": (1, 8), "nic-masked-n128-v1": (1.5, 5.5)}
+GOLDEN_POSITIONS = {"nic-mshp-n128-v2": (1, 8), "nic-masked-n128-v2": (1.5, 5.5)}
 """Rate positions pinned per zoo model: the masked model's cross a rate point's own gain
 (position 1.5: network 1, half-way to network 2's step) and extrapolate past the last (5.5)."""
 
