@@ -192,6 +192,17 @@ def test_cli_complexity_json(capsys):
     assert exit_info.value.code == 2
 
 
+def test_cli_complexity_text_lists_nonzero_weights_per_rate_point(capsys):
+    code = main(["complexity", "nic:nic-masked-n128-v2", "--size", "64x48", "--repeat", "1"])
+    assert code == 0
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines() if line.startswith("  at rate point")]
+    assert [int(r[3]) for r in rows] == list(range(6))
+    encoder = [int(r[4]) for r in rows]
+    assert encoder == sorted(encoder) and encoder[0] < encoder[-1]
+    assert "nonzero layer weights" in out
+
+
 def test_cli_complexity_unknown_codec(capsys):
     assert main(["complexity", "no-such-codec", "--size", "64x48"]) == 1
     assert "no-such-codec" in capsys.readouterr().err
