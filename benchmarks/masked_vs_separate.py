@@ -1,4 +1,4 @@
-"""A masked multi-rate model against separately trained single-rate models (issue 6, item 6).
+"""A masked multi-rate model against separately trained single-rate models.
 
     python benchmarks/masked_vs_separate.py CHECKPOINT --images DIR [--reference MODEL]
                                            [--device cuda] [--json FILE]
@@ -29,7 +29,8 @@ from ctc.bdrate import bd_dataset, curve_problem
 from ctc.datasets import resolve_dataset
 from nic import zoo
 from nic.codec import float_estimate, padded_tensor
-from nic.models import HyperpriorConfig, MeanScaleHyperprior, build_model
+from nic.models import MeanScaleHyperprior
+from nic.train.checkpoint import CheckpointError, build_network, load_checkpoint
 
 
 @torch.inference_mode()
@@ -46,19 +47,20 @@ def rd_point(net: MeanScaleHyperprior, image: np.ndarray, rate: float, device) -
 
 def load_run(checkpoint: str, device) -> tuple:
     """(masked model, [single-rate baselines]) from a training checkpoint."""
-    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    config = HyperpriorConfig.from_dict(ckpt["model_config"])
-    if not config.masked or "baselines" not in ckpt:
-        raise SystemExit(f"{checkpoint}: not a masked run trained with baselines: true")
-    masked = build_model(config)
-    masked.load_state_dict(
-        {k: v.float() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
-    )
-    baselines = []
-    for lam, state in zip(config.lambdas, ckpt["baselines"], strict=True):
-        net = MeanScaleHyperprior(config.gain_model((lam,)))
-        net.load_state_dict({k: v.float() for k, v in state.items()})
-        baselines.append(net.to(device).eval())
+    try:
+        ckpt = load_checkpoint(checkpoint)
+        if not ckpt["model_config"].get("mask_block") or "baselines" not in ckpt:
+            raise SystemExit(f"{checkpoint}: not a masked run trained with baselines: true")
+        masked = build_network(ckpt["model_config"], ckpt["model"], checkpoint)
+        lambdas = masked.config.lambdas
+        if not isinstance(ckpt["baselines"], list) or len(ckpt["baselines"]) != len(lambdas):
+            raise CheckpointError(f"{checkpoint}: damaged checkpoint (not one baseline per lambda)")
+        baselines = [
+            build_network(masked.config.gain_model((lam,)), state, checkpoint).to(device).eval()
+            for lam, state in zip(lambdas, ckpt["baselines"], strict=True)
+        ]
+    except CheckpointError as e:
+        raise SystemExit(str(e)) from None
     return masked.to(device).eval(), baselines, ckpt["step"]
 
 

@@ -4,22 +4,29 @@ datasets.
 Exit status: 0 success; 2 usage error (bad arguments, unknown condition/codec/dataset, invalid
 condition file, an image that is not 8-bit RGB, no results in a folder); 1 failure while
 working (a codec that was asked for by name failed to load, a job failed, a download or
-checksum failed, the output folder is in use or not writable); 130 interrupted. Errors are
-one line on stderr, without a traceback.
+checksum failed, the output folder is in use or not writable, its results store is not one or
+is damaged); 130 interrupted. Errors are one line on stderr, without a traceback. A command
+whose output is read by a pipe that closes early (`ctc results --csv | head`) stops quietly
+with status 0.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
+import os
+import select
 import sys
+import urllib.parse
 from pathlib import Path
 
 from ctc import condition as conditions
 from ctc import fetch, registry, results, runner
 from ctc.datasets import DatasetError, data_home
 from ctc.images import ImageError, load_image
-from ctc.store import FILENAME, Store
+from ctc.store import FILENAME, Store, StoreError
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -74,7 +81,7 @@ def cmd_results(args: argparse.Namespace) -> int:
         raise UsageError(f"no results in {folder} (no {FILENAME})")
     with Store(folder) as store:
         rows = store.results()
-        records = {r["condition_hash"]: r["record"]["condition"] for r in store.runs()}
+        records = {r["condition_hash"]: r["record"].get("condition", {}) for r in store.runs()}
         failures = store.failures()
     if args.csv:
         results.write_csv(rows, sys.stdout)
@@ -94,11 +101,18 @@ def cmd_results(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+URL_SCHEMES = ("http", "https", "ftp", "file")
+
+
 def cmd_fetch(args: argparse.Namespace) -> int:
     if args.name not in fetch.REMOTES:
         known = ", ".join(fetch.REMOTES)
         raise UsageError(f"unknown dataset {args.name!r} (fetchable: {known})")
     remote = fetch.REMOTES[args.name]
+    if args.base_url and urllib.parse.urlsplit(args.base_url).scheme not in URL_SCHEMES:
+        raise UsageError(
+            f"--base-url: expected an http, https, ftp or file URL, got {args.base_url!r}"
+        )
     dest = Path(args.dest) if args.dest else data_home() / remote.name
 
     def report(file: str, status: str) -> None:
@@ -113,13 +127,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from ctc import report
 
     anchors = [a for arg in args.anchor or [] for a in arg.split(",") if a]
-    complexity = None
-    if args.complexity:
-        try:
-            loaded = json.loads(Path(args.complexity).read_text())
-        except (OSError, ValueError) as e:
-            raise UsageError(f"cannot read complexity file {args.complexity}: {e}") from None
-        complexity = loaded if isinstance(loaded, list) else [loaded]
+    complexity = _complexity_file(args.complexity) if args.complexity else None
     picture = None
     if args.complexity_size and not args.complexity and not args.no_complexity:
         from ctc.complexity import test_picture
@@ -146,6 +154,33 @@ def cmd_report(args: argparse.Namespace) -> int:
     for path in result.plots:
         print(f"ctc: wrote {path}", file=sys.stderr)
     return EXIT_OK
+
+
+COMPLEXITY_SECTIONS = ("picture", "knob", "encoder", "decoder", "gpu", "platform")
+"""The parts of a `ctc complexity --json` measurement that a report reads, all mappings."""
+
+
+def _complexity_file(path: str) -> list[dict]:
+    """The measurements in a `ctc complexity --json` file (one, or a list of them)."""
+    try:
+        loaded = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise UsageError(f"cannot read complexity file {path}: {e}") from None
+    entries = loaded if isinstance(loaded, list) else [loaded]
+    for number, entry in enumerate(entries, 1):
+        problem = "not a mapping"
+        if isinstance(entry, dict):
+            keys = ("codec", "version", "networks", "rate_points", *COMPLEXITY_SECTIONS)
+            missing = [key for key in keys if key not in entry]
+            wrong = [key for key in COMPLEXITY_SECTIONS if not isinstance(entry.get(key), dict)]
+            problem = f"no {', '.join(missing)}" if missing else f"{', '.join(wrong)} not mappings"
+            if not missing and not wrong:
+                continue
+        raise UsageError(
+            f"complexity file {path}: entry {number} is not `ctc complexity --json` output "
+            f"({problem})"
+        )
+    return entries
 
 
 def _bd_table(result) -> str:
@@ -250,6 +285,11 @@ def _num(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f}"
 
 
+MAX_PICTURE_PIXELS = 1 << 25
+"""The largest test picture (width x height) made for a complexity measurement: 8K UHD fits."""
+MAX_TIMEOUT_SECONDS = 86400.0
+
+
 def _size(text: str) -> tuple[int, int]:
     try:
         width, height = (int(v) for v in text.lower().split("x"))
@@ -257,7 +297,30 @@ def _size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from None
     if width < 1 or height < 1:
         raise argparse.ArgumentTypeError(f"expected a positive size, got {text!r}")
+    if width * height > MAX_PICTURE_PIXELS:
+        raise argparse.ArgumentTypeError(
+            f"expected at most {MAX_PICTURE_PIXELS:,} pixels, got {text} ({width * height:,})"
+        )
     return width, height
+
+
+def _finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = _finite(text)
+    if not 0 < value <= MAX_TIMEOUT_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"expected seconds above 0 and at most {MAX_TIMEOUT_SECONDS:g}, got {text}"
+        )
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -308,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="encode anchors even where matching frozen results exist (docs/anchors.md)",
     )
-    p.set_defaults(func=cmd_run)
+    p.set_defaults(func=cmd_run, writes_stdout=False)
 
     p = sub.add_parser(
         "results",
@@ -318,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("dir", metavar="DIR", help="output folder of `ctc run`")
     p.add_argument("--csv", action="store_true", help="every column of every row, as CSV")
-    p.set_defaults(func=cmd_results)
+    p.set_defaults(func=cmd_results, writes_stdout=True)
 
     p = sub.add_parser(
         "report",
@@ -380,7 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="timed runs per operation in the complexity measurement (default 2)",
     )
-    p.set_defaults(func=cmd_report)
+    p.set_defaults(func=cmd_report, writes_stdout=True)
 
     p = sub.add_parser(
         "complexity",
@@ -405,7 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image", metavar="PATH", help="measure on this image instead")
     p.add_argument(
         "--knob",
-        type=float,
+        type=_finite,
         metavar="V",
         help="knob value (rate point, quality) to code at (default: mid-range)",
     )
@@ -417,7 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="timed runs per operation (default 2; the median is reported)",
     )
     p.add_argument("--json", action="store_true", help="print the measurement as JSON")
-    p.set_defaults(func=cmd_complexity)
+    p.set_defaults(func=cmd_complexity, writes_stdout=True)
 
     p = sub.add_parser("dataset", help="dataset commands", description="Dataset commands.")
     dsub = p.add_subparsers(dest="dataset_command", required=True, metavar="COMMAND")
@@ -431,20 +494,39 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--dest", metavar="DIR",
                    help=f"where to put it (default: {data_home()}/NAME)")  # fmt: skip
     f.add_argument("--base-url", metavar="URL", help="a mirror to download from instead")
-    f.add_argument("--timeout", type=float, default=60.0, metavar="S",
+    f.add_argument("--timeout", type=_seconds, default=60.0, metavar="S",
                    help="per-request timeout in seconds (default 60)")  # fmt: skip
-    f.set_defaults(func=cmd_fetch)
+    f.set_defaults(func=cmd_fetch, writes_stdout=False)
     return parser
+
+
+def _stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe whose reader has left (`ctc results --csv | head`)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), 0)  # errors and hang-ups are reported regardless
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll, or no file behind stdout
+        return False
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, where it is handled below
+        return status
+    except BrokenPipeError as e:
+        if args.writes_stdout and _stdout_reader_gone():  # the reader has what it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EXIT_OK
+        with contextlib.suppress(BrokenPipeError):  # stderr may be the closed pipe
+            _error(str(e))
+        return EXIT_FAILURE
     except (UsageError, conditions.ConditionError, DatasetError, ImageError) as e:
         _error(str(e))
         return EXIT_USAGE
-    except (runner.RunError, registry.CodecLoadError, fetch.FetchError, OSError) as e:
+    except (runner.RunError, registry.CodecLoadError, fetch.FetchError, StoreError, OSError) as e:
         _error(str(e))
         return EXIT_FAILURE
     except KeyboardInterrupt:

@@ -2,26 +2,37 @@
 
 `resolve_dataset(spec)` takes a known name ("skimage", "kodak") or a folder path. Images are
 named by file stem (unique within a dataset), read with ctc.images.load_image, and identified
-by the sha256 of their pixels, which goes into the run record.
+by the sha256 of their pixels, which goes into the run record. A folder's entries that are not
+used are named in one DatasetWarning; images that cannot be read are all named in one
+DatasetError when the dataset is checked (`Dataset.checksums`).
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ctc import fetch
-from ctc.images import IMAGE_SUFFIXES, load_image, pixel_sha256
+from ctc.images import IMAGE_SUFFIXES, MAX_PIXELS, ImageError, load_image, pixel_sha256
 
 # True colour PNG photos in scikit-image's data folder (not its JPEG-compressed ones).
 SKIMAGE_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "motorcycle_left.png")
 
 
+JPEG_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif")  # lossy-compressed: not used as originals
+
+
 class DatasetError(ValueError):
-    """A dataset is unknown, missing, empty, or does not match its pinned checksums."""
+    """A dataset is unknown, missing, empty, has unreadable images (all named), or does not
+    match its pinned checksums."""
+
+
+class DatasetWarning(UserWarning):
+    """Entries of a dataset folder that are not used as images (all named in one message)."""
 
 
 @dataclass(frozen=True)
@@ -29,8 +40,9 @@ class DatasetImage:
     name: str
     path: Path
 
-    def load(self) -> np.ndarray:
-        return load_image(self.path)
+    def load(self, *, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
+        """The image as uint8 (H, W, 3) (ctc.images.load_image); raises ImageError."""
+        return load_image(self.path, max_pixels=max_pixels)
 
 
 @dataclass(frozen=True)
@@ -38,9 +50,26 @@ class Dataset:
     name: str
     images: tuple[DatasetImage, ...]
 
-    def checksums(self) -> dict[str, str]:
-        """Pixel sha256 of every image, by image name."""
-        return {im.name: pixel_sha256(im.load()) for im in self.images}
+    def checksums(self, *, max_pixels: int | None = MAX_PIXELS) -> dict[str, str]:
+        """Pixel sha256 of every image, by image name, reading one image at a time.
+
+        Every image is read even after a failure; raises one DatasetError naming each image
+        that cannot be used and why.
+        """
+        sums, problems = {}, []
+        for image in self.images:
+            try:
+                sums[image.name] = pixel_sha256(image.load(max_pixels=max_pixels))
+            except ImageError as e:
+                problems.append(str(e))
+        if problems:
+            raise DatasetError(_listing(f"dataset {self.name!r}", problems, len(self.images)))
+        return sums
+
+
+def _listing(subject: str, problems: list[str], total: int) -> str:
+    lines = "".join(f"\n  {p}" for p in problems)
+    return f"{subject}: {len(problems)} of {total} images cannot be used:{lines}"
 
 
 def data_home() -> Path:
@@ -65,12 +94,43 @@ def _dataset(name: str, paths: list[Path]) -> Dataset:
 
 
 def folder_dataset(folder: str | Path) -> Dataset:
-    """Every image file directly in `folder` (.png, .ppm, .pnm, .bmp, .tif), sorted by name."""
+    """Every entry directly in `folder` named like an original (IMAGE_SUFFIXES), by name.
+
+    Entries so named are images even when they are not regular files, so that checking the
+    dataset names them; hidden entries, JPEG files and anything else are skipped and named in
+    one DatasetWarning.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise DatasetError(f"no dataset folder {folder}")
-    paths = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
-    return _dataset(folder.name or str(folder), paths)
+    name = folder.name or str(folder)
+    paths, skipped = [], []
+    for entry in sorted(folder.iterdir()):
+        reason = _skip_reason(entry)
+        if reason is None:
+            paths.append(entry)
+        else:
+            skipped.append(f"{entry.name} ({reason})")
+    if skipped:
+        warnings.warn(
+            f"dataset {name!r}: skipping in {folder}: {', '.join(skipped)}",
+            DatasetWarning,
+            stacklevel=2,
+        )
+    return _dataset(name, paths)
+
+
+def _skip_reason(entry: Path) -> str | None:
+    suffix = entry.suffix.lower()
+    if entry.name.startswith("."):
+        return "hidden"
+    if suffix in IMAGE_SUFFIXES:
+        return None
+    if suffix in JPEG_SUFFIXES:
+        return "JPEG: lossy-compressed originals are not used"
+    if entry.is_dir():
+        return "a folder"
+    return "not " + "/".join(IMAGE_SUFFIXES)
 
 
 def skimage_dataset() -> Dataset:
@@ -91,10 +151,17 @@ def remote_dataset(remote: fetch.RemoteDataset, folder: Path | None = None) -> D
             f"run `ctc dataset fetch {remote.name}` first"
         )
     dataset = _dataset(remote.name, [folder / f for f in remote.files])
+    problems = []
     for image in dataset.images:
-        problem = remote.check(image.path.name, image.load())
+        try:
+            problem = remote.check(image.path.name, image.load())
+        except ImageError as e:
+            problem = str(e)
         if problem:
-            raise DatasetError(f"dataset {remote.name!r}: {problem}; fetch it again")
+            problems.append(problem)
+    if problems:
+        subject = f"dataset {remote.name!r} (fetch it again)"
+        raise DatasetError(_listing(subject, problems, len(dataset.images)))
     return dataset
 
 

@@ -1,57 +1,49 @@
 """Reading original images for the CTC, and their pixel checksums.
 
 Metrics are always taken against the original, so an original must be exactly representable as
-8-bit RGB: 8-bit RGB files are used as they are, and grayscale, palette and fully opaque alpha
-images are expanded without loss. Anything whose conversion would lose information (16-bit
-samples, real transparency) is refused with ImageError rather than silently converted.
+8-bit sRGB. Files are read by the shared `imagefile` package (the same rules as nic) with lossy
+conversions refused: 8-bit RGB is used as it is; grayscale, palette, fully opaque alpha, exact
+low-bit samples and EXIF orientation are converted without loss; 16-bit (or other non-8-bit)
+samples, real transparency and non-sRGB colour profiles raise ImageError, as do JPEG files
+(lossy-compressed, and decoders differ), files over the size limit and non-regular files.
 """
 
 from __future__ import annotations
 
 import hashlib
-import struct
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
-IMAGE_SUFFIXES = (".png", ".ppm", ".pnm", ".bmp", ".tif", ".tiff")
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+import imagefile
 
-
-class ImageError(ValueError):
-    """An original image is unreadable or not losslessly representable as 8-bit RGB."""
-
-
-def _png_bit_depth(path: Path) -> int | None:
-    """Sample bit depth from a PNG's IHDR chunk (Pillow silently reduces 16-bit RGB to 8)."""
-    with open(path, "rb") as f:
-        head = f.read(26)
-    if len(head) < 26 or not head.startswith(_PNG_SIGNATURE) or head[12:16] != b"IHDR":
-        return None
-    return struct.unpack(">B", head[24:25])[0]
+IMAGE_SUFFIXES = (".png", ".ppm", ".pgm", ".pbm", ".pnm", ".bmp", ".tif", ".tiff")
+FORMATS = ("PNG", "PNM", "TIFF", "BMP")  # JPEG originals are refused
+MAX_PIXELS = imagefile.MAX_PIXELS  # default limit on width x height: 2^25
+_LIMIT_HINT = "raise the limit to use it (load_image(max_pixels=N))"
 
 
-def load_image(path: str | Path) -> np.ndarray:
-    """An original image as uint8 (H, W, 3), converted only where no information is lost."""
-    path = Path(path)
+class ImageError(imagefile.ImageFileError):
+    """An original image is unreadable or not losslessly representable as 8-bit sRGB."""
+
+
+def load_image(path: str | Path, *, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
+    """An original image as uint8 (H, W, 3) sRGB, converted only where no information is lost.
+
+    max_pixels: the most width x height pixels accepted (checked from the header, before
+    decoding), None for no limit; each side is at most 65536 either way.
+    Raises ImageError (one line naming the file) for anything unreadable, missing, too large,
+    or not exactly representable.
+    """
     try:
-        with Image.open(path) as im:
-            im.load()
-            if _png_bit_depth(path) == 16 or im.mode.startswith("I") or im.mode == "F":
-                raise ImageError(f"{path}: 16-bit or float samples; the CTC takes 8-bit RGB")
-            if im.mode == "P":
-                im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-            if im.mode in ("RGBA", "LA", "PA"):
-                alpha = np.asarray(im.getchannel("A"))
-                if alpha.min() < 255:
-                    raise ImageError(f"{path}: has transparency; the CTC takes opaque 8-bit RGB")
-            if im.mode not in ("RGB", "RGBA", "L", "LA", "1"):
-                raise ImageError(f"{path}: colour mode {im.mode} is not supported")
-            rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        raise ImageError(f"{path}: not a readable image ({e})") from None
-    return np.ascontiguousarray(rgb)
+        decoded = imagefile.read_rgb8(
+            path, allow_lossy=False, max_pixels=max_pixels, formats=FORMATS, limit_hint=_LIMIT_HINT
+        )
+    except imagefile.ImageFileError as e:
+        raise ImageError(str(e)) from None
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file") from None
+    return decoded.pixels
 
 
 def pixel_sha256(image: np.ndarray) -> str:

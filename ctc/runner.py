@@ -5,19 +5,26 @@ Finished jobs (a row with the same key whose bitstream file is intact) are skipp
 or a run restarted after being killed, redoes only what is missing. Workers compute; only this
 process writes the store, one committed row per finished job. One run at a time may use an
 output folder (an exclusive lock on DIR/.lock, which the kernel releases if the run is killed).
+
+Workers never outlive the run: they end when this process dies, even by SIGKILL, and Ctrl-C
+(KeyboardInterrupt) kills them at once instead of waiting for the encodes they are running.
 """
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import hashlib
 import multiprocessing
 import os
 import platform
+import signal
 import sys
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -102,11 +109,51 @@ def _locked(out: Path) -> Iterator[None]:
 
 # Worker processes: codecs are loaded once per process, by name, through the registry.
 _WORKER_CODECS: dict[str, Codec] = {}
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+PARENT_POLL_SECONDS = 0.5
 
 
-def _init_worker(threads: int) -> None:
+def _watch_parent(parent: int, interval: float = PARENT_POLL_SECONDS) -> None:
+    """Exit this process as soon as `parent` is no longer its parent (it died)."""
+    while os.getppid() == parent:
+        time.sleep(interval)
+    os._exit(1)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this worker when the runner process `parent` dies, even by SIGKILL, so that no
+    worker goes on writing bitstreams that no row will refer to: on Linux the kernel kills it
+    (PR_SET_PDEATHSIG), elsewhere a watchdog thread sees it reparented. (The kernel acts when
+    the thread that started the worker ends: pool.submit starts them, from the thread that
+    holds the pool until every worker has ended.)"""
+    prctl = getattr(ctypes.CDLL(None), "prctl", None) if sys.platform == "linux" else None
+    if prctl is not None and prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
+        if os.getppid() != parent:  # it died before the request
+            os._exit(1)
+        return
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+
+
+def _init_worker(threads: int, parent: int) -> None:
+    _exit_with_parent(parent)
+    # Ctrl-C at the terminal reaches the workers too: they end quietly (the runner records the
+    # run as interrupted). They start with SIGINT blocked (_sigint_blocked), so that one pressed
+    # while they were starting is handled here, not as a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(var, str(threads))
+
+
+@contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """SIGINT held back in this thread, and so in the processes it starts (they inherit the
+    mask); one that arrives meanwhile is delivered when the block ends."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _run_in_worker(job: Job) -> dict[str, Any]:
@@ -204,14 +251,15 @@ def run(
         summary.frozen = len(stand_ins)
         status = "interrupted"
         try:
-            for job, row, error in _execute_all(todo, loaded, jobs):
-                if error is None:
-                    store.add_result({**row, "run_id": run_id, "finished_at": now()})
-                    summary.done += 1
-                else:
-                    store.add_failure(job.key, run_id, error)
-                    summary.failures.append((job.key, error))
-                bar.update(1)
+            with closing(_execute_all(todo, loaded, jobs)) as outcomes:  # ends workers on errors
+                for job, row, error in outcomes:
+                    if error is None:
+                        store.add_result({**row, "run_id": run_id, "finished_at": now()})
+                        summary.done += 1
+                    else:
+                        store.add_failure(job.key, run_id, error)
+                        summary.failures.append((job.key, error))
+                    bar.update(1)
             status = "failed" if summary.failures else "finished"
         finally:
             bar.close()
@@ -233,14 +281,19 @@ def _execute_all(
         return
     threads = max(1, (os.cpu_count() or 1) // workers)
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, context, _init_worker, (threads,)) as pool:
-        futures: dict[Future, Job] = {pool.submit(_run_in_worker, j): j for j in todo}
-        try:
-            for future in as_completed(futures):
-                job = futures[future]
-                try:
-                    yield job, future.result(), None
-                except Exception as e:  # includes a crashed worker (BrokenProcessPool)
-                    yield job, None, f"{type(e).__name__}: {e}"
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+    pool = ProcessPoolExecutor(workers, context, _init_worker, (threads, os.getpid()))
+    try:
+        with _sigint_blocked():  # submit starts the workers
+            futures: dict[Future, Job] = {pool.submit(_run_in_worker, j): j for j in todo}
+        for future in as_completed(futures):
+            job = futures[future]
+            try:
+                yield job, future.result(), None
+            except Exception as e:  # includes a crashed worker (BrokenProcessPool)
+                yield job, None, f"{type(e).__name__}: {e}"
+    except BaseException:  # Ctrl-C, or the caller stopped: do not wait for running encodes
+        for process in list(pool._processes.values()):  # no public way before Python 3.14
+            process.kill()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -5,13 +5,18 @@ finished when its row exists and its bitstream file is there with the recorded s
 written by the runner's parent process only, one transaction each, so that a run killed at any
 moment leaves only whole rows. Each run is recorded too (condition, dataset checksums, codec and
 tool versions, platform), and failed jobs are kept apart so that a rerun tries them again.
+
+A file that is not such a store (not SQLite, damaged, tables of another schema, unreadable)
+raises StoreError, on opening or on the first read that meets the damage; it is never
+written over.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -82,6 +87,29 @@ CREATE TABLE IF NOT EXISTS failures (
 """
 
 JobKey = tuple[str, str, str, str, float, str]
+TABLES = {
+    "results": set(COLUMN_NAMES),
+    "runs": {"id", "started_at", "finished_at", "status", "condition", "condition_hash", "record"},
+    "failures": {*KEY, "run_id", "message", "at"},
+}
+
+
+class StoreError(RuntimeError):
+    """A results store that cannot be opened, read or written (not SQLite, damaged, another
+    schema, no permission, locked by another program)."""
+
+
+def _store_errors(method: Callable) -> Callable:
+    """The method, with SQLite's errors raised as StoreError."""
+
+    @functools.wraps(method)
+    def wrapped(self: Store, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as e:
+            raise StoreError(f"{self.path}: {e}") from None
+
+    return wrapped
 
 
 def now() -> str:
@@ -101,11 +129,34 @@ class Store:
     """Results of one output folder."""
 
     def __init__(self, folder: str | Path) -> None:
+        """Open (or create) the store of `folder`.
+
+        Raises StoreError when its results.sqlite is not a results store (nothing is written to
+        it then), and OSError when the folder cannot be created.
+        """
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.path = self.folder / FILENAME
-        self.db = sqlite3.connect(self.path, timeout=60.0)
+        try:
+            self.db = sqlite3.connect(self.path, timeout=60.0)
+        except sqlite3.Error as e:
+            raise StoreError(f"{self.path}: {e}") from None
+        try:
+            self._open()
+        except StoreError:
+            self.db.close()
+            raise
+
+    @_store_errors
+    def _open(self) -> None:
         self.db.row_factory = sqlite3.Row
+        tables = {
+            name: {column for _, column, *_ in self.db.execute(f"PRAGMA table_info({name})")}
+            for name in TABLES
+        }  # reads the header first: a file that is not SQLite fails here, unchanged
+        for name, columns in tables.items():
+            if columns and columns != TABLES[name]:
+                raise StoreError(f"{self.path}: not a ctc results store (its {name} table differs)")
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         with self.db:
@@ -120,6 +171,7 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @_store_errors
     def begin_run(self, condition: str, condition_hash: str, record: dict[str, Any]) -> int:
         """Record a run's start; earlier runs still marked running were killed."""
         with self.db:
@@ -131,6 +183,7 @@ class Store:
             )
         return int(cur.lastrowid)
 
+    @_store_errors
     def end_run(self, run_id: int, status: str) -> None:
         """Record how a run ended: finished, failed or interrupted."""
         with self.db:
@@ -138,6 +191,7 @@ class Store:
                 "UPDATE runs SET status = ?, finished_at = ? WHERE id = ?", (status, now(), run_id)
             )
 
+    @_store_errors
     def finished(self, condition_hash: str) -> dict[JobKey, Finished]:
         """Finished jobs of one condition hash, by key."""
         rows = self.db.execute(
@@ -146,6 +200,7 @@ class Store:
         )
         return {tuple(r[k] for k in KEY): Finished(r["bitstream"], r["bytes"]) for r in rows}
 
+    @_store_errors
     def add_result(self, row: dict[str, Any]) -> None:
         """Insert (or replace) one finished job's row, in its own transaction."""
         unknown = set(row) - set(COLUMN_NAMES)
@@ -163,6 +218,7 @@ class Store:
                 [row[k] for k in KEY],
             )
 
+    @_store_errors
     def add_failure(self, key: JobKey, run_id: int, message: str) -> None:
         """Record why a job failed (the latest failure per job is kept)."""
         with self.db:
@@ -175,6 +231,7 @@ class Store:
                 (*key, run_id, message, now()),
             )
 
+    @_store_errors
     def results(self, keys: Iterable[JobKey] | None = None) -> list[dict[str, Any]]:
         """All result rows (or those with the given keys), ordered for reading."""
         order = "ORDER BY condition, codec, codec_version, target_bpp, image"
@@ -184,11 +241,22 @@ class Store:
         wanted = set(keys)
         return [r for r in rows if tuple(r[k] for k in KEY) in wanted]
 
+    @_store_errors
     def runs(self) -> list[dict[str, Any]]:
         """Every run with its record (parsed), oldest first."""
         rows = self.db.execute("SELECT * FROM runs ORDER BY id")
-        return [{**dict(r), "record": json.loads(r["record"])} for r in rows]
+        runs = []
+        for r in rows:
+            try:
+                record = json.loads(r["record"])
+            except (TypeError, ValueError) as e:
+                raise StoreError(f"{self.path}: damaged record of run {r['id']} ({e})") from None
+            if not isinstance(record, dict):
+                raise StoreError(f"{self.path}: damaged record of run {r['id']}")
+            runs.append({**dict(r), "record": record})
+        return runs
 
+    @_store_errors
     def failures(self) -> list[dict[str, Any]]:
         """The latest failure of every job that has not succeeded since."""
         return [dict(r) for r in self.db.execute("SELECT * FROM failures ORDER BY at")]

@@ -7,6 +7,7 @@ is range-checked before it sizes an allocation.
 
 from __future__ import annotations
 
+import re
 import struct
 import zlib
 from dataclasses import dataclass
@@ -21,9 +22,16 @@ COLOUR_RGB8 = 0
 COLOUR_FORMATS = {COLOUR_RGB8: "8-bit RGB"}
 HASH_BYTES = 8
 MAX_MODEL_ID = 64
+MODEL_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+"""A model id is a zoo name: letters, digits and ``._+-``, starting with a letter or digit (so a
+header can never name a path, and an error message quoting it stays one printable line)."""
 MAX_SIDE = 1 << 16
 MAX_PIXELS = 1 << 25
-"""33.5 megapixels (8K UHD is 33.2): a bound on what a header may make the decoder allocate."""
+"""33.5 megapixels (8K UHD is 33.2): the largest image the format can describe."""
+DEFAULT_MAX_PIXELS = 1 << 24
+"""16.8 megapixels (4096 x 4096; 4K UHD is 8.3): the largest image coded unless the caller
+raises the budget (up to MAX_PIXELS). Coding takes about 550 bytes of memory per pixel
+(docs/codec.md), so this default stays under 10 GB."""
 NUM_SUBSTREAMS = 2  # hyper-latent z, then latent y
 
 
@@ -68,11 +76,19 @@ def _check_dimensions(width: int, height: int) -> None:
         raise BitstreamError(f"image of {width * height} pixels exceeds {MAX_PIXELS}")
 
 
+def check_model_id(model_id: str) -> None:
+    """Raise ValueError unless `model_id` can be carried in a header (MODEL_ID_PATTERN)."""
+    if not 1 <= len(model_id) <= MAX_MODEL_ID or not MODEL_ID_PATTERN.fullmatch(model_id):
+        raise ValueError(
+            f"model id {model_id!r} must be 1..{MAX_MODEL_ID} characters of letters, digits "
+            "and ._+- starting with a letter or digit"
+        )
+
+
 def pack(header: Header, substreams: list[bytes]) -> bytes:
     """Serialize a header and its entropy-coded sub-streams into one file."""
+    check_model_id(header.model_id)
     model = header.model_id.encode("ascii")
-    if not 1 <= len(model) <= MAX_MODEL_ID:
-        raise ValueError(f"model id must be 1..{MAX_MODEL_ID} ASCII characters")
     if len(header.weights_hash) != HASH_BYTES:
         raise ValueError(f"weights hash must be {HASH_BYTES} bytes")
     if not 0 <= header.gain_code <= MAX_GAIN_CODE:
@@ -120,10 +136,9 @@ def unpack(data: bytes) -> tuple[Header, list[bytes]]:
         raise BitstreamError(f"bitstream version {version} is not supported (this is {VERSION})")
     if not 1 <= id_len <= MAX_MODEL_ID:
         raise BitstreamError(f"model id length {id_len} outside 1..{MAX_MODEL_ID}")
-    try:
-        model_id = r.take(id_len, "model id").decode("ascii")
-    except UnicodeDecodeError:
-        raise BitstreamError("model id is not ASCII") from None
+    model_id = r.take(id_len, "model id").decode("latin-1")
+    if not MODEL_ID_PATTERN.fullmatch(model_id):
+        raise BitstreamError("model id holds characters other than letters, digits and ._+-")
     weights_hash = r.take(HASH_BYTES, "weights hash")
     gain_code, colour, width, height = struct.unpack(">HBII", r.take(11, "image fields"))
     if colour not in COLOUR_FORMATS:

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+TARGET_TOLERANCE = 0.05
+"""--target-bpp promises a file within ±5 % of the target (the FVC per-image tolerance)."""
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -24,21 +26,60 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     return 10 * np.log10(255.0**2 / mse) if mse else float("inf")
 
 
+def _finite(kind: str, positive: bool):
+    """An argparse type: a finite float (and > 0 when `positive`), else a usage error."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not np.isfinite(value) or (positive and value <= 0):
+            raise argparse.ArgumentTypeError(f"{kind} must be a finite positive number, got {text}")
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"{kind} must be finite and >= 0, got {text}")
+        return value
+
+    return parse
+
+
+def _pixel_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of pixels") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"the pixel budget must be >= 1, got {text}")
+    return value
+
+
 def _cmd_encode(args: argparse.Namespace) -> None:
     from nic import codec, zoo
     from nic.image_io import read_rgb8
 
-    image = read_rgb8(args.input)
+    image = read_rgb8(args.input, max_pixels=args.max_pixels)
+    h, w = image.shape[:2]
+    codec.check_pixel_budget(w, h, args.max_pixels)  # the padded area the codec works on
     model = zoo.load(args.model)
     if args.target_bpp is not None:
         from nic.ratecontrol import encode_to_target
 
-        match = encode_to_target(image, model, args.target_bpp)
+        target = args.target_bpp
+        low, high = (1 - TARGET_TOLERANCE) * target, (1 + TARGET_TOLERANCE) * target
+        match = encode_to_target(image, model, target, low, high)
         data, rate = match.data, match.rate
+        if not low <= match.bpp <= high:
+            miss = f"{match.bpp:.4f} bpp ({100 * (match.bpp / target - 1):+.1f} %)"
+            if not args.best_effort:
+                raise ValueError(
+                    f"target {target:g} bpp cannot be met within ±5 % on this image: the "
+                    f"closest is {miss} at rate position {rate:g}; nothing written "
+                    "(--best-effort writes it)"
+                )
+            warnings.warn(f"target {target:g} bpp missed: best effort {miss}", stacklevel=1)
     else:
-        data, rate = codec.encode(image, model, args.rate_point), args.rate_point
+        data, rate = codec.encode(image, model, args.rate_point, args.max_pixels), args.rate_point
     Path(args.output).write_bytes(data)
-    h, w = image.shape[:2]
     print(
         f"{args.output}: {len(data)} bytes, {8 * len(data) / (w * h):.4f} bpp "
         f"({model.name}, rate position {rate:g})"
@@ -47,10 +88,11 @@ def _cmd_encode(args: argparse.Namespace) -> None:
 
 def _cmd_decode(args: argparse.Namespace) -> None:
     from nic import codec
-    from nic.image_io import write_rgb8
+    from nic.image_io import check_lossless_suffix, write_rgb8
 
+    check_lossless_suffix(args.output)  # before decoding: refuse early
     data = Path(args.input).read_bytes()
-    image = codec.decode(data, args.model)
+    image = codec.decode(data, args.model, args.max_pixels)
     write_rgb8(args.output, image)
     print(f"{args.output}: {image.shape[1]}x{image.shape[0]}")
 
@@ -175,6 +217,18 @@ def _cmd_export(args: argparse.Namespace) -> None:
     print(f"{args.output}: sha256 {digest}")
 
 
+def _add_max_pixels(p: argparse.ArgumentParser) -> None:
+    from nic.bitstream import DEFAULT_MAX_PIXELS
+
+    p.add_argument(
+        "--max-pixels",
+        type=_pixel_count,
+        default=DEFAULT_MAX_PIXELS,
+        help=f"largest image (width x height) to code; default {DEFAULT_MAX_PIXELS:,}, which "
+        "needs about 9 GB of memory",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nic", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -186,19 +240,31 @@ def build_parser() -> argparse.ArgumentParser:
     rate = p.add_mutually_exclusive_group()
     rate.add_argument(
         "--rate-point",
-        type=float,
+        type=_finite("the rate point", positive=False),
         default=3,
         help="rate point K (0 = fewest bits), fractions interpolate between points (default 3)",
     )
     rate.add_argument(
-        "--target-bpp", type=float, help="choose the rate to land within 5 %% of this bpp"
+        "--target-bpp",
+        type=_finite("the target bpp", positive=True),
+        help="choose the rate to land within 5 %% of this bpp; exit 1 if it cannot",
     )
+    p.add_argument(
+        "--best-effort",
+        action="store_true",
+        help="with --target-bpp: write the closest file, with a warning, when 5 %% is out of reach",
+    )
+    _add_max_pixels(p)
     p.set_defaults(func=_cmd_encode)
 
     p = sub.add_parser("decode", help="decode a nic bitstream to an image")
     p.add_argument("input", help="bitstream file")
-    p.add_argument("output", help="image to write (.png or .ppm)")
-    p.add_argument("--model", help="model file to use instead of the zoo model the stream names")
+    p.add_argument("output", help="image to write (.png, .ppm, .bmp or .tif: lossless)")
+    p.add_argument(
+        "--model",
+        help="model file (or zoo name) to decode with; it must be the one the stream names",
+    )
+    _add_max_pixels(p)
     p.set_defaults(func=_cmd_decode)
 
     p = sub.add_parser("info", help="print a bitstream's header fields")

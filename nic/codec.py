@@ -4,6 +4,12 @@ encode: pad to a multiple of 64 (edge replication), analysis transform with the 
 hyper-analysis, rounding, hyper-synthesis for the Gaussian parameters, then the hyper-latent z and
 the latent residual round(y - mean) are range-coded with integer CDF tables. decode mirrors it and
 crops the padding away.
+
+decode trusts nothing in a stream: the header may only name a registered zoo model (a model file
+is used only when the caller passes it), the image size must fit a pixel budget before anything
+is allocated, the sub-streams must be long enough for their symbols before any is decoded, and
+every sub-stream must be exactly what the encoder writes for its symbols. Every refusal is a
+BitstreamError.
 """
 
 from __future__ import annotations
@@ -15,15 +21,44 @@ import torch
 from torch.nn import functional as F
 
 from nic import zoo
-from nic.bitstream import GAIN_STEPS, BitstreamError, Header, pack, unpack
-from nic.entropy import decode_symbols, encode_symbols, gaussian_likelihood
+from nic.bitstream import DEFAULT_MAX_PIXELS, GAIN_STEPS, BitstreamError, Header, pack, unpack
+from nic.entropy import (
+    EntropyDecodingError,
+    check_size,
+    decode_symbols,
+    encode_symbols,
+    gaussian_likelihood,
+)
 from nic.image_io import check_rgb8
 from nic.model_file import CodecModel, RateNetwork
 from nic.models import DOWNSAMPLING, MeanScaleHyperprior
+from nic.models.integer_synthesis import IntegerOverflowError
 
 
-class ModelMismatchError(ValueError):
-    """The stream was made with another model than the one asked to decode it."""
+class ModelMismatchError(BitstreamError):
+    """The stream names a model that is not registered, or was made with another model than the
+    one asked to decode it."""
+
+
+class PixelBudgetError(ValueError):
+    """An image larger than the pixel budget that the caller allowed."""
+
+
+def coded_pixels(width: int, height: int) -> int:
+    """Pixels the transforms work on: the image padded to multiples of 64 on both sides."""
+    return -(-width // DOWNSAMPLING) * -(-height // DOWNSAMPLING) * DOWNSAMPLING**2
+
+
+def check_pixel_budget(width: int, height: int, max_pixels: int | None) -> None:
+    """Raise PixelBudgetError when the coded (padded) area of a width x height image exceeds
+    max_pixels (None: no budget). Memory follows the padded area: a 1 x 65536 image is coded
+    as 64 x 65536."""
+    if max_pixels is not None and coded_pixels(width, height) > max_pixels:
+        raise PixelBudgetError(
+            f"image of {width}x{height} pixels, coded as {coded_pixels(width, height):,} pixels "
+            f"(padded to multiples of {DOWNSAMPLING}), exceeds the budget of {max_pixels:,} "
+            "pixels (raise it with --max-pixels)"
+        )
 
 
 @dataclass
@@ -110,22 +145,40 @@ def pack_stream(model: CodecModel, latents: Latents, code: int, width: int, heig
     return pack(Header(model.name, model.weights_hash, code, width, height), [z_stream, y_stream])
 
 
-def encode(image: np.ndarray, model: CodecModel | str | None = None, rate: float = 3) -> bytes:
+def encode(
+    image: np.ndarray,
+    model: CodecModel | str | None = None,
+    rate: float = 3,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+) -> bytes:
     """Code uint8 (H, W, 3) pixels into a complete nic file at a rate position.
 
     Rate point k is position k; a fractional position interpolates the gains of its two
     neighbours and is quantized to 1/256 of a rate point (the gain code in the header).
+    Raises ImageFormatError for other arrays, PixelBudgetError above max_pixels, ValueError for
+    a rate outside the model's range.
     """
+    check_rgb8(image)
+    check_pixel_budget(image.shape[1], image.shape[0], max_pixels)
     model = model if isinstance(model, CodecModel) else zoo.load(model)
     latents = analyse(model, image, rate)
     return pack_stream(model, latents, gain_code(model, rate), image.shape[1], image.shape[0])
 
 
 def resolve_model(header: Header, model: CodecModel | str | None = None) -> CodecModel:
-    """The model a stream needs: the given one if it matches, else the zoo model it names."""
+    """The model a stream needs: the caller's (a CodecModel, zoo name or model file) if it
+    matches the header, else the registered zoo model the header names; the header's model id
+    is never used as a path. Raises ModelMismatchError (a BitstreamError)."""
     if model is None:
-        model = header.model_id
-    model = model if isinstance(model, CodecModel) else zoo.load(model)
+        try:
+            model = zoo.load_registered(header.model_id)
+        except zoo.UnknownModelError:
+            raise ModelMismatchError(
+                f"stream names model {header.model_id!r}, which is not in the zoo; "
+                "decode it with its model file (--model FILE)"
+            ) from None
+    elif not isinstance(model, CodecModel):
+        model = zoo.load(model)
     if model.name != header.model_id or model.weights_hash != header.weights_hash:
         raise ModelMismatchError(
             f"stream was made with model {header.model_id} (weights {header.weights_hash.hex()}), "
@@ -139,28 +192,53 @@ def resolve_model(header: Header, model: CodecModel | str | None = None) -> Code
 
 
 @torch.inference_mode()
-def decode_latents(data: bytes, model: CodecModel | str | None = None):
-    """Parse a stream and entropy-decode its latents: (header, model, latents)."""
+def decode_latents(
+    data: bytes,
+    model: CodecModel | str | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+):
+    """Parse a stream and entropy-decode its latents: (header, model, latents).
+
+    Raises BitstreamError for anything but a stream the encoder wrote (PixelBudgetError, a
+    ValueError, when the header's size exceeds max_pixels), before allocating for it.
+    """
     header, (z_stream, y_stream) = unpack(data)
+    try:
+        check_pixel_budget(header.width, header.height, max_pixels)
+    except PixelBudgetError as e:
+        raise BitstreamError(str(e)) from None
     model = resolve_model(header, model)
     h = -(-header.height // DOWNSAMPLING)
     w = -(-header.width // DOWNSAMPLING)
-    z_shape = (1, model.net.config.N, h, w)
+    config = model.net.config
+    z_shape = (1, config.N, h, w)
     network = model.rate_network(header.gain_code)
     try:
-        z = decode_symbols(z_stream, _z_indexes(z_shape), network.z_tables)
+        # Both sizes first: an impossible stream is refused before any decoding work.
+        y_count = config.M * (4 * h) * (4 * w)
+        check_size(len(y_stream), y_count * model.y_tables.min_symbol_bits.min(), "latent (y)")
+        z = decode_symbols(z_stream, _z_indexes(z_shape), network.z_tables, "hyper-latent (z)")
         mean, y_index = _entropy_parameters(network, z)
-        y = decode_symbols(y_stream, y_index, model.y_tables)
-    except (ValueError, RuntimeError) as e:
-        if isinstance(e, BitstreamError):
-            raise
-        raise BitstreamError(f"entropy decoding failed ({e})") from None
+        y = decode_symbols(y_stream, y_index, model.y_tables, "latent (y)")
+    except (EntropyDecodingError, IntegerOverflowError) as e:
+        raise BitstreamError(str(e)) from None
     return header, model, Latents(z, y, mean, y_index)
 
 
-def decode(data: bytes, model: CodecModel | str | None = None) -> np.ndarray:
-    """Decode a complete nic file to uint8 (H, W, 3)."""
-    header, model, latents = decode_latents(data, model)
+def decode(
+    data: bytes,
+    model: CodecModel | str | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+) -> np.ndarray:
+    """Decode a complete nic file to uint8 (H, W, 3), (H, W) from its header.
+
+    model: None decodes with the registered zoo model the header names; a CodecModel, zoo name
+    or model file path is used instead and must be the one the stream names (name and weights
+    hash). max_pixels: the largest width x height decoded (None: no budget). Raises
+    BitstreamError (ModelMismatchError for the model) for every stream the encoder did not
+    write; ModelFileError when the caller's model file cannot be read.
+    """
+    header, model, latents = decode_latents(data, model, max_pixels)
     return reconstruct(model, latents, header.rate_position, header.height, header.width)
 
 

@@ -53,11 +53,13 @@ class NicCodec:
     def version(self) -> str:
         return f"nic {nic.__version__}, model {self.model.name} sha256:{self.model.sha256[:16]}"
 
+    # The harness bounds image sizes when it reads originals, and decodes only streams it has
+    # just encoded, so nic's own pixel budget does not apply here.
     def encode(self, image: np.ndarray, knob_value: float) -> bytes:
-        return codec.encode(image, self.model, knob_value)
+        return codec.encode(image, self.model, knob_value, max_pixels=None)
 
     def decode(self, data: bytes) -> np.ndarray:
-        return codec.decode(data, self.model)
+        return codec.decode(data, self.model, max_pixels=None)
 
     def encode_to_target(
         self, image: np.ndarray, target_bpp: float, min_bpp: float, max_bpp: float

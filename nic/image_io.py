@@ -1,78 +1,71 @@
 """Reading and writing images as 8-bit RGB arrays, with every conversion made explicit.
 
-The codec codes 8-bit RGB. Other inputs are converted with a warning that says what was lost:
-grayscale is replicated to three channels, palette images are expanded, alpha is dropped,
-16-bit samples are reduced to 8 bits. Anything else is refused with ImageFormatError.
+The codec codes 8-bit sRGB. Files are read by the shared `imagefile` package (the same rules
+as ctc): conversions are made and reported in one ImageConversionWarning that says what
+happened (grayscale replicated, palette expanded, alpha dropped, 16-bit samples reduced, EXIF
+orientation applied, a colour profile converted to sRGB, ...). Files that cannot be read
+faithfully, are too large, or are not regular image files raise ImageFormatError.
 """
 
 from __future__ import annotations
 
-import struct
 import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+import imagefile
+
+MAX_PIXELS = imagefile.MAX_PIXELS  # default limit on width x height: 2^25, the bitstream's
+_LIMIT_HINT = "raise the limit to read it (nic encode --max-pixels N, read_rgb8(max_pixels=N))"
 
 
-class ImageFormatError(ValueError):
-    """The file is not an image this software can read."""
+class ImageFormatError(imagefile.ImageFileError):
+    """The file is not an image this software can read (or is refused); one-line message."""
 
 
 class ImageConversionWarning(UserWarning):
-    """The input was converted to 8-bit RGB and something was lost or invented."""
+    """The input was converted to 8-bit RGB; the message lists what was done."""
 
 
-def _png_bit_depth(path: Path) -> int | None:
-    """Bit depth from a PNG's IHDR chunk, or None when the file is not a PNG."""
-    with open(path, "rb") as f:
-        head = f.read(29)
-    if len(head) < 29 or not head.startswith(_PNG_SIGNATURE) or head[12:16] != b"IHDR":
-        return None
-    return struct.unpack(">B", head[24:25])[0]
+def read_rgb8(path: str | Path, *, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
+    """Read an image file as uint8 (H, W, 3) sRGB pixels.
 
-
-def read_rgb8(path: str | Path) -> np.ndarray:
-    """Read an image file as uint8 (H, W, 3), converting explicitly (see module docstring)."""
-    path = Path(path)
+    PNG, PNM, TIFF, BMP and JPEG are read; conversions warn with ImageConversionWarning.
+    max_pixels: the most width x height pixels accepted (checked from the header, before
+    decoding), None for no limit; each side is at most 65536 either way.
+    Raises FileNotFoundError, and ImageFormatError for anything unreadable, too large or refused.
+    """
     try:
-        im = Image.open(path)
-        im.load()
-    except FileNotFoundError:
-        raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise ImageFormatError(f"{path}: not a readable image ({e})") from None
-    notes = []
-    depth = _png_bit_depth(path)
-    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16-bit (or 32-bit integer) grayscale: scale to 8 bits with rounding.
-        a = np.asarray(im, dtype=np.float64)
-        peak = 65535.0 if (depth == 16 or im.mode.startswith("I;16") or a.max() > 255) else 255.0
-        im = Image.fromarray(np.clip(np.round(a * 255.0 / peak), 0, 255).astype(np.uint8), "L")
-        notes.append("16-bit samples rounded to 8 bits")
-    elif depth == 16:
-        # Pillow decodes 16-bit colour PNGs to 8 bits by keeping each sample's high byte.
-        notes.append("16-bit samples reduced to 8 bits (high byte kept)")
-    if im.mode == "P":
-        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-        notes.append("palette expanded")
-    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        notes.append("alpha channel dropped")
-        im = im.convert("RGB" if im.mode.startswith(("RGB", "P")) else "L")
-    if im.mode in ("L", "1"):
-        notes.append("grayscale replicated to RGB")
-        im = im.convert("RGB")
-    if im.mode != "RGB":
-        raise ImageFormatError(f"{path}: unsupported image mode {im.mode!r}; convert it to RGB")
-    if notes:
-        warnings.warn(f"{path}: {', '.join(notes)}", ImageConversionWarning, stacklevel=2)
-    return np.asarray(im, dtype=np.uint8).copy()
+        decoded = imagefile.read_rgb8(
+            path, allow_lossy=True, max_pixels=max_pixels, limit_hint=_LIMIT_HINT
+        )
+    except imagefile.ImageFileError as e:
+        raise ImageFormatError(str(e)) from None
+    if decoded.notes:
+        text = ", ".join(str(note) for note in decoded.notes)
+        warnings.warn(f"{path}: {text}", ImageConversionWarning, stacklevel=2)
+    return decoded.pixels
+
+
+LOSSLESS_SUFFIXES = (".png", ".ppm", ".pnm", ".bmp", ".tif", ".tiff")
+"""What write_rgb8 writes: formats that keep every 8-bit RGB pixel."""
+
+
+def check_lossless_suffix(path: str | Path) -> None:
+    """Raise ImageFormatError unless the suffix names a lossless format (LOSSLESS_SUFFIXES)."""
+    if Path(path).suffix.lower() not in LOSSLESS_SUFFIXES:
+        raise ImageFormatError(
+            f"{path}: decoded images are written losslessly, as one of "
+            f"{', '.join(LOSSLESS_SUFFIXES)}"
+        )
 
 
 def write_rgb8(path: str | Path, image: np.ndarray) -> None:
-    """Write uint8 (H, W, 3) pixels; the format follows the suffix (.png, .ppm, ...)."""
+    """Write uint8 (H, W, 3) pixels in the lossless format the suffix names (.png, .ppm, .bmp,
+    .tif); raises ImageFormatError for another suffix (.jpg would re-compress the pixels)."""
+    check_lossless_suffix(path)
     check_rgb8(image)
     Image.fromarray(image, "RGB").save(path)
 

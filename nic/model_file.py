@@ -8,6 +8,9 @@ encoder and decoder never rebuild them from floats.
 from __future__ import annotations
 
 import hashlib
+import io
+import os
+import stat
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -28,6 +31,10 @@ from nic.models.masked import MASKED_LAYERS, layer_key, pack_masks, unpack_masks
 
 FORMAT = "nic-model"
 FORMAT_VERSION = 1
+
+
+MAX_MODEL_FILE_BYTES = 1 << 30
+"""1 GiB: the largest model file read (the zoo's are about 16 MiB)."""
 
 
 class ModelFileError(ValueError):
@@ -158,19 +165,44 @@ def save_model_file(
     return sha256_file(path)
 
 
+def _read_model_bytes(path: Path) -> bytes:
+    """The whole file, read once (what is hashed is what is loaded). Only a regular file of
+    1 byte .. MAX_MODEL_FILE_BYTES is read: not a device, FIFO or /proc file (size 0)."""
+    try:
+        # O_NONBLOCK: opening a FIFO returns at once (and is refused below) instead of waiting.
+        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb", buffering=0) as f:
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode) or not 0 < info.st_size <= MAX_MODEL_FILE_BYTES:
+                raise ModelFileError(
+                    f"{path}: not a model file (a regular file of 1 byte to "
+                    f"{MAX_MODEL_FILE_BYTES >> 20} MiB)"
+                )
+            data = f.read(info.st_size + 1)
+    except FileNotFoundError:
+        raise ModelFileError(f"model file not found: {path}") from None
+    except (IsADirectoryError, PermissionError) as e:
+        raise ModelFileError(f"{path}: cannot read the model file ({e.strerror})") from None
+    if len(data) != info.st_size:
+        raise ModelFileError(f"{path}: the file changed size while it was read")
+    return data
+
+
 def load_model_file(path: str | Path, expected_sha256: str | None = None) -> CodecModel:
-    """Load a model file, verifying its sha256 when one is expected."""
+    """Load a model file, verifying its sha256 when one is expected.
+
+    Raises ModelFileError for a missing, special, oversized, damaged or foreign file. Nothing in
+    the file is executed: it is unpickled with torch's weights-only loader.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"model file not found: {path}")
-    digest = sha256_file(path)
+    data = _read_model_bytes(path)
+    digest = hashlib.sha256(data).hexdigest()
     if expected_sha256 and digest != expected_sha256:
         raise ModelFileError(
             f"{path}: sha256 {digest[:16]}... does not match the registered "
             f"{expected_sha256[:16]}... (damaged or replaced file)"
         )
     try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
+        raw = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for a damaged file
         raise ModelFileError(f"{path}: not a readable model file ({e})") from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:

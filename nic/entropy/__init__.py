@@ -1,6 +1,12 @@
 """Entropy models and their binding to the arithmetic coder."""
 
-from nic.entropy.coder import decode_symbols, encode_symbols
+from nic.entropy.coder import (
+    EntropyDecodingError,
+    check_size,
+    decode_symbols,
+    encode_symbols,
+    min_bits,
+)
 from nic.entropy.factorized import FactorizedPrior
 from nic.entropy.gaussian import (
     build_gaussian_tables,
@@ -13,11 +19,14 @@ from nic.entropy.tables import PRECISION, CdfTables, quantize_pmf
 __all__ = [
     "PRECISION",
     "CdfTables",
+    "EntropyDecodingError",
     "FactorizedPrior",
     "build_gaussian_tables",
+    "check_size",
     "decode_symbols",
     "encode_symbols",
     "gaussian_likelihood",
+    "min_bits",
     "quantize_pmf",
     "scale_indexes",
     "scale_table",

@@ -57,6 +57,11 @@ class CdfTables:
     def __len__(self) -> int:
         return int(self.lengths.size)
 
+    @property
+    def min_symbol_bits(self) -> np.ndarray:
+        """float64 (T,): bits of each table's most probable symbol, the least a value costs."""
+        return -np.log2(self.counts.max(axis=1).astype(np.float64) / (1 << PRECISION))
+
     def clamp(self, values: np.ndarray, indexes: np.ndarray) -> np.ndarray:
         """Clamp integer values into the support of their tables."""
         lo = self.offsets[indexes]

@@ -9,12 +9,8 @@ from pathlib import Path
 import torch
 
 from nic.model_file import save_model_file
-from nic.models import (
-    HyperpriorConfig,
-    MaskedMultiRateHyperprior,
-    MeanScaleHyperprior,
-    build_model,
-)
+from nic.models import MaskedMultiRateHyperprior, MeanScaleHyperprior
+from nic.train.checkpoint import build_network, damaged, load_checkpoint
 
 
 def _baselines(net: MaskedMultiRateHyperprior) -> dict:
@@ -24,6 +20,28 @@ def _baselines(net: MaskedMultiRateHyperprior) -> dict:
         "models": net.num_rate_points,
         "parameters_each": sum(p.numel() for p in single.parameters()),
         "comparison": "benchmarks/masked_vs_separate.py on the training checkpoint",
+    }
+
+
+def _training(ckpt: dict, net: MeanScaleHyperprior | MaskedMultiRateHyperprior) -> dict:
+    """The training metadata a model file records, from its checkpoint."""
+    train = ckpt["train_config"]
+    return {
+        "data": dict(ckpt["data"]),
+        "steps": ckpt["step"],
+        "batch": train["batch"],
+        "patch": train["patch"],
+        "lambdas": list(train["model"]["lambdas"]),
+        "distortion": train["model"]["distortion"],
+        "lr": train["lr"],
+        **(
+            {"schedule": train["schedule"], "init": train["init"]}
+            if train["model"].get("mask_block")
+            else {}
+        ),
+        **({"baselines": _baselines(net)} if train.get("baselines") else {}),
+        "hardware": ckpt["hardware"],
+        "wall_time_s": round(ckpt["wall_time_s"], 1),
     }
 
 
@@ -38,34 +56,20 @@ def export_checkpoint(
 
     `data_description` says in words what the data folders held (e.g. how they were packed),
     since the recorded paths mean nothing on another machine.
+
+    Raises CheckpointError (a ValueError) when `checkpoint` is missing, damaged, not a training
+    checkpoint or holds anything but tensors and plain values; nothing is written then.
     """
-    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    net = build_model(HyperpriorConfig.from_dict(ckpt["model_config"]))
-    net.load_state_dict(
-        {k: v.float() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
-    )
-    train = ckpt["train_config"]
+    ckpt = load_checkpoint(checkpoint)
+    net = build_network(ckpt["model_config"], ckpt["model"], checkpoint)
+    try:
+        training = _training(ckpt, net)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise damaged(checkpoint, e) from None
+    if data_description:
+        training["data"]["description"] = data_description
     metadata = {
-        "training": {
-            "data": {
-                **ckpt["data"],
-                **({"description": data_description} if data_description else {}),
-            },
-            "steps": ckpt["step"],
-            "batch": train["batch"],
-            "patch": train["patch"],
-            "lambdas": list(train["model"]["lambdas"]),
-            "distortion": train["model"]["distortion"],
-            "lr": train["lr"],
-            **(
-                {"schedule": train["schedule"], "init": train["init"]}
-                if train["model"].get("mask_block")
-                else {}
-            ),
-            **({"baselines": _baselines(net)} if train.get("baselines") else {}),
-            "hardware": ckpt["hardware"],
-            "wall_time_s": round(ckpt["wall_time_s"], 1),
-        },
+        "training": training,
         "exported": {
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "torch": str(torch.__version__),

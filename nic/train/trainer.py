@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import math
-import os
 import platform
 import sys
 import time
@@ -23,13 +22,21 @@ from tqdm import tqdm
 
 from nic import zoo
 from nic.models import (
+    DOWNSAMPLING,
     HyperpriorConfig,
     MaskedMultiRateHyperprior,
     MeanScaleHyperprior,
     build_model,
 )
+from nic.train.checkpoint import (
+    CheckpointError,
+    damaged,
+    load_checkpoint,
+    load_weights,
+    save_checkpoint,
+)
 from nic.train.data import PatchSampler, list_images
-from nic.train.loss import rd_loss
+from nic.train.loss import DISTORTIONS, rd_loss
 from nic.train.prune_and_grow import (
     SCHEDULES,
     InputScales,
@@ -77,7 +84,15 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:
-        raw = yaml.safe_load(Path(path).read_text())
+        """Read a training config; raises ValueError, naming the file and the setting, for one
+        that is not YAML, misses or misspells a setting, or has a value of the wrong type or out
+        of range."""
+        try:
+            raw = yaml.safe_load(Path(path).read_text())
+        except yaml.YAMLError as e:
+            where = getattr(e, "problem_mark", None)
+            line = f" (line {where.line + 1})" if where else ""
+            raise ValueError(f"{path}: not valid YAML{line}") from None
         if not isinstance(raw, dict):
             raise ValueError(f"{path}: expected a mapping of training settings")
         known = set(cls.__dataclass_fields__)
@@ -87,6 +102,7 @@ class TrainConfig:
         for key in ("output", "data"):
             if key not in raw:
                 raise ValueError(f"{path}: missing required setting '{key}'")
+        _check_settings(raw, path)
         data = raw["data"] if isinstance(raw["data"], list) else [raw["data"]]
         base = Path(path).resolve().parent
         resolved = [str((base / d).resolve()) if not Path(d).is_absolute() else d for d in data]
@@ -104,16 +120,78 @@ class TrainConfig:
         return self.lr_final + 0.5 * (self.lr - self.lr_final) * (1 + math.cos(math.pi * t))
 
 
+PRECISIONS = ("fp32", "tf32", "bf16")
+MAX_CHANNELS = 1024
+"""The widest model.N / model.M a config may ask for (the zoo models have 128 and 192)."""
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _text(value: object) -> bool:
+    return isinstance(value, str) and value != ""
+
+
+SETTING_RULES = {
+    "output": ("a folder name", _text),
+    "data": ("a folder or a list of folders", lambda v: _text(v) or (
+        isinstance(v, list) and v != [] and all(map(_text, v)))),
+    "steps": ("a whole number >= 1", lambda v: _whole(v) and v >= 1),
+    "batch": ("a whole number >= 1", lambda v: _whole(v) and v >= 1),
+    "patch": (f"a multiple of {DOWNSAMPLING}",
+              lambda v: _whole(v) and v >= DOWNSAMPLING and v % DOWNSAMPLING == 0),
+    "min_scale": ("a number in (0, 1]", lambda v: _number(v) and 0 < v <= 1),
+    "lr": ("a number > 0", lambda v: _number(v) and v > 0),
+    "lr_final": ("a number >= 0", lambda v: _number(v) and v >= 0),
+    "decay_from": ("a number in [0, 1]", lambda v: _number(v) and 0 <= v <= 1),
+    "checkpoint_every": ("a whole number >= 1", lambda v: _whole(v) and v >= 1),
+    "seed": ("a whole number >= 0", lambda v: _whole(v) and v >= 0),
+    "threads": ("a whole number >= 0", lambda v: _whole(v) and v >= 0),
+    "init": ("a model file or zoo name", lambda v: v is None or _text(v)),
+    "precision": ("one of " + ", ".join(PRECISIONS), lambda v: v in PRECISIONS),
+    "grow_fraction": ("a number in (0, 1)", lambda v: _number(v) and 0 < v < 1),
+    "baselines": ("true or false", lambda v: isinstance(v, bool)),
+    "schedule": ("one of " + ", ".join(SCHEDULES), lambda v: v in SCHEDULES),
+    "model": ("a mapping of model settings", lambda v: isinstance(v, dict)),
+}  # fmt: skip
+MODEL_RULES = {
+    "N": (f"a whole number from 1 to {MAX_CHANNELS}", lambda v: _whole(v) and
+          1 <= v <= MAX_CHANNELS),
+    "M": (f"a whole number from 1 to {MAX_CHANNELS}", lambda v: _whole(v) and
+          1 <= v <= MAX_CHANNELS),
+    "lambdas": ("a list of numbers > 0", lambda v: isinstance(v, list) and v != [] and all(
+        _number(x) and x > 0 for x in v)),
+    "distortion": ("one of " + ", ".join(DISTORTIONS), lambda v: v in DISTORTIONS),
+    "mask_block": ("two whole numbers >= 1", lambda v: v is None or (
+        isinstance(v, list) and len(v) == 2 and all(_whole(x) and x >= 1 for x in v))),
+    "densities": ("a list of numbers in (0, 1]", lambda v: isinstance(v, list) and all(
+        _number(x) and 0 < x <= 1 for x in v)),
+}  # fmt: skip
+
+
+def _check_settings(raw: dict, path: str | Path) -> None:
+    """Each setting's type and range, so that a bad one fails here, not hours into a run."""
+    for key, (expected, valid) in SETTING_RULES.items():
+        if key in raw and not valid(raw[key]):
+            raise ValueError(f"{path}: {key} must be {expected}, not {raw[key]!r}")
+    model = raw.get("model", {})
+    unknown = set(model) - set(MODEL_RULES)
+    if unknown:
+        raise ValueError(f"{path}: unknown model settings {sorted(unknown)}")
+    for key, (expected, valid) in MODEL_RULES.items():
+        if key in model and not valid(model[key]):
+            raise ValueError(f"{path}: model.{key} must be {expected}, not {model[key]!r}")
+
+
 def hardware_description(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
     return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
-
-
-def _save_atomic(obj: dict, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def _truncate_log(log_path: Path, step: int) -> None:
@@ -133,9 +211,6 @@ FIT_PROBE_STEPS = 200
 def _synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-PRECISIONS = ("fp32", "tf32", "bf16")
 
 
 def _check_schedule(config: TrainConfig) -> None:
@@ -175,6 +250,10 @@ def train(
     (nic/train/prune_and_grow.py); with `baselines`, a separate single-rate model per rate point
     trains on the same batches whenever its rate point does, for the masked-versus-separate
     comparison.
+
+    Raises ValueError for invalid settings or a checkpoint of another model config, and
+    CheckpointError (a ValueError) when the output folder's checkpoint is damaged or holds
+    anything but tensors and plain values; the checkpoint is left as it is then.
     """
     _check_schedule(config)
     masked = config.model.masked
@@ -208,34 +287,38 @@ def train(
     history: list[dict] = []
     ckpt: dict = {}
     if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        ckpt = load_checkpoint(ckpt_path, map_location=device)
         if ckpt["model_config"] != config.model.to_dict():
             raise ValueError(f"{ckpt_path} was trained with another model config; use a new output")
-        net.load_state_dict(
-            {k: v.float() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
-        )
+        load_weights(net, ckpt["model"], ckpt_path)
         if baselines and "baselines" not in ckpt:
             raise ValueError(f"{ckpt_path} holds no baselines (slimmed for transfer?)")
-        for b, state in zip(baselines, ckpt.get("baselines", []), strict=True):
-            b.load_state_dict({k: v.float() for k, v in state.items()})
-        if scales is not None and "input_scales" in ckpt:
-            scales.load_state_dict(ckpt["input_scales"])
-        sampler.set_state(ckpt["sampler_rng"])
-        torch.set_rng_state(ckpt["torch_rng"].cpu())  # map_location moved it
+        try:
+            for b, state in zip(baselines, ckpt.get("baselines", []), strict=True):
+                load_weights(b, state, ckpt_path)
+            if scales is not None and "input_scales" in ckpt:
+                scales.load_state_dict(ckpt["input_scales"])
+            sampler.set_state(ckpt["sampler_rng"])
+            torch.set_rng_state(ckpt["torch_rng"].cpu())  # map_location moved it
+            steps = int(ckpt["train_config"]["steps"])
+        except CheckpointError:
+            raise
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise damaged(ckpt_path, e) from None
         step, wall, history = ckpt["step"], ckpt["wall_time_s"], ckpt["hardware"]
         if masked and fit_minutes is not None:
             raise ValueError(
                 "a masked run keeps the length it was fitted to (its mask schedule depends on "
                 "it): resume it without --fit-minutes (use --max-minutes)"
             )
-        if masked and ckpt["train_config"]["steps"] != config.steps:
+        if masked and steps != config.steps:
             print(
-                f"nic train: a masked run keeps its length, {ckpt['train_config']['steps']} "
-                f"steps (the config says {config.steps}); to train on, start a new run with "
-                "init: this run's exported model",
+                f"nic train: a masked run keeps its length, {steps} steps (the config says "
+                f"{config.steps}); to train on, start a new run with init: this run's exported "
+                "model",
                 file=sys.stderr,
             )
-            config = replace(config, steps=ckpt["train_config"]["steps"])
+            config = replace(config, steps=steps)
     elif config.init:
         source = _initial_weights(config).to(device)
         for target in (net, *baselines):
@@ -270,9 +353,12 @@ def train(
     optimizer, baseline_optimizer = optimizers()
     current = phase()
     if "optimizer" in ckpt and (current is None or step != current.start):
-        optimizer.load_state_dict(ckpt["optimizer"])  # a slim checkpoint has dropped it
-        if baseline_optimizer is not None:
-            baseline_optimizer.load_state_dict(ckpt["baseline_optimizer"])
+        try:  # a slim checkpoint has dropped the optimizer state
+            optimizer.load_state_dict(ckpt["optimizer"])
+            if baseline_optimizer is not None:
+                baseline_optimizer.load_state_dict(ckpt["baseline_optimizer"])
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
+            raise damaged(ckpt_path, e) from None
 
     lambdas = torch.tensor(config.model.lambdas, device=device)
     log_path = out / "log.csv"
@@ -285,7 +371,7 @@ def train(
     autocast = torch.autocast(device.type, torch.bfloat16, enabled=config.precision == "bf16")
 
     def checkpoint() -> None:
-        _save_atomic(
+        save_checkpoint(
             {
                 "model_config": config.model.to_dict(),
                 "train_config": {**asdict(config), "model": config.model.to_dict()},
@@ -413,11 +499,16 @@ def slim_checkpoint(
     """Copy a checkpoint without optimizer state or baselines, weights in `dtype`, for transfer.
 
     Training resumes from the slim copy (with a fresh optimizer) and `nic export` reads it.
+    Raises CheckpointError (a ValueError) when `checkpoint` is missing, damaged, not a training
+    checkpoint or holds anything but tensors and plain values; nothing is written then.
     """
-    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    ckpt = load_checkpoint(checkpoint)
     for key in ("optimizer", "baselines", "baseline_optimizer"):
         ckpt.pop(key, None)
-    ckpt["model"] = {
-        k: v.to(dtype) if v.is_floating_point() else v for k, v in ckpt["model"].items()
-    }
-    _save_atomic(ckpt, Path(output))
+    try:
+        ckpt["model"] = {
+            k: v.to(dtype) if v.is_floating_point() else v for k, v in ckpt["model"].items()
+        }
+    except AttributeError as e:  # an entry that is not a tensor
+        raise damaged(checkpoint, e) from None
+    save_checkpoint(ckpt, output)

@@ -35,19 +35,26 @@ def default_name() -> str:
     return entries()[0].name
 
 
+class UnknownModelError(ModelFileError):
+    """A name that the zoo does not register."""
+
+
 @cache
-def _load_registered(name: str) -> CodecModel:
+def load_registered(name: str) -> CodecModel:
+    """The zoo model registered as `name`, never a file path: what a bitstream's model id may
+    select. Raises UnknownModelError for any other name, ModelFileError for a damaged file."""
     by_name = {e.name: e for e in entries()}
     if name not in by_name:
-        raise ModelFileError(f"unknown model {name!r}; the zoo has: {', '.join(by_name)}")
+        raise UnknownModelError(f"unknown model {name!r}; the zoo has: {', '.join(by_name)}")
     entry = by_name[name]
     return load_model_file(entry.path, expected_sha256=entry.sha256)
 
 
 def load(name_or_path: str | None = None) -> CodecModel:
-    """A zoo model by name (default: the zoo's first), or a model file by path."""
+    """A zoo model by name (default: the zoo's first), or a model file by path: what a user
+    names on a command line. Raises ModelFileError."""
     if name_or_path is None:
-        return _load_registered(default_name())
+        return load_registered(default_name())
     if name_or_path.endswith(".pt") or Path(name_or_path).is_file():
         return load_model_file(name_or_path)
-    return _load_registered(name_or_path)
+    return load_registered(name_or_path)

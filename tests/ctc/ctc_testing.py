@@ -4,6 +4,7 @@ knob whose rate falls as it grows, and a codec that does its own rate matching).
 from __future__ import annotations
 
 import struct
+import time
 import zlib
 from pathlib import Path
 
@@ -32,6 +33,17 @@ class QuantZlibCodec:
         h, w, step = struct.unpack("<HHd", data[:12])
         q = np.frombuffer(zlib.decompress(data[12:]), np.uint8).reshape(h, w, 3)
         return np.clip(np.floor(q * step + 0.5), 0, 255).astype(np.uint8)
+
+
+class SlowZlibCodec(QuantZlibCodec):
+    """QuantZlibCodec whose encoder takes 1.5 s (a job about 5 s): jobs that are still running
+    when a test kills or interrupts the run (the workers sleep, so the cores stay free)."""
+
+    name = "slowzlib"
+
+    def encode(self, image: np.ndarray, knob_value: float) -> bytes:
+        time.sleep(1.5)
+        return super().encode(image, knob_value)
 
 
 class SelfMatchingJpeg(JpegCodec):
@@ -73,6 +85,7 @@ class MissingModelCodec(JpegCodec):
 
 ENTRY_POINTS = {
     "quantzlib": "ctc_testing:QuantZlibCodec",
+    "slowzlib": "ctc_testing:SlowZlibCodec",
     "cropping": "ctc_testing:CroppingCodec",
     "missing_model": "ctc_testing:MissingModelCodec",
     "missing_module": "no_such_module_for_ctc_tests:Codec",

@@ -1,5 +1,8 @@
 import csv
 import io
+import json
+import shlex
+import sqlite3
 import subprocess
 import sys
 
@@ -7,7 +10,7 @@ import pytest
 from ctc_testing import write_condition
 
 from ctc.cli import main
-from ctc.store import COLUMN_NAMES
+from ctc.store import COLUMN_NAMES, Store
 
 
 def ctc(*args, env=None, cwd=None):
@@ -35,6 +38,15 @@ def test_help_everywhere(args):
         (["run", "quick", "--dataset", "nowhere"], "ctc: error: no dataset 'nowhere'"),
         (["results", "nowhere"], "ctc: error: no results in nowhere"),
         (["dataset", "fetch", "imagenet"], "ctc: error: unknown dataset 'imagenet'"),
+        (["run", "quick", "-j", "nan"], "expected a whole number, got 'nan'"),
+        (["run", "quick", "-j", "-2"], "expected at least 1, got -2"),
+        (["complexity", "jpeg", "--knob", "nan"], "expected a finite number, got 'nan'"),
+        (["complexity", "jpeg", "--size", "100000x100000"], "expected at most 33,554,432 pixels"),
+        (["report", "x", "--complexity-size", "9000x9000"], "expected at most 33,554,432"),
+        (["dataset", "fetch", "kodak", "--timeout", "nan"], "expected a finite number"),
+        (["dataset", "fetch", "kodak", "--timeout", "-1"], "expected seconds above 0"),
+        (["dataset", "fetch", "kodak", "--timeout", "inf"], "expected a finite number"),
+        (["dataset", "fetch", "kodak", "--base-url", "mirror"], "expected an http, https, ftp"),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(args, message, capsys):
@@ -95,3 +107,81 @@ def test_failed_jobs_exit_1(tmp_path, crop_folder, test_codecs):
     assert "Traceback" not in proc.stderr
     results = ctc("results", tmp_path / "o")
     assert results.returncode == 0 and "failed: cropping cat 0.5 bpp: JobError" in results.stdout
+
+
+def fill_store(folder, rows: int) -> None:
+    """A real store holding `rows` made-up result rows."""
+    with Store(folder) as store:
+        for i in range(rows):
+            store.add_result(
+                {c: i for c in COLUMN_NAMES}
+                | {"codec": "jpeg", "codec_version": "v1", "image": f"im{i}", "condition": "c"}
+            )
+
+
+@pytest.mark.parametrize("csv_output", [True, False], ids=["csv", "table"])
+def test_a_reader_that_leaves_early_ends_the_output_quietly(tmp_path, csv_output):
+    fill_store(tmp_path, 1000)  # far more than a pipe holds
+    command = [sys.executable, "-m", "ctc.cli", "results", str(tmp_path)]
+    command += ["--csv"] if csv_output else []
+    pipeline = f"set -o pipefail; {shlex.join(command)} | head -1"
+    proc = subprocess.run(["bash", "-c", pipeline], capture_output=True, text=True, timeout=120)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    header = ",".join(COLUMN_NAMES) if csv_output else "codec  image  target"
+    assert proc.stdout.startswith(header) and proc.stdout.count("\n") == 1
+
+
+def test_a_results_file_that_is_not_a_store_is_refused_and_kept(tmp_path, crop_folder):
+    (tmp_path / "results.sqlite").write_bytes(b"my notes, not a database\n" * 100)
+    before = (tmp_path / "results.sqlite").read_bytes()
+    cond = write_condition(tmp_path)
+    for args in (["results", tmp_path], ["report", tmp_path, "--no-complexity"],
+                 ["run", cond, "--dataset", crop_folder, "--out", tmp_path]):  # fmt: skip
+        proc = ctc(*args)
+        assert proc.returncode == 1
+        assert proc.stderr == f"ctc: error: {tmp_path}/results.sqlite: file is not a database\n"
+    assert (tmp_path / "results.sqlite").read_bytes() == before
+
+    other = tmp_path / "other"
+    other.mkdir()
+    with sqlite3.connect(other / "results.sqlite") as con:
+        con.execute("CREATE TABLE results (name TEXT, score REAL)")
+    proc = ctc("results", other)
+    assert proc.returncode == 1
+    assert proc.stderr.endswith("not a ctc results store (its results table differs)\n")
+
+
+def test_a_damaged_run_record_is_one_line(tmp_path, crop_folder, capsys):
+    cond = write_condition(tmp_path)
+    out = tmp_path / "out"
+    assert main(["run", str(cond), "--dataset", str(crop_folder), "--out", str(out)]) == 0
+    with sqlite3.connect(out / "results.sqlite") as con:
+        con.execute("UPDATE runs SET record = '{\"condition\": ' WHERE id = 1")
+    capsys.readouterr()
+    assert main(["results", str(out)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "damaged record of run 1" in err[0]
+
+
+def test_complexity_files_that_are_not_measurements_are_usage_errors(tmp_path, capsys):
+    fill_store(tmp_path, 1)
+    for content, problem in [
+        (5, "not a mapping"),
+        ({"codec": "jpeg"}, "no version, networks, rate_points, picture, knob, encoder, decoder, "
+                            "gpu, platform"),
+        ([{**dict.fromkeys(["codec", "version", "networks", "rate_points"], 1),
+           **dict.fromkeys(["picture", "knob", "encoder", "decoder", "gpu", "platform"], {}),
+           "gpu": []}], "gpu not mappings"),
+    ]:  # fmt: skip
+        path = tmp_path / "complexity.json"
+        path.write_text(json.dumps(content))
+        assert main(["report", str(tmp_path), "--complexity", str(path)]) == 2
+        err = capsys.readouterr().err.splitlines()
+        assert (
+            err
+            == [
+                f"ctc: error: complexity file {path}: entry 1 is not `ctc complexity --json` "
+                f"output ({problem})"
+            ]
+            or problem in err[0]
+        )

@@ -1,5 +1,5 @@
 """A real `ctc run` killed with SIGKILL mid-run, then restarted: nothing finished is lost or
-redone, and the rest is done."""
+redone, and the rest is done. Killed or interrupted, a run leaves no worker behind."""
 
 import os
 import signal
@@ -7,8 +7,10 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
+import pytest
 from ctc_testing import write_condition
 from PIL import Image
 from skimage import data as skdata
@@ -77,3 +79,121 @@ def test_sigkill_then_restart_loses_nothing(tmp_path):
     with sqlite3.connect(db) as con:
         statuses = [s for (s,) in con.execute("SELECT status FROM runs ORDER BY id")]
     assert statuses == ["killed", "finished"]
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid`."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # it ended meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def running(pid: int) -> bool:
+    """Whether process `pid` exists and has not ended (a zombie has)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def wait_until_gone(pids: list[int], seconds: float) -> list[int]:
+    """Those of `pids` still running after `seconds` (killed then, so that no test leaks any)."""
+    deadline = time.monotonic() + seconds
+    while any(map(running, pids)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = [pid for pid in pids if running(pid)]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    return left
+
+
+def start_slow_run(tmp_path, crop_folder, env) -> tuple[subprocess.Popen, Path, list[int]]:
+    """`ctc run -j 2` of 12 jobs of about 5 s each, in its own session, once its first row is
+    committed; returns the process, its store and its child processes (workers and the
+    multiprocessing resource tracker)."""
+    condition = write_condition(
+        tmp_path, targets_bpp=[0.5, 1.0, 2.0, 3.0], metrics={"psnr_rgb": {}}
+    )
+    out = tmp_path / "out"
+    cmd = [
+        sys.executable, "-m", "ctc.cli", "run", str(condition), "--codec", "slowzlib",
+        "--dataset", str(crop_folder), "-j", "2", "--out", str(out), "--no-progress",
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stderr=subprocess.PIPE, text=True)
+    db = out / "results.sqlite"
+    deadline, rows = time.monotonic() + 60, 0
+    while rows < 1 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+        rows = count_rows(db)
+    assert proc.poll() is None, f"the run ended early: {proc.communicate()[1]}"
+    assert rows >= 1
+    workers = children(proc.pid)
+    assert len(workers) >= 2
+    return proc, db, workers
+
+
+needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+
+
+@needs_proc
+def test_workers_end_when_the_run_is_killed(tmp_path, crop_folder, test_codecs):
+    proc, db, workers = start_slow_run(tmp_path, crop_folder, test_codecs)
+    os.kill(proc.pid, signal.SIGKILL)  # the run alone, not its process group
+    proc.wait()
+    assert wait_until_gone(workers, 3.0) == []
+    assert 1 <= count_rows(db) < 12
+
+
+@needs_proc
+@pytest.mark.parametrize("to", ["process group", "run only"])
+def test_ctrl_c_ends_the_run_at_once_and_keeps_its_rows(tmp_path, crop_folder, test_codecs, to):
+    proc, db, workers = start_slow_run(tmp_path, crop_folder, test_codecs)
+    before = finished_rows(db)
+    start = time.monotonic()
+    if to == "process group":  # as a terminal sends Ctrl-C
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        os.kill(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    seconds = time.monotonic() - start
+    assert proc.returncode == 130
+    assert stderr == "ctc: error: interrupted\n"
+    assert seconds < 2.0, f"{seconds:.1f} s: a job takes about 5 s, so it waited for one"
+    assert wait_until_gone(workers, 1.0) == []
+    after = finished_rows(db)
+    assert all(after[key] == value for key, value in before.items())
+    assert len(after) < 12
+    with sqlite3.connect(db) as con:
+        assert con.execute("SELECT status FROM runs").fetchall() == [("interrupted",)]
+        assert con.execute("SELECT count(*) FROM failures").fetchone() == (0,)  # none killed
+
+
+WATCHED_CHILD = """
+import os, subprocess, sys, time
+watch = "import sys, time; from ctc.runner import _watch_parent; print('watching', flush=True); "
+watch += "_watch_parent(int(sys.argv[1]), 0.05); time.sleep(60)"
+child = subprocess.Popen([sys.executable, "-c", watch, str(os.getpid())])
+print(child.pid, flush=True)
+time.sleep(60)
+"""
+
+
+@needs_proc
+def test_the_watchdog_ends_a_worker_whose_parent_died(tmp_path):
+    # Where the kernel cannot be asked to (not Linux), a worker watches its parent itself.
+    parent = subprocess.Popen(
+        [sys.executable, "-c", WATCHED_CHILD], stdout=subprocess.PIPE, text=True
+    )
+    child = int(parent.stdout.readline())
+    assert parent.stdout.readline() == "watching\n"
+    time.sleep(0.2)
+    assert running(child)
+    parent.kill()
+    parent.wait()
+    assert wait_until_gone([child], 2.0) == []

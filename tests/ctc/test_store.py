@@ -2,7 +2,7 @@ import sqlite3
 
 import pytest
 
-from ctc.store import COLUMN_NAMES, KEY, Store
+from ctc.store import COLUMN_NAMES, FILENAME, KEY, Store, StoreError
 
 
 def row(**changes):
@@ -48,3 +48,12 @@ def test_runs_are_recorded_and_killed_ones_marked(tmp_path):
     assert sqlite3.connect(tmp_path / "results.sqlite").execute(
         "SELECT count(*) FROM runs"
     ).fetchone() == (2,)
+
+
+def test_a_file_that_is_not_a_store_is_refused_untouched(tmp_path):
+    path = tmp_path / FILENAME
+    path.write_bytes(b"not a database\n" * 500)
+    with pytest.raises(StoreError, match="file is not a database"):
+        Store(tmp_path)
+    assert path.read_bytes() == b"not a database\n" * 500
+    assert [p.name for p in tmp_path.iterdir()] == [FILENAME]  # no journal either

@@ -108,3 +108,57 @@ def test_a_reader_that_stops_early_gets_no_traceback():
     proc.stdout.close()  # the reader is gone before nic writes, like `nic zoo | true`
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0 and b"BrokenPipe" not in err, err.decode()
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "0", "x"])
+def test_a_target_bpp_that_is_not_a_positive_number_is_a_usage_error(coded, value, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["encode", str(coded / "in.png"), str(coded / "x.nic"), "--target-bpp", value])
+    assert exit_info.value.code == 2 and "--target-bpp" in capsys.readouterr().err
+
+
+def test_an_unreachable_target_fails_and_says_what_was_achieved(coded):
+    out = coded / "far.nic"
+    r = nic("encode", coded / "in.png", out, "--target-bpp", 100)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.count("\n") == 1 and "closest is" in r.stderr and "bpp (-" in r.stderr
+    assert not out.exists()
+    r = nic("encode", coded / "in.png", out, "--target-bpp", 100, "--best-effort")
+    assert r.returncode == 0 and "warning: target 100 bpp missed" in r.stderr
+    assert out.stat().st_size > 0
+
+
+def test_decoding_to_a_lossy_format_is_refused(coded):
+    r = nic("decode", coded / "in.nic", coded / "out.jpg")
+    assert r.returncode == 1 and "losslessly" in r.stderr and not (coded / "out.jpg").exists()
+
+
+def test_the_pixel_budget_is_a_command_line_option(coded, small_photo):
+    from nic.codec import coded_pixels
+
+    h, w = small_photo.shape[:2]
+    h, w = 1, coded_pixels(w, h)  # the budget counts the area padded to multiples of 64
+    r = nic("decode", coded / "in.nic", coded / "b.png", "--max-pixels", h * w - 1)
+    assert r.returncode == 1 and "--max-pixels" in r.stderr and not (coded / "b.png").exists()
+    r = nic("encode", coded / "in.png", coded / "b.nic", "--max-pixels", h * w - 1)
+    assert r.returncode == 1 and "--max-pixels" in r.stderr and not (coded / "b.nic").exists()
+    assert nic("decode", coded / "in.nic", coded / "b.png", "--max-pixels", h * w).returncode == 0
+
+
+def test_a_header_naming_a_file_is_not_used_as_a_model_path(coded):
+    """The stream's model id may only select a registered model; --model FILE is the user's."""
+    from nic import zoo
+    from nic.bitstream import Header, pack, unpack
+
+    header, subs = unpack((coded / "in.nic").read_bytes())
+    model_file = zoo.load().name + ".pt"
+    (coded / model_file).write_bytes(zoo.entries()[0].path.read_bytes())
+    forged = Header(model_file, header.weights_hash, header.gain_code, header.width, header.height)
+    (coded / "named.nic").write_bytes(pack(forged, subs))
+    r = nic("decode", "named.nic", "named.png", cwd=coded)
+    assert r.returncode == 1 and "not in the zoo" in r.stderr
+    # Given explicitly, the file is used, and must be the stream's model.
+    r = nic("decode", "named.nic", "named.png", "--model", model_file, cwd=coded)
+    assert r.returncode == 1 and "not with" in r.stderr
+    r = nic("decode", "in.nic", "named.png", "--model", model_file, cwd=coded)
+    assert r.returncode == 0, r.stderr

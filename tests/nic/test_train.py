@@ -1,4 +1,7 @@
 import csv
+import shutil
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -9,8 +12,10 @@ import yaml
 from PIL import Image
 
 from nic import codec
+from nic.cli import main
 from nic.model_file import load_model_file, save_model_file
 from nic.models import HyperpriorConfig, MeanScaleHyperprior, build_model
+from nic.train.checkpoint import CheckpointError, load_checkpoint
 from nic.train.data import PatchSampler, list_images
 from nic.train.export import export_checkpoint
 from nic.train.prepare import prepare_training_set
@@ -46,14 +51,14 @@ def tiny_setup(tmp_path, astronaut):
 def test_training_runs_resumes_and_exports_a_working_model(tiny_setup, tmp_path, small_photo):
     path, config = tiny_setup
     ckpt = train(TrainConfig.from_yaml(path))
-    state = torch.load(ckpt, weights_only=False)
+    state = load_checkpoint(ckpt)
     assert state["step"] == 3 and state["wall_time_s"] > 0
     first_weights = state["model"]["g_a.0.weight"].clone()
 
     config["steps"] = 5
     path.write_text(yaml.safe_dump(config))
     train(TrainConfig.from_yaml(path))
-    state = torch.load(ckpt, weights_only=False)
+    state = load_checkpoint(ckpt)
     assert state["step"] == 5
     assert not torch.equal(first_weights, state["model"]["g_a.0.weight"])
     with open(tmp_path / "run" / "log.csv") as f:
@@ -109,7 +114,7 @@ def test_fit_minutes_sets_steps_so_the_decay_ends_with_the_budget(tiny_setup):
     config.update(steps=1_000_000, decay_from=0.0, batch=1)
     path.write_text(yaml.safe_dump(config))
     ckpt = train(TrainConfig.from_yaml(path), fit_minutes=0.2)
-    state = torch.load(ckpt, weights_only=False)
+    state = load_checkpoint(ckpt)
     fitted = replace(TrainConfig.from_yaml(path), steps=state["train_config"]["steps"])
     assert FIT_WARMUP_STEPS < fitted.steps < 1_000_000
     # The chunk ran to about the fitted length, so the learning rate had mostly decayed.
@@ -122,14 +127,104 @@ def test_slim_checkpoint_drops_optimizer_and_resumes(tiny_setup, tmp_path):
     ckpt = train(TrainConfig.from_yaml(path))
     slim = tmp_path / "slim.pt"
     slim_checkpoint(ckpt, slim)
-    state = torch.load(slim, weights_only=False)
+    state = load_checkpoint(slim)
     assert "optimizer" not in state
     assert state["model"]["g_a.0.weight"].dtype == torch.float16
     assert slim.stat().st_size < ckpt.stat().st_size
     slim.replace(ckpt)
     config["steps"] = 5
     path.write_text(yaml.safe_dump(config))
-    assert torch.load(train(TrainConfig.from_yaml(path)), weights_only=False)["step"] == 5
+    assert load_checkpoint(train(TrainConfig.from_yaml(path)))["step"] == 5
+
+
+class RunsCode:
+    """Pickles as a call that writes `marker`: what a checkpoint that runs code holds."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (exec, (f"open({str(self.marker)!r}, 'w').write('ran')",))
+
+
+def one_error_line(text: str) -> str:
+    lines = text.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nic: error: "), text
+    return lines[0]
+
+
+def test_a_checkpoint_that_runs_code_is_refused_and_its_code_never_runs(
+    tiny_setup, tmp_path, capsys
+):
+    path, _ = tiny_setup
+    ckpt = train(TrainConfig.from_yaml(path))
+    marker = tmp_path / "MARKER"
+    state = load_checkpoint(ckpt)
+    state["data"]["note"] = RunsCode(marker)
+    evil = tmp_path / "evil.pt"
+    torch.save(state, evil)
+    torch.load(evil, weights_only=False)  # unpickled in full, the file runs its code
+    assert marker.read_text() == "ran"
+    marker.unlink()
+
+    out = tmp_path / "model.pt"
+    export = [sys.executable, "-m", "nic.cli", "export", str(evil), str(out), "--name", "x"]
+    result = subprocess.run(export, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "it holds exec, not only tensors and plain values" in one_error_line(result.stderr)
+    assert not out.exists() and not marker.exists()
+
+    shutil.copy(evil, ckpt)  # resuming from it
+    with pytest.raises(CheckpointError, match="it holds exec"):
+        train(TrainConfig.from_yaml(path))
+    capsys.readouterr()
+    assert main(["train", str(path)]) == 1
+    assert "it holds exec" in one_error_line(capsys.readouterr().err)
+    with pytest.raises(CheckpointError, match="it holds exec"):
+        slim_checkpoint(ckpt, tmp_path / "slim.pt")
+    assert ckpt.read_bytes() == evil.read_bytes()  # left as it was
+    assert not (tmp_path / "slim.pt").exists() and not marker.exists()
+
+
+def test_damaged_checkpoints_are_refused_in_one_line(tiny_setup, tmp_path, capsys):
+    path, _ = tiny_setup
+    ckpt = train(TrainConfig.from_yaml(path))
+    good = ckpt.read_bytes()
+    state = load_checkpoint(ckpt)
+    (tmp_path / "truncated.pt").write_bytes(good[: len(good) // 2])
+    (tmp_path / "empty.pt").write_bytes(b"")
+    (tmp_path / "text.pt").write_text("not a checkpoint\n")
+    torch.save({"format": "nic-model", "weights": {}}, tmp_path / "model_file.pt")
+    huge = {**state["model_config"], "N": 1_000_000}  # refused before anything is allocated
+    torch.save({**state, "model_config": huge}, tmp_path / "huge.pt")
+    torch.save({**state, "hardware": "H200"}, tmp_path / "hardware.pt")
+    torch.save({**state, "train_config": {}}, tmp_path / "settings.pt")
+    expected = {
+        "truncated.pt": "not a readable training checkpoint",
+        "empty.pt": "not a readable training checkpoint",
+        "text.pt": "not a readable training checkpoint",
+        "model_file.pt": "not a training checkpoint \\(no model_config, train_config",
+        "huge.pt": "weight g_a.0.weight does not fit its model config",
+        "hardware.pt": "damaged checkpoint \\(wrong type of hardware\\)",
+        "settings.pt": "damaged checkpoint \\(KeyError: 'batch'\\)",
+        "missing.pt": "checkpoint not found",
+    }
+    out = tmp_path / "model.pt"
+    capsys.readouterr()
+    for name, message in expected.items():
+        with pytest.raises(CheckpointError, match=message):
+            export_checkpoint(tmp_path / name, out, "x")
+        assert main(["export", str(tmp_path / name), str(out), "--name", "x"]) == 1
+        assert message.replace("\\", "") in one_error_line(capsys.readouterr().err)
+        assert not out.exists()
+
+    ckpt.write_bytes(good[: len(good) // 2])
+    with pytest.raises(CheckpointError, match="not a readable training checkpoint"):
+        train(TrainConfig.from_yaml(path))
+    assert ckpt.read_bytes() == good[: len(good) // 2]  # left for the user to look at
+    torch.save({**state, "sampler_rng": {"bit_generator": "PCG64"}}, ckpt)
+    with pytest.raises(CheckpointError, match="damaged checkpoint"):
+        train(TrainConfig.from_yaml(path))
 
 
 def test_prepare_training_set_downscales_and_keeps_small_images(tmp_path, astronaut):
@@ -166,7 +261,7 @@ def masked_setup(tiny_setup):
 def test_masked_joint_run_trains_baselines_on_the_same_steps(masked_setup, tmp_path, small_photo):
     path, config = masked_setup
     ckpt = train(TrainConfig.from_yaml(path))
-    state = torch.load(ckpt, weights_only=False)
+    state = load_checkpoint(ckpt)
     assert state["step"] == 8 and len(state["baselines"]) == 2
     assert state["model"]["mask_g_a_2"][0].float().mean() == pytest.approx(0.5)
     with open(tmp_path / "run" / "log.csv") as f:
@@ -184,7 +279,7 @@ def test_slimmed_masked_runs_drop_baselines_and_say_so_on_resume(masked_setup, t
     path, config = masked_setup
     ckpt = train(TrainConfig.from_yaml(path))
     slim_checkpoint(ckpt, ckpt)
-    assert "baselines" not in torch.load(ckpt, weights_only=False)
+    assert "baselines" not in load_checkpoint(ckpt)
     config["steps"] = 10
     path.write_text(yaml.safe_dump(config))
     with pytest.raises(ValueError, match="no baselines"):
@@ -219,7 +314,7 @@ def test_bf16_autocast_trains_with_float32_rates(tiny_setup):
     path, config = tiny_setup
     config["precision"] = "bf16"
     path.write_text(yaml.safe_dump(config))
-    state = torch.load(train(TrainConfig.from_yaml(path)), weights_only=False)
+    state = load_checkpoint(train(TrainConfig.from_yaml(path)))
     assert state["step"] == 3
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
     net = MeanScaleHyperprior(HyperpriorConfig(N=8, M=12, lambdas=(0.01,)))
@@ -236,7 +331,7 @@ def test_init_starts_masked_model_and_baselines_from_a_gain_model(masked_setup, 
     save_model_file(tmp_path / "gain.pt", "tiny-gain", source, {})
     config.update(init=str(tmp_path / "gain.pt"), steps=1, lr=1e-6)
     path.write_text(yaml.safe_dump(config))
-    state = torch.load(train(TrainConfig.from_yaml(path)), weights_only=False)
+    state = load_checkpoint(train(TrainConfig.from_yaml(path)))
     expected = source.g_s[2].weight
     assert torch.allclose(state["model"]["shared.g_s_2"], expected, atol=1e-4)
     assert torch.allclose(state["baselines"][1]["g_s.2.weight"], expected, atol=1e-4)
@@ -261,13 +356,13 @@ def test_a_masked_run_keeps_its_length_and_trains_on_from_its_model(masked_setup
     ckpt = train(TrainConfig.from_yaml(path))
     config["steps"] = 12
     path.write_text(yaml.safe_dump(config))
-    state = torch.load(train(TrainConfig.from_yaml(path)), weights_only=False)
+    state = load_checkpoint(train(TrainConfig.from_yaml(path)))
     assert state["step"] == 8 and "keeps its length, 8 steps" in capfd.readouterr().err
     # A new chunk starts from the exported masked model, masks included.
     export_checkpoint(ckpt, tmp_path / "masked.pt", "tiny-masked")
     config.update(output="run2", init=str(tmp_path / "masked.pt"), lr=1e-9, steps=1)
     path.write_text(yaml.safe_dump(config))
-    chunk = torch.load(train(TrainConfig.from_yaml(path)), weights_only=False)
+    chunk = load_checkpoint(train(TrainConfig.from_yaml(path)))
     assert torch.equal(chunk["model"]["mask_g_a_2"], state["model"]["mask_g_a_2"])
     assert torch.allclose(chunk["model"]["shared.h_s_2"], state["model"]["shared.h_s_2"], atol=1e-6)
     config.update(output="run3", model={**config["model"], "densities": [0.75, 1.0]})
