@@ -288,6 +288,7 @@ def _num(value: float | None) -> str:
 MAX_PICTURE_PIXELS = 1 << 25
 """The largest test picture (width x height) made for a complexity measurement: 8K UHD fits."""
 MAX_TIMEOUT_SECONDS = 86400.0
+"""The longest --timeout, a day (sockets refuse far longer ones)."""
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -517,7 +518,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()  # a closed pipe shows here, where it is handled below
         return status
     except BrokenPipeError as e:
-        if args.writes_stdout and _stdout_reader_gone():  # the reader has what it wanted
+        # `ctc results | head`: the reader has what it wanted. run and fetch print on stderr
+        # only, so a closed pipe there stopped the work: a failure.
+        if args.writes_stdout and _stdout_reader_gone():
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return EXIT_OK
         with contextlib.suppress(BrokenPipeError):  # stderr may be the closed pipe

@@ -251,10 +251,13 @@ def train(
     trains on the same batches whenever its rate point does, for the masked-versus-separate
     comparison.
 
-    Raises ValueError for invalid settings or a checkpoint of another model config, and
-    CheckpointError (a ValueError) when the output folder's checkpoint is damaged or holds
-    anything but tensors and plain values; the checkpoint is left as it is then.
+    Raises ValueError for invalid settings or time budgets or a checkpoint of another model
+    config, and CheckpointError (a ValueError) when the output folder's checkpoint is damaged or
+    holds anything but tensors and plain values; the checkpoint is left as it is then.
     """
+    for name, minutes in (("max_minutes", max_minutes), ("fit_minutes", fit_minutes)):
+        if minutes is not None and not (_number(minutes) and minutes > 0):
+            raise ValueError(f"{name} must be a number > 0, not {minutes!r}")
     _check_schedule(config)
     masked = config.model.masked
     if fit_minutes is not None:

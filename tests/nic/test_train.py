@@ -81,6 +81,28 @@ def test_config_errors_are_clear(tmp_path):
     bad.write_text("output: x\n")
     with pytest.raises(ValueError, match="missing required setting 'data'"):
         TrainConfig.from_yaml(bad)
+    for text, message in [
+        ("output: x\ndata: [d]\n  steps: [3\n", "not valid YAML \\(line 3\\)"),
+        ("output: x\ndata: [d]\nsteps: many\n", "steps must be a whole number >= 1, not 'many'"),
+        ("output: x\ndata: [d]\npatch: 100\n", "patch must be a multiple of 64, not 100"),
+        ("output: x\ndata: [d]\nlr: .nan\n", "lr must be a number > 0, not nan"),
+        ("output: x\ndata: []\n", "data must be a folder or a list of folders"),
+        ("output: x\ndata: [d]\nmodel: 5\n", "model must be a mapping"),
+        ("output: x\ndata: [d]\nmodel: {N: 100000000}\n", "model.N must be a whole number from 1"),
+        ("output: x\ndata: [d]\nmodel: {lambdas: [0, 1]}\n", "model.lambdas must be a list"),
+        ("output: x\ndata: [d]\nmodel: {width: 3}\n", "unknown model settings \\['width'\\]"),
+    ]:
+        bad.write_text(text)
+        with pytest.raises(ValueError, match=message):
+            TrainConfig.from_yaml(bad)
+
+
+def test_time_budgets_must_be_positive(tiny_setup):
+    path, _ = tiny_setup
+    for budget in ({"max_minutes": float("nan")}, {"fit_minutes": -1.0}):
+        with pytest.raises(ValueError, match="minutes must be a number > 0"):
+            train(TrainConfig.from_yaml(path), **budget)
+    assert not (path.parent / "run").exists()  # refused before anything was written
 
 
 def test_resuming_with_another_architecture_is_refused(tiny_setup):
