@@ -20,12 +20,13 @@ import os
 import select
 import sys
 import urllib.parse
+import warnings
 from pathlib import Path
 
 from ctc import condition as conditions
 from ctc import fetch, registry, results, runner
-from ctc.datasets import DatasetError, data_home
-from ctc.images import ImageError, load_image
+from ctc.datasets import DatasetError, DatasetWarning, data_home
+from ctc.images import MAX_PIXELS, ImageError, load_image
 from ctc.store import FILENAME, Store, StoreError
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -58,6 +59,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         out=args.out,
         progress=False if args.no_progress else None,
         frozen=not args.no_frozen,
+        max_pixels=args.max_pixels,
     )
     for message in summary.codec_errors.values():
         (_error if names else _warn)(f"{message}; skipped")
@@ -366,6 +368,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-j", "--jobs", type=_positive_int, default=1, metavar="N",
                    help="parallel worker processes (default 1)")  # fmt: skip
     p.add_argument("--out", metavar="DIR", help="output folder (default: the condition's)")
+    p.add_argument(
+        "--max-pixels",
+        type=_positive_int,
+        default=MAX_PIXELS,
+        metavar="N",
+        help=f"largest original image (width x height) to read; default {MAX_PIXELS:,}",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--no-frozen",
@@ -511,8 +520,25 @@ def _stdout_reader_gone() -> bool:
         return False
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings meant for the user (a dataset's skipped entries) as one `ctc: warning:` line."""
+    if issubclass(category, DatasetWarning):
+        _warn(str(message))
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
+_python_show_warning = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        return _dispatch(args)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     try:
         status = args.func(args)
         sys.stdout.flush()  # a closed pipe shows here, where it is handled below

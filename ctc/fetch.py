@@ -102,8 +102,8 @@ def _download(url: str, target: Path, timeout: float) -> None:
                 if total > MAX_FILE_BYTES:
                     raise FetchError(f"{url}: larger than {MAX_FILE_BYTES >> 20} MiB, refused")
                 out.write(chunk)
-    except (urllib.error.URLError, OSError, TimeoutError) as e:
-        reason = getattr(e, "reason", None) or e
+    except (urllib.error.URLError, OSError, TimeoutError, ValueError) as e:
+        reason = getattr(e, "reason", None) or e  # ValueError: e.g. an unknown URL type
         raise FetchError(f"{url}: download failed ({reason})") from None
 
 

@@ -20,7 +20,7 @@ import imagefile
 IMAGE_SUFFIXES = (".png", ".ppm", ".pgm", ".pbm", ".pnm", ".bmp", ".tif", ".tiff")
 FORMATS = ("PNG", "PNM", "TIFF", "BMP")  # JPEG originals are refused
 MAX_PIXELS = imagefile.MAX_PIXELS  # default limit on width x height: 2^25
-_LIMIT_HINT = "raise the limit to use it (load_image(max_pixels=N))"
+_LIMIT_HINT = "raise the limit to use it (ctc run --max-pixels N, load_image(max_pixels=N))"
 
 
 class ImageError(imagefile.ImageFileError):

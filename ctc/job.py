@@ -18,7 +18,7 @@ import numpy as np
 from ctc import metrics
 from ctc.codec import Codec
 from ctc.condition import Condition
-from ctc.images import load_image, pixel_sha256
+from ctc.images import MAX_PIXELS, load_image, pixel_sha256
 from ctc.ratecontrol import deviation_percent, match_rate
 from ctc.store import JobKey
 
@@ -40,6 +40,7 @@ class Job:
     condition: Condition
     out: str
     bitstream: str  # relative to `out`
+    max_pixels: int | None = MAX_PIXELS  # the run's limit on an original's size (not in the key)
 
     @property
     def key(self) -> JobKey:
@@ -58,7 +59,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 def execute(job: Job, codec: Codec) -> dict[str, Any]:
     """Rate-match, write the bitstream, decode it from disk, measure; return the row."""
-    image = load_image(job.image_path)
+    image = load_image(job.image_path, max_pixels=job.max_pixels)
     if pixel_sha256(image) != job.image_sha256:
         raise JobError(f"{job.image_path} changed since the run started")
     height, width = image.shape[:2]

@@ -37,6 +37,7 @@ from ctc import metrics
 from ctc.codec import Codec
 from ctc.condition import Condition, load_condition
 from ctc.datasets import Dataset, resolve_dataset
+from ctc.images import MAX_PIXELS
 from ctc.job import Job, execute
 from ctc.registry import CodecLoadError, load_codec, load_codecs
 from ctc.store import JobKey, Store, now
@@ -67,10 +68,15 @@ def _short_hash(text: str) -> str:
 
 
 def plan(
-    condition: Condition, codecs: dict[str, Codec], dataset: Dataset, out: Path
+    condition: Condition,
+    codecs: dict[str, Codec],
+    dataset: Dataset,
+    out: Path,
+    max_pixels: int | None = MAX_PIXELS,
 ) -> tuple[list[Job], dict[str, str]]:
-    """Every job of the run, and the dataset's pixel checksums by image name."""
-    checksums = dataset.checksums()
+    """Every job of the run, and the dataset's pixel checksums by image name (every image read,
+    one at a time, and refused above max_pixels; DatasetError names every unusable one)."""
+    checksums = dataset.checksums(max_pixels=max_pixels)
     paths = {im.name: str(im.path) for im in dataset.images}
     jobs = []
     for name, codec in codecs.items():
@@ -83,8 +89,11 @@ def plan(
                     f"{image}/{target:g}bpp.{ext}"
                 )
                 jobs.append(
-                    Job(name, ver, image, paths[image], digest, target, condition, str(out), rel)
-                )
+                    Job(
+                        name, ver, image, paths[image], digest, target, condition, str(out), rel,
+                        max_pixels,
+                    )
+                )  # fmt: skip
     return jobs, checksums
 
 
@@ -200,6 +209,7 @@ def run(
     out: str | Path | None = None,
     progress: bool | None = None,
     frozen: bool = True,
+    max_pixels: int | None = MAX_PIXELS,
 ) -> RunSummary:
     """Run a condition (name, path or Condition) and return what was done.
 
@@ -209,6 +219,8 @@ def run(
     condition's). out: the output folder (default: the condition's). progress: show a tqdm bar
     (None: also when stderr is not a terminal, redrawn every 30 s). frozen: answer an anchor's
     jobs from its matching frozen results (ctc.frozen) instead of encoding; False encodes all.
+    max_pixels: the largest original (width x height) read, None for no limit; a larger one is
+    named in the DatasetError raised before any job starts.
     """
     cond = condition if isinstance(condition, Condition) else load_condition(condition)
     names = list(dict.fromkeys(codecs or (*cond.codecs, *cond.anchors)))
@@ -221,7 +233,7 @@ def run(
         reasons = "; ".join(str(e) for e in errors.values())
         raise RunError(f"no codec could be loaded: {reasons}")
     with _locked(folder), Store(folder) as store:
-        all_jobs, checksums = plan(cond, loaded, data, folder)
+        all_jobs, checksums = plan(cond, loaded, data, folder, max_pixels)
         finished = store.finished(cond.hash)
         available = frozen_results.matching(all_jobs, loaded) if frozen else {}
         stand_ins = {  # a job finished for real keeps its own row

@@ -2,7 +2,12 @@
 """Coverage-guided fuzzing of the nic decoder (atheris, libFuzzer), run outside the test suite.
 
     pip install atheris
-    python fuzz/decode_fuzzer.py fuzz/corpus -runs=1000000 -timeout=10 -rss_limit_mb=2048
+    cp -r fuzz/corpus CORPUS_DIR
+    for i in $(seq 60); do python fuzz/decode_fuzzer.py CORPUS_DIR -runs=20000 -timeout=10 \
+        -rss_limit_mb=2048; done
+
+(rounds of a fresh process each: atheris' instrumentation holds on to memory as it runs, which a
+single long process would report as an out-of-memory of its own).
 
 Half of the inputs are decoded as they are; the other half first get a valid CRC-32 (when the
 header parses far enough to place it), so the fuzzer reaches the entropy decoder and beyond

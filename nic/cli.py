@@ -284,11 +284,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="training config (see docs/training.md)")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument(
-        "--max-minutes", type=float, help="stop (with a checkpoint) after this long"
+        "--max-minutes",
+        type=_finite("--max-minutes", positive=True),
+        help="stop (with a checkpoint) after this long",
     )
     budget.add_argument(
         "--fit-minutes",
-        type=float,
+        type=_finite("--fit-minutes", positive=True),
         help="stop after this long, with `steps` fitted so the learning-rate decay ends then",
     )
     p.add_argument(

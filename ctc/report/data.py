@@ -157,10 +157,12 @@ def read_rows_csv(path: str | Path) -> list[dict[str, Any]]:
     """Rows written by `ctc results --csv` (every store column), typed as the store types them."""
     path = Path(path)
     try:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8") as f:
             raw = list(csv.DictReader(f))
     except OSError as e:
         raise ReportError(f"cannot read anchor file {path}: {e}") from None
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise ReportError(f"{path}: not a `ctc results --csv` file ({e})") from None
     rows = []
     for n, r in enumerate(raw, start=2):
         missing = [c for c in ("codec", "image", "target_bpp", "bpp") if c not in r]

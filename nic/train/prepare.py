@@ -13,6 +13,7 @@ from pathlib import Path
 
 from PIL import Image
 
+import imagefile
 from nic.train.data import list_images
 
 
@@ -35,8 +36,7 @@ def prepare_training_set(
     out.mkdir(parents=True, exist_ok=True)
     count = total = 0
     for src in list_images(list(sources)):
-        with Image.open(src) as im:
-            rgb = im.convert("RGB")
+        rgb = Image.fromarray(imagefile.read_rgb8(src, allow_lossy=True).pixels)
         w, h = rgb.size
         scale = short_side / min(w, h)
         if scale < 1:

@@ -205,13 +205,29 @@ def test_checksums_hold_one_image_at_a_time(crop_folder, monkeypatch):
 def test_ctc_run_names_every_bad_image_and_no_traceback(messy_folder, tmp_path, capsys):
     from ctc.cli import main
 
-    with pytest.warns(DatasetWarning, match="photo.jpg"):
-        code = main(
-            ["run", "quick", "--dataset", str(messy_folder), "--codec", "jpeg"]
-            + ["--out", str(tmp_path / "out"), "--no-progress"]
-        )
+    code = main(
+        ["run", "quick", "--dataset", str(messy_folder), "--codec", "jpeg"]
+        + ["--out", str(tmp_path / "out"), "--no-progress"]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
+    (skipped,) = [line for line in err.splitlines() if line.startswith("ctc: warning:")]
+    assert "photo.jpg" in skipped
     assert "ctc: error: dataset 'messy': 4 of 5 images cannot be used:" in err
     for name in ("deep.png", "dir.png", "junk.ppm", "loop.png"):
         assert f"{messy_folder / name}: " in err
+
+
+def test_ctc_run_max_pixels_bounds_the_originals(tmp_path, capsys):
+    from ctc.cli import main
+
+    folder = tmp_path / "sizes"
+    folder.mkdir()
+    Image.fromarray(np.full((8, 8, 3), 9, np.uint8)).save(folder / "small.png")
+    Image.fromarray(np.full((8, 16, 3), 9, np.uint8)).save(folder / "wide.png")
+    args = ["run", "quick", "--dataset", str(folder), "--codec", "jpeg", "--no-progress"]
+    code = main([*args, "--out", str(tmp_path / "a"), "--max-pixels", "64"])
+    err = capsys.readouterr().err
+    assert code == 2 and "1 of 2 images cannot be used" in err and "wide.png" in err
+    assert "--max-pixels" in err
+    assert main([*args, "--out", str(tmp_path / "b"), "--max-pixels", "128"]) == 0

@@ -289,3 +289,13 @@ def _csv_of_other_condition(run_dir, tmp_path):
     path = tmp_path / "other.csv"
     path.write_text(text.getvalue())
     return path
+
+
+def test_an_anchor_file_that_is_not_text_is_one_error(run_dir, tmp_path, capsys):
+    bad = tmp_path / "anchor.csv"
+    bad.write_bytes(b"codec,image\n\xff\xfe\x00garbage\n")
+    with pytest.raises(ReportError, match="not a `ctc results --csv` file"):
+        build_report(run_dir, [str(bad)], tmp_path / "x.xlsx", measure=False, plots=False)
+    code = main(["report", str(run_dir), "--anchor", str(bad), "--out", str(tmp_path / "y.xlsx")])
+    err = capsys.readouterr().err
+    assert code != 0 and err.count("\n") == 1 and "anchor.csv" in err
