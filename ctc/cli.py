@@ -36,17 +36,26 @@ class UsageError(Exception):
     """The user asked for something that does not exist or is invalid."""
 
 
+def _printable(text: str, keep: str = "") -> str:
+    """`text` with control characters other than `keep` escaped (a file name may hold a newline
+    or a terminal escape), so that a message says only what it means to."""
+    return "".join(c if c.isprintable() or c in keep else repr(c)[1:-1] for c in text)
+
+
 def _error(message: str) -> None:
-    print(f"ctc: error: {message}", file=sys.stderr)
+    # Newlines kept: a dataset error lists one image a line (each escaped in ctc.datasets).
+    print(f"ctc: error: {_printable(message, keep=chr(10))}", file=sys.stderr)
 
 
 def _warn(message: str) -> None:
-    print(f"ctc: warning: {message}", file=sys.stderr)
+    print(f"ctc: warning: {_printable(message)}", file=sys.stderr)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     cond = conditions.load_condition(args.condition)
     names = [n for arg in args.codec or [] for n in arg.split(",") if n]
+    if args.codec and not names:
+        raise UsageError("--codec names no codec")
     unknown = sorted(set(names) - set(registry.registered()))
     if unknown:
         known = ", ".join(registry.registered())

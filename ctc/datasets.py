@@ -68,7 +68,7 @@ class Dataset:
 
 
 def _listing(subject: str, problems: list[str], total: int) -> str:
-    lines = "".join(f"\n  {p}" for p in problems)
+    lines = "".join("\n  " + p.replace("\n", "\\n") for p in problems)  # one line each
     return f"{subject}: {len(problems)} of {total} images cannot be used:{lines}"
 
 

@@ -154,6 +154,15 @@ class Store:
             name: {column for _, column, *_ in self.db.execute(f"PRAGMA table_info({name})")}
             for name in TABLES
         }  # reads the header first: a file that is not SQLite fails here, unchanged
+        foreign = {
+            name
+            for (name,) in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            if name not in TABLES and not name.startswith("sqlite_")
+        }
+        if foreign:
+            raise StoreError(
+                f"{self.path}: not a ctc results store (it has tables {', '.join(sorted(foreign))})"
+            )
         for name, columns in tables.items():
             if columns and columns != TABLES[name]:
                 raise StoreError(f"{self.path}: not a ctc results store (its {name} table differs)")

@@ -148,6 +148,8 @@ def unpack(data: bytes) -> tuple[Header, list[bytes]]:
     if count != NUM_SUBSTREAMS:
         raise BitstreamError(f"expected {NUM_SUBSTREAMS} sub-streams, header says {count}")
     lengths = [struct.unpack(">I", r.take(4, "sub-stream length"))[0] for _ in range(count)]
+    if any(n % 4 for n in lengths):
+        raise BitstreamError(f"sub-stream lengths {lengths} are not multiples of 4 bytes")
     (crc,) = struct.unpack(">I", r.take(4, "CRC-32"))
     body_end = r.pos - 4
     if sum(lengths) != len(r.data) - r.pos:

@@ -7,16 +7,18 @@ Failures print one line `nic: error: ...` on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+MAX_STREAM_BYTES = 1 << 28
+"""256 MiB: the largest bitstream read (33.5 megapixels at 64 bpp)."""
 TARGET_TOLERANCE = 0.05
 """--target-bpp promises a file within ±5 % of the target (the FVC per-image tolerance)."""
 
@@ -53,10 +55,25 @@ def _pixel_count(text: str) -> int:
     return value
 
 
+def _read_stream(path: str) -> bytes:
+    from nic.files import read_file
+
+    return read_file(path, MAX_STREAM_BYTES, "bitstream")
+
+
 def _cmd_encode(args: argparse.Namespace) -> None:
     from nic import codec, zoo
+    from nic.files import atomic_output
     from nic.image_io import read_rgb8
 
+    if args.best_effort and args.target_bpp is None:
+        raise UsageError("--best-effort goes with --target-bpp")
+    if (
+        os.path.exists(args.output)
+        and os.path.exists(args.input)
+        and os.path.samefile(args.input, args.output)
+    ):
+        raise ValueError(f"{args.output}: the output would overwrite the input image")
     image = read_rgb8(args.input, max_pixels=args.max_pixels)
     h, w = image.shape[:2]
     codec.check_pixel_budget(w, h, args.max_pixels)  # the padded area the codec works on
@@ -79,7 +96,8 @@ def _cmd_encode(args: argparse.Namespace) -> None:
             warnings.warn(f"target {target:g} bpp missed: best effort {miss}", stacklevel=1)
     else:
         data, rate = codec.encode(image, model, args.rate_point, args.max_pixels), args.rate_point
-    Path(args.output).write_bytes(data)
+    with atomic_output(args.output) as tmp:
+        tmp.write_bytes(data)
     print(
         f"{args.output}: {len(data)} bytes, {8 * len(data) / (w * h):.4f} bpp "
         f"({model.name}, rate position {rate:g})"
@@ -88,19 +106,20 @@ def _cmd_encode(args: argparse.Namespace) -> None:
 
 def _cmd_decode(args: argparse.Namespace) -> None:
     from nic import codec
+    from nic.files import atomic_output
     from nic.image_io import check_lossless_suffix, write_rgb8
 
     check_lossless_suffix(args.output)  # before decoding: refuse early
-    data = Path(args.input).read_bytes()
-    image = codec.decode(data, args.model, args.max_pixels)
-    write_rgb8(args.output, image)
+    image = codec.decode(_read_stream(args.input), args.model, args.max_pixels)
+    with atomic_output(args.output) as tmp:
+        write_rgb8(tmp, image)
     print(f"{args.output}: {image.shape[1]}x{image.shape[0]}")
 
 
 def _cmd_info(args: argparse.Namespace) -> None:
     from nic.bitstream import unpack
 
-    data = Path(args.input).read_bytes()
+    data = _read_stream(args.input)
     header, substreams = unpack(data)
     info = {
         **header.describe(),
@@ -330,31 +349,61 @@ def main(argv: list[str] | None = None) -> int:
     from nic.image_io import ImageConversionWarning, ImageFormatError
     from nic.model_file import ModelFileError
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     warnings.simplefilter("default", ImageConversionWarning)
-    warnings.formatwarning = lambda msg, cat, *a, **k: f"nic: warning: {msg}\n"
+    warnings.formatwarning = lambda msg, cat, *a, **k: f"nic: warning: {_printable(msg)}\n"
     try:
         args.func(args)
         sys.stdout.flush()  # a closed pipe shows here, where it is handled below
+    except UsageError as e:
+        parser.error(str(e))  # exits 2
+    except BrokenPipeError:  # `nic zoo | head`: the reader left; say nothing more
+        _detach_stdout()
+        return EXIT_OK
     except (
         BitstreamError,
         ModelMismatchError,
         ImageFormatError,
         ModelFileError,
         ValueError,
-        FileNotFoundError,
-        IsADirectoryError,
-        PermissionError,
+        OSError,  # a file that cannot be read or written (not found, full disk, bad name, ...)
     ) as e:
-        print(f"nic: error: {e}", file=sys.stderr)
+        _detach_stdout()  # output that could not be written is not retried at exit
+        _fail(str(e))
+        return EXIT_FAILURE
+    except MemoryError:
+        _fail("out of memory; lower --max-pixels or free memory")
+        return EXIT_FAILURE
+    except RuntimeError as e:
+        if "can't allocate memory" not in str(e):  # torch's allocator failing
+            raise
+        _fail("out of memory; lower --max-pixels or free memory")
         return EXIT_FAILURE
     except KeyboardInterrupt:
-        print("nic: interrupted", file=sys.stderr)
+        _fail("interrupted", prefix="nic: ")
         return 130
-    except BrokenPipeError:  # `nic zoo | head`: the reader left; say nothing more
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_OK
     return EXIT_OK
+
+
+class UsageError(ValueError):
+    """Options that do not go together: exit status 2, like argparse's own errors."""
+
+
+def _printable(text: object) -> str:
+    """`text` with control characters escaped (a file name could hold a newline or a terminal
+    escape), so that a message stays one honest line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
+def _fail(message: str, prefix: str = "nic: error: ") -> None:
+    print(prefix + _printable(message), file=sys.stderr)
+
+
+def _detach_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's final flush cannot fail again."""
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 if __name__ == "__main__":

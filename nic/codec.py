@@ -30,7 +30,7 @@ from nic.entropy import (
     gaussian_likelihood,
 )
 from nic.image_io import check_rgb8
-from nic.model_file import CodecModel, RateNetwork
+from nic.model_file import CodecModel, ModelHashError, RateNetwork
 from nic.models import DOWNSAMPLING, MeanScaleHyperprior
 from nic.models.integer_synthesis import IntegerOverflowError
 
@@ -178,7 +178,10 @@ def resolve_model(header: Header, model: CodecModel | str | None = None) -> Code
                 "decode it with its model file (--model FILE)"
             ) from None
     elif not isinstance(model, CodecModel):
-        model = zoo.load(model)
+        try:
+            model = zoo.load(model, weights_hash=header.weights_hash)
+        except ModelHashError as e:  # refused from its hash, before it was unpickled
+            raise ModelMismatchError(f"stream was made with another model: {e}") from None
     if model.name != header.model_id or model.weights_hash != header.weights_hash:
         raise ModelMismatchError(
             f"stream was made with model {header.model_id} (weights {header.weights_hash.hex()}), "

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import stat
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -18,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nic.bitstream import GAIN_STEPS
+from nic.bitstream import GAIN_STEPS, check_model_id
 from nic.entropy import CdfTables, build_gaussian_tables, scale_table
+from nic.files import FileError, read_file, torch_load_reason
 from nic.models import (
     HyperpriorConfig,
     IntegerHyperSynthesis,
@@ -35,10 +34,18 @@ FORMAT_VERSION = 1
 
 MAX_MODEL_FILE_BYTES = 1 << 30
 """1 GiB: the largest model file read (the zoo's are about 16 MiB)."""
+MAX_CHANNELS = 1024
+"""The widest N / M a model file or training config may describe (the zoo models have 128 and
+192), so that a crafted one cannot make nic allocate much."""
+MAX_RATE_POINTS = 64
 
 
 class ModelFileError(ValueError):
     """A model file that is missing, damaged or not of this format."""
+
+
+class ModelHashError(ModelFileError):
+    """A model file whose weights are not the ones a bitstream names."""
 
 
 @dataclass(frozen=True)
@@ -165,60 +172,78 @@ def save_model_file(
     return sha256_file(path)
 
 
-def _read_model_bytes(path: Path) -> bytes:
-    """The whole file, read once (what is hashed is what is loaded). Only a regular file of
-    1 byte .. MAX_MODEL_FILE_BYTES is read: not a device, FIFO or /proc file (size 0)."""
-    try:
-        # O_NONBLOCK: opening a FIFO returns at once (and is refused below) instead of waiting.
-        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb", buffering=0) as f:
-            info = os.fstat(f.fileno())
-            if not stat.S_ISREG(info.st_mode) or not 0 < info.st_size <= MAX_MODEL_FILE_BYTES:
-                raise ModelFileError(
-                    f"{path}: not a model file (a regular file of 1 byte to "
-                    f"{MAX_MODEL_FILE_BYTES >> 20} MiB)"
-                )
-            data = f.read(info.st_size + 1)
-    except FileNotFoundError:
-        raise ModelFileError(f"model file not found: {path}") from None
-    except (IsADirectoryError, PermissionError) as e:
-        raise ModelFileError(f"{path}: cannot read the model file ({e.strerror})") from None
-    if len(data) != info.st_size:
-        raise ModelFileError(f"{path}: the file changed size while it was read")
-    return data
-
-
-def load_model_file(path: str | Path, expected_sha256: str | None = None) -> CodecModel:
+def load_model_file(
+    path: str | Path, expected_sha256: str | None = None, weights_hash: bytes | None = None
+) -> CodecModel:
     """Load a model file, verifying its sha256 when one is expected.
 
-    Raises ModelFileError for a missing, special, oversized, damaged or foreign file. Nothing in
-    the file is executed: it is unpickled with torch's weights-only loader.
+    expected_sha256: the whole digest (a registered model); weights_hash: the digest's first
+    bytes as a bitstream carries them (ModelHashError before anything is unpickled when they
+    differ). Raises ModelFileError for a missing, special, oversized, damaged or foreign file.
+    Nothing in the file is executed: it is unpickled with torch's weights-only loader.
     """
     path = Path(path)
-    data = _read_model_bytes(path)
+    try:
+        data = read_file(path, MAX_MODEL_FILE_BYTES, "model file")
+    except FileError as e:
+        raise ModelFileError(str(e)) from None
     digest = hashlib.sha256(data).hexdigest()
     if expected_sha256 and digest != expected_sha256:
         raise ModelFileError(
             f"{path}: sha256 {digest[:16]}... does not match the registered "
             f"{expected_sha256[:16]}... (damaged or replaced file)"
         )
+    if weights_hash is not None and bytes.fromhex(digest[: 2 * len(weights_hash)]) != weights_hash:
+        raise ModelHashError(
+            f"{path}: weights {digest[:16]} are not the stream's ({weights_hash.hex()})"
+        )
     try:
         raw = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for a damaged file
-        raise ModelFileError(f"{path}: not a readable model file ({e})") from None
+        raise ModelFileError(
+            f"{path}: not a readable model file ({torch_load_reason(e)})"
+        ) from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not a {FORMAT} file")
     if raw.get("format_version") != FORMAT_VERSION:
         raise ModelFileError(f"{path}: model file version {raw.get('format_version')} unsupported")
     try:
-        net = build_model(HyperpriorConfig.from_dict(raw["config"]))
-        weights = {k: v.float() if v.is_floating_point() else v for k, v in raw["weights"].items()}
-        if isinstance(net, MaskedMultiRateHyperprior):
-            for layer in MASKED_LAYERS:
-                key = layer_key(layer)
-                weights[f"mask_{key}"] = unpack_masks(raw["masks"][key], net.mask(layer).shape)
+        return _codec_model(raw, digest)
+    except ModelFileError as e:
+        raise ModelFileError(f"{path}: {e}") from None
+    except Exception as e:  # a crafted file's entries may be of any type or shape
+        detail = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), "")[:160]
+        raise ModelFileError(
+            f"{path}: not a usable model file ({type(e).__name__}: {detail})"
+        ) from None
+
+
+def _codec_model(raw: dict, digest: str) -> CodecModel:
+    """The CodecModel a model file's entries describe; raises ModelFileError (or whatever a
+    malformed entry makes the construction raise)."""
+    check_model_id(raw["name"])
+    config = HyperpriorConfig.from_dict(raw["config"])
+    if not (
+        1 <= config.N <= MAX_CHANNELS
+        and 1 <= config.M <= MAX_CHANNELS
+        and 2 <= len(config.lambdas) <= MAX_RATE_POINTS
+    ):
+        raise ModelFileError(
+            f"architecture out of range (N, M 1..{MAX_CHANNELS}, 2..{MAX_RATE_POINTS} rate points)"
+        )
+    net = build_model(config)
+    weights = {k: v.float() if v.is_floating_point() else v for k, v in raw["weights"].items()}
+    if isinstance(net, MaskedMultiRateHyperprior):
+        for layer in MASKED_LAYERS:
+            key = layer_key(layer)
+            weights[f"mask_{key}"] = unpack_masks(raw["masks"][key], net.mask(layer).shape)
+    try:
         net.load_state_dict(weights)
-    except (KeyError, TypeError, ValueError, RuntimeError) as e:
-        raise ModelFileError(f"{path}: weights do not fit the model it describes ({e})") from None
+    except RuntimeError as e:  # a heading, then every mismatch on a line of its own
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        raise ModelFileError(
+            f"weights do not fit the model it describes ({lines[min(1, len(lines) - 1)][:160]})"
+        ) from None
     net.eval()
     tables = {k: v.numpy() for k, v in raw["tables"].items()}
     prefixes = (
@@ -230,10 +255,12 @@ def load_model_file(path: str | Path, expected_sha256: str | None = None) -> Cod
         z_tables = [CdfTables.from_state(tables, prefix) for prefix in prefixes]
         y_tables = CdfTables.from_state(tables, "y")
     except (KeyError, ValueError) as e:
-        raise ModelFileError(f"{path}: bad CDF tables ({e})") from None
+        raise ModelFileError(f"bad CDF tables ({e})") from None
     if any(len(t) != net.config.N for t in z_tables):
-        raise ModelFileError(f"{path}: hyper-latent tables do not match N={net.config.N}")
+        raise ModelFileError(f"hyper-latent tables do not match N={net.config.N}")
     scales = raw["scale_table"].numpy()
     if len(y_tables) != scales.size:
-        raise ModelFileError(f"{path}: {len(y_tables)} latent tables for {scales.size} scales")
+        raise ModelFileError(f"{len(y_tables)} latent tables for {scales.size} scales")
+    if not isinstance(raw["metadata"], dict):
+        raise ModelFileError("metadata is not a mapping")
     return CodecModel(raw["name"], digest, net, z_tables, y_tables, scales, raw["metadata"])

@@ -68,7 +68,7 @@ def _search(estimator: _Estimator, goal_bits: float, max_code: int, known: dict)
             known[code] = math.log(max(estimator.bits(code), 1.0))
         return known[code]
 
-    lo, hi, goal = 0, max_code, math.log(goal_bits)
+    lo, hi, goal = 0, max_code, math.log(max(goal_bits, 1.0))
     if log_bits(lo) >= goal:
         return lo
     if log_bits(hi) <= goal:

@@ -8,13 +8,13 @@ or one without a checkpoint's entries; nothing is written over it.
 from __future__ import annotations
 
 import os
-import re
 import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from nic.files import torch_load_reason
 from nic.models import HyperpriorConfig, MaskedMultiRateHyperprior, MeanScaleHyperprior, build_model
 
 ENTRIES: dict[str, type | tuple[type, ...]] = {
@@ -39,17 +39,6 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
     os.replace(tmp, path)
 
 
-def _reason(error: Exception) -> str:
-    """One line on why torch.load failed (its messages span several lines)."""
-    text = str(error)
-    unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", text)
-    if unsafe:
-        return f"it holds {unsafe.group(1)}, not only tensors and plain values"
-    detail = text.partition("WeightsUnpickler error:")[2] or text
-    line = next((ln.strip() for ln in detail.splitlines() if ln.strip()), "")
-    return line[:160] or type(error).__name__
-
-
 def damaged(path: str | Path, error: Exception) -> CheckpointError:
     """The error for a checkpoint whose entries cannot be used, in one line."""
     detail = " ".join(str(error).split())[:160]
@@ -71,7 +60,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises many types for a damaged or refused file
         raise CheckpointError(
-            f"{path}: not a readable training checkpoint ({_reason(e)})"
+            f"{path}: not a readable training checkpoint ({torch_load_reason(e)})"
         ) from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: not a training checkpoint")

@@ -21,6 +21,7 @@ import yaml
 from tqdm import tqdm
 
 from nic import zoo
+from nic.model_file import MAX_CHANNELS
 from nic.models import (
     DOWNSAMPLING,
     HyperpriorConfig,
@@ -121,8 +122,6 @@ class TrainConfig:
 
 
 PRECISIONS = ("fp32", "tf32", "bf16")
-MAX_CHANNELS = 1024
-"""The widest model.N / model.M a config may ask for (the zoo models have 128 and 192)."""
 
 
 def _whole(value: object) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -50,11 +51,20 @@ def load_registered(name: str) -> CodecModel:
     return load_model_file(entry.path, expected_sha256=entry.sha256)
 
 
-def load(name_or_path: str | None = None) -> CodecModel:
+def is_registered(name: str) -> bool:
+    return any(e.name == name for e in entries())
+
+
+def load(name_or_path: str | None = None, weights_hash: bytes | None = None) -> CodecModel:
     """A zoo model by name (default: the zoo's first), or a model file by path: what a user
-    names on a command line. Raises ModelFileError."""
+    names on a command line. A registered name always means the zoo's model, even where a file
+    of that name exists; anything else that exists, ends in .pt or holds a path separator is a
+    file (whose weights must start with `weights_hash` when given). Raises ModelFileError."""
     if name_or_path is None:
         return load_registered(default_name())
-    if name_or_path.endswith(".pt") or Path(name_or_path).is_file():
-        return load_model_file(name_or_path)
-    return load_registered(name_or_path)
+    if is_registered(name_or_path):
+        return load_registered(name_or_path)
+    path = Path(name_or_path)
+    if name_or_path.endswith(".pt") or os.sep in name_or_path or os.path.lexists(path):
+        return load_model_file(path, weights_hash=weights_hash)
+    return load_registered(name_or_path)  # raises UnknownModelError

@@ -150,6 +150,15 @@ def test_a_results_file_that_is_not_a_store_is_refused_and_kept(tmp_path, crop_f
     assert proc.returncode == 1
     assert proc.stderr.endswith("not a ctc results store (its results table differs)\n")
 
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    with sqlite3.connect(foreign / "results.sqlite") as con:
+        con.execute("CREATE TABLE rows (x)")
+    before = (foreign / "results.sqlite").read_bytes()
+    proc = ctc("results", foreign)
+    assert proc.returncode == 1 and proc.stderr.endswith("(it has tables rows)\n")
+    assert (foreign / "results.sqlite").read_bytes() == before
+
 
 def test_a_damaged_run_record_is_one_line(tmp_path, crop_folder, capsys):
     cond = write_condition(tmp_path)

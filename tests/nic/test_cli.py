@@ -162,3 +162,64 @@ def test_a_header_naming_a_file_is_not_used_as_a_model_path(coded):
     assert r.returncode == 1 and "not with" in r.stderr
     r = nic("decode", "in.nic", "named.png", "--model", model_file, cwd=coded)
     assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("kind", ["fifo", "/dev/zero", "sparse", "folder", "loop"])
+def test_a_stream_that_is_not_a_regular_file_of_sane_size_is_one_line(coded, kind, tmp_path):
+    import os
+
+    path = {"fifo": tmp_path / "p.nic", "sparse": tmp_path / "s.nic"}.get(kind, kind)
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "sparse":
+        with open(path, "wb") as f:
+            f.truncate(3 << 30)  # 3 GiB, no blocks
+    elif kind == "folder":
+        path = tmp_path
+    elif kind == "loop":
+        path = tmp_path / "l1"
+        os.symlink(tmp_path / "l2", path)
+        os.symlink(path, tmp_path / "l2")
+    for command in ("decode", "info"):
+        args = [command, path] + ([tmp_path / "o.png"] if command == "decode" else [])
+        r = nic(*args)
+        assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+        assert r.stderr.startswith("nic: error:")
+
+
+def test_a_failed_write_is_one_line_and_leaves_no_file(coded, tmp_path):
+    import resource
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+    out = tmp_path / "big.png"
+    r = subprocess.run(
+        [sys.executable, "-m", "nic.cli", "decode", coded / "in.nic", out],
+        capture_output=True, text=True, preexec_fn=small_files, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "full.nic").symlink_to("/dev/full")
+    r = nic("encode", coded / "in.png", tmp_path / "full.nic")
+    assert r.returncode == 1 and "not a regular file" in r.stderr and r.stderr.count("\n") == 1
+    r = nic("encode", coded / "in.png", coded / "in.png" / "x.nic")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1
+
+
+def test_file_names_cannot_forge_output_lines(coded, tmp_path):
+    evil = tmp_path / "evil\nnic: error: forged\x1b[2J.png"
+    evil.write_bytes(b"junk")
+    r = nic("encode", evil, tmp_path / "o.nic")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "\x1b" not in r.stderr
+
+
+def test_option_slips_are_caught(coded, capsys):
+    args = ["encode", str(coded / "in.png")]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, str(coded / "o.nic"), "--best-effort"])
+    assert exit_info.value.code == 2 and "--target-bpp" in capsys.readouterr().err
+    assert main([*args, str(coded / "in.png")]) == 1
+    assert "overwrite the input" in capsys.readouterr().err
+    assert main([*args, str(coded / "o.nic"), "--target-bpp", "1e-300"]) == 1
+    assert "cannot be met" in capsys.readouterr().err
