@@ -1,8 +1,8 @@
 """Reading and writing the files nic is given: regular files only, bounded, written atomically.
 
-Every file nic reads whole (bitstreams, model files) goes through read_file, and every file it
-writes (bitstreams, decoded images) through atomic_output, so that a FIFO cannot block it, a
-device or an enormous file cannot exhaust memory, and a failed write leaves no partial file.
+Bitstreams and model files are read through read_file, and what `nic encode` and `nic decode`
+write (bitstreams, decoded images) through atomic_output, so that a FIFO cannot block nic, a
+device or an enormous file cannot exhaust its memory, and a failed write leaves no partial file.
 """
 
 from __future__ import annotations

@@ -86,3 +86,22 @@ def test_a_registered_name_is_the_zoo_model_even_beside_a_file_of_that_name(tmp_
     assert zoo.load(name).sha256 == zoo.entries()[0].sha256
     with pytest.raises(ModelFileError, match="not a model file"):
         zoo.load("/dev/zero")
+
+
+class _RunsCode:
+    """Pickles as a call that writes `marker`: what a model file that runs code holds."""
+
+    def __init__(self, marker) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (exec, (f"open({str(self.marker)!r}, 'w').write('ran')",))
+
+
+def test_a_model_file_that_would_run_code_is_refused_without_running_it(tmp_path):
+    marker = tmp_path / "MARKER"
+    path = _resaved(tmp_path, lambda raw: raw["metadata"].update(note=_RunsCode(marker)))
+    with pytest.raises(ModelFileError, match="holds exec, not only tensors") as error:
+        load_model_file(path)
+    assert "weights_only" not in str(error.value) and "\n" not in str(error.value)
+    assert not marker.exists()
