@@ -28,10 +28,10 @@ header can never name a path, and an error message quoting it stays one printabl
 MAX_SIDE = 1 << 16
 MAX_PIXELS = 1 << 25
 """33.5 megapixels (8K UHD is 33.2): the largest image the format can describe."""
-DEFAULT_MAX_PIXELS = 1 << 24
-"""16.8 megapixels (4096 x 4096; 4K UHD is 8.3): the largest image coded unless the caller
-raises the budget (up to MAX_PIXELS). Coding takes about 550 bytes of memory per pixel
-(docs/codec.md), so this default stays under 10 GB."""
+DEFAULT_MAX_PIXELS = 1 << 23
+"""8.4 megapixels, counted on the image padded to multiples of 64 (4K UHD, 3840 x 2160, is
+8.36): the largest image coded unless the caller raises the budget (up to MAX_PIXELS). Coding
+takes about 560 bytes of memory per pixel (docs/codec.md), about 5 GB at this default."""
 NUM_SUBSTREAMS = 2  # hyper-latent z, then latent y
 
 

@@ -243,8 +243,8 @@ def _add_max_pixels(p: argparse.ArgumentParser) -> None:
         "--max-pixels",
         type=_pixel_count,
         default=DEFAULT_MAX_PIXELS,
-        help=f"largest image (width x height) to code; default {DEFAULT_MAX_PIXELS:,}, which "
-        "needs about 9 GB of memory",
+        help="largest image to code, in pixels of the image padded to multiples of 64; default "
+        f"{DEFAULT_MAX_PIXELS:,} (4K UHD), which needs about 5 GB of memory",
     )
 
 
