@@ -3,7 +3,7 @@
 
     pip install atheris
     cp -r fuzz/corpus CORPUS_DIR
-    for i in $(seq 60); do python fuzz/decode_fuzzer.py CORPUS_DIR -runs=20000 -timeout=10 \
+    for i in $(seq 100); do python fuzz/decode_fuzzer.py CORPUS_DIR -runs=10000 -timeout=10 \
         -rss_limit_mb=2048; done
 
 (rounds of a fresh process each: atheris' instrumentation holds on to memory as it runs, which a
