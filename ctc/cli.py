@@ -18,6 +18,7 @@ import json
 import math
 import os
 import select
+import stat
 import sys
 import urllib.parse
 import warnings
@@ -75,13 +76,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     for key, message in summary.failures:
         codec, _, image, _, target, _ = key
         _error(f"{codec} {image} {target:g} bpp: {message}")
-    print(
-        f"ctc: {summary.condition.name}: {summary.total} jobs, "
+    summary_line = (
+        f"{summary.condition.name}: {summary.total} jobs, "
         f"{summary.skipped - summary.frozen} already done, "
         f"{summary.frozen} from frozen anchor results, {summary.done} done now, "
-        f"{len(summary.failures)} failed; results in {summary.out}",
-        file=sys.stderr,
+        f"{len(summary.failures)} failed; results in {summary.out}"
     )
+    print(f"ctc: {_printable(summary_line)}", file=sys.stderr)
     explicit_codec_failed = bool(names and summary.codec_errors)
     return EXIT_FAILURE if summary.failures or explicit_codec_failed else EXIT_OK
 
@@ -120,7 +121,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         known = ", ".join(fetch.REMOTES)
         raise UsageError(f"unknown dataset {args.name!r} (fetchable: {known})")
     remote = fetch.REMOTES[args.name]
-    if args.base_url and urllib.parse.urlsplit(args.base_url).scheme not in URL_SCHEMES:
+    if args.base_url is not None and not _usable_url(args.base_url):
         raise UsageError(
             f"--base-url: expected an http, https, ftp or file URL, got {args.base_url!r}"
         )
@@ -134,10 +135,23 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _usable_url(url: str) -> bool:
+    """Whether `url` parses as a URL of a scheme fetch can download (host and port included)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError for a port that is not a number)
+    except ValueError:
+        return False
+    has_host = bool(parts.hostname) and " " not in parts.netloc
+    return parts.scheme in URL_SCHEMES and (has_host or parts.scheme == "file")
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from ctc import report
 
     anchors = [a for arg in args.anchor or [] for a in arg.split(",") if a]
+    if args.anchor and not anchors:
+        raise UsageError("--anchor names no anchor")
     complexity = _complexity_file(args.complexity) if args.complexity else None
     picture = None
     if args.complexity_size and not args.complexity and not args.no_complexity:
@@ -171,11 +185,24 @@ COMPLEXITY_SECTIONS = ("picture", "knob", "encoder", "decoder", "gpu", "platform
 """The parts of a `ctc complexity --json` measurement that a report reads, all mappings."""
 
 
+MAX_COMPLEXITY_FILE_BYTES = 1 << 24
+"""16 MiB: far more than `ctc complexity --json` writes for many codecs."""
+
+
 def _complexity_file(path: str) -> list[dict]:
     """The measurements in a `ctc complexity --json` file (one, or a list of them)."""
     try:
-        loaded = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as e:
+        # Non-blocking open and a size cap: a FIFO or /dev/zero is refused, not waited on.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with open(fd, "rb") as f:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_COMPLEXITY_FILE_BYTES:
+                raise UsageError(
+                    f"complexity file {path}: not a regular file of at most "
+                    f"{MAX_COMPLEXITY_FILE_BYTES >> 20} MiB"
+                )
+            loaded = json.loads(f.read(MAX_COMPLEXITY_FILE_BYTES + 1).decode("utf-8"))
+    except (OSError, ValueError, RecursionError) as e:
         raise UsageError(f"cannot read complexity file {path}: {e}") from None
     entries = loaded if isinstance(loaded, list) else [loaded]
     for number, entry in enumerate(entries, 1):
@@ -345,6 +372,23 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _nonempty(text: str) -> str:
+    """An argparse type: any text but an empty one (an empty value would mean the default)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
+def _workbook_path(text: str) -> str:
+    """An argparse type: a path ending in .xlsx that is not an existing non-regular file."""
+    path = Path(_nonempty(text))
+    if path.suffix.lower() != ".xlsx":
+        raise argparse.ArgumentTypeError(f"expected a FILE.xlsx, got {text!r}")
+    if path.exists() and not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text} exists and is not a regular file")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ctc",
@@ -373,10 +417,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="codec to run (repeatable or comma-separated; default: the condition's codecs "
         "and anchors; registered: " + ", ".join(registry.registered()) + ")",
     )
-    p.add_argument("--dataset", metavar="NAME|DIR", help="skimage, kodak, or a folder of images")
+    p.add_argument(
+        "--dataset",
+        type=_nonempty,
+        metavar="NAME|DIR",
+        help="skimage, kodak, or a folder of images",
+    )
     p.add_argument("-j", "--jobs", type=_positive_int, default=1, metavar="N",
                    help="parallel worker processes (default 1)")  # fmt: skip
-    p.add_argument("--out", metavar="DIR", help="output folder (default: the condition's)")
+    p.add_argument(
+        "--out", type=_nonempty, metavar="DIR", help="output folder (default: the condition's)"
+    )
     p.add_argument(
         "--max-pixels",
         type=_positive_int,
@@ -398,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Per-image rows, then one line per codec and target with means and the "
         "CLIC dataset PSNR.",
     )
-    p.add_argument("dir", metavar="DIR", help="output folder of `ctc run`")
+    p.add_argument("dir", type=_nonempty, metavar="DIR", help="output folder of `ctc run`")
     p.add_argument("--csv", action="store_true", help="every column of every row, as CSV")
     p.set_defaults(func=cmd_results, writes_stdout=True)
 
@@ -409,7 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
         "ratios), per-codec results, RD charts, complexity and conditions, as an .xlsx "
         "workbook, with RD plots (PNG) next to it. Prints the BD-rate table.",
     )
-    p.add_argument("dir", metavar="RUN_DIR", help="output folder of `ctc run`")
+    p.add_argument("dir", type=_nonempty, metavar="RUN_DIR", help="output folder of `ctc run`")
     p.add_argument(
         "--anchor",
         action="append",
@@ -420,6 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "-o",
         "--output",
+        type=_workbook_path,
         metavar="FILE.xlsx",
         help="workbook path (default RUN_DIR/report.xlsx); plots go next to it",
     )
@@ -438,6 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--condition",
+        type=_nonempty,
         metavar="NAME|HASH",
         help="which condition of the folder (default: the latest run's)",
     )
@@ -566,6 +619,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     except (runner.RunError, registry.CodecLoadError, fetch.FetchError, StoreError, OSError) as e:
         _error(str(e))
+        return EXIT_FAILURE
+    except MemoryError:
+        _error("out of memory; use a smaller picture or free memory")
+        return EXIT_FAILURE
+    except RuntimeError as e:
+        if "can't allocate memory" not in str(e):  # torch's allocator failing
+            raise
+        _error("out of memory; use a smaller picture or free memory")
         return EXIT_FAILURE
     except KeyboardInterrupt:
         _error("interrupted")

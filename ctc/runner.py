@@ -19,6 +19,7 @@ import multiprocessing
 import os
 import platform
 import signal
+import stat
 import sys
 import threading
 import time
@@ -86,7 +87,7 @@ def plan(
             for target in condition.targets_bpp:
                 rel = (
                     f"bitstreams/{name}-{_short_hash(ver)}/{condition.hash[:8]}/"
-                    f"{image}/{target:g}bpp.{ext}"
+                    f"{image}-{digest[:8]}/{target!r}bpp.{ext}"
                 )
                 jobs.append(
                     Job(
@@ -105,10 +106,33 @@ def _is_finished(job: Job, finished: dict[JobKey, Any], out: Path) -> bool:
     return path.is_file() and path.stat().st_size == entry.bytes
 
 
+def _refuse_changed_images(finished: dict[JobKey, Any], checksums: dict[str, str], out: Path):
+    """Raise RunError when an image of the dataset has other pixels than the one the folder's
+    results were made from: the two would mix in results and reports."""
+    stored = {key[2]: key[3] for key in finished}
+    changed = sorted(
+        name for name, digest in checksums.items() if stored.get(name, digest) != digest
+    )
+    if changed:
+        raise RunError(
+            f"{out} holds results of other pixels for image(s) {', '.join(changed)} under this "
+            "condition; run into a new --out (or remove the folder) so the two do not mix"
+        )
+
+
 @contextmanager
 def _locked(out: Path) -> Iterator[None]:
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / ".lock", "w") as lock:
+    # Never truncate, follow a link or wait on a FIFO: the lock file holds nothing, and a link
+    # planted in its place must not let the run empty another file.
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(out / ".lock", flags, 0o644)
+    except OSError as e:
+        raise RunError(f"{out / '.lock'}: cannot use it as the run's lock ({e.strerror})") from None
+    with open(fd, "rb") as lock:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise RunError(f"{out / '.lock'}: not a regular file; remove it")
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -143,12 +167,13 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
 
 
-def _init_worker(threads: int, parent: int) -> None:
+def _init_worker(threads: int, parent: int, ignore_sigint: bool) -> None:
     _exit_with_parent(parent)
     # Ctrl-C at the terminal reaches the workers too: they end quietly (the runner records the
     # run as interrupted). They start with SIGINT blocked (_sigint_blocked), so that one pressed
-    # while they were starting is handled here, not as a traceback.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    # while they were starting is handled here, not as a traceback. A run started with SIGINT
+    # ignored (`ctc run ... &` in a script) keeps its workers ignoring it too.
+    signal.signal(signal.SIGINT, signal.SIG_IGN if ignore_sigint else signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(var, str(threads))
@@ -235,6 +260,7 @@ def run(
     with _locked(folder), Store(folder) as store:
         all_jobs, checksums = plan(cond, loaded, data, folder, max_pixels)
         finished = store.finished(cond.hash)
+        _refuse_changed_images(finished, checksums, folder)
         available = frozen_results.matching(all_jobs, loaded) if frozen else {}
         stand_ins = {  # a job finished for real keeps its own row
             j.key: available[j.key]
@@ -293,7 +319,10 @@ def _execute_all(
         return
     threads = max(1, (os.cpu_count() or 1) // workers)
     context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(workers, context, _init_worker, (threads, os.getpid()))
+    ignore_sigint = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    pool = ProcessPoolExecutor(
+        workers, context, _init_worker, (threads, os.getpid(), ignore_sigint)
+    )
     try:
         with _sigint_blocked():  # submit starts the workers
             futures: dict[Future, Job] = {pool.submit(_run_in_worker, j): j for j in todo}

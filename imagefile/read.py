@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from PIL import ImageFile
 
 from imagefile.colour import to_srgb
 from imagefile.headers import file_facts
-from imagefile.policy import Note, Notes
+from imagefile.policy import ImageFileError, Note, Notes
 from imagefile.samples import to_l_or_rgb
 from imagefile.source import (
     FORMATS,
@@ -62,7 +63,7 @@ def read_rgb8(
     """
     path = Path(path)
     notes = Notes(path, allow_lossy)
-    with open_regular(path) as fp:
+    with open_regular(path) as fp, _read_errors(path):
         fmt = sniff(fp, path, formats)
         im = open_header(fp, path, fmt)
         check_size(path, im.size, max_pixels, limit_hint)
@@ -82,6 +83,16 @@ def read_rgb8(
         if pending in _ORIENTATIONS:
             pixels = turn(pixels)
     return Decoded(np.ascontiguousarray(pixels), tuple(notes.items))
+
+
+@contextmanager
+def _read_errors(path: Path) -> Iterator[None]:
+    """An error of the file system while reading (EIO, a file cut short under us) as one
+    ImageFileError line naming the file."""
+    try:
+        yield
+    except OSError as e:
+        raise ImageFileError(f"{path}: cannot read ({e.strerror or e})") from None
 
 
 def _tiff_orientation(im: ImageFile.ImageFile) -> int | None:

@@ -110,6 +110,9 @@ def _cmd_decode(args: argparse.Namespace) -> None:
     from nic.image_io import check_lossless_suffix, write_rgb8
 
     check_lossless_suffix(args.output)  # before decoding: refuse early
+    if os.path.exists(args.output) and os.path.exists(args.input):
+        if os.path.samefile(args.input, args.output):
+            raise ValueError(f"{args.output}: the output would overwrite the input stream")
     image = codec.decode(_read_stream(args.input), args.model, args.max_pixels)
     with atomic_output(args.output) as tmp:
         write_rgb8(tmp, image)

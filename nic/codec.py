@@ -21,7 +21,16 @@ import torch
 from torch.nn import functional as F
 
 from nic import zoo
-from nic.bitstream import DEFAULT_MAX_PIXELS, GAIN_STEPS, BitstreamError, Header, pack, unpack
+from nic.bitstream import (
+    DEFAULT_MAX_PIXELS,
+    GAIN_STEPS,
+    MAX_PIXELS,
+    MAX_SIDE,
+    BitstreamError,
+    Header,
+    pack,
+    unpack,
+)
 from nic.entropy import (
     EntropyDecodingError,
     check_size,
@@ -29,7 +38,7 @@ from nic.entropy import (
     encode_symbols,
     gaussian_likelihood,
 )
-from nic.image_io import check_rgb8
+from nic.image_io import ImageFormatError, check_rgb8
 from nic.model_file import CodecModel, ModelHashError, RateNetwork
 from nic.models import DOWNSAMPLING, MeanScaleHyperprior
 from nic.models.integer_synthesis import IntegerOverflowError
@@ -53,6 +62,8 @@ def check_pixel_budget(width: int, height: int, max_pixels: int | None) -> None:
     """Raise PixelBudgetError when the coded (padded) area of a width x height image exceeds
     max_pixels (None: no budget). Memory follows the padded area: a 1 x 65536 image is coded
     as 64 x 65536."""
+    if max_pixels is not None and not isinstance(max_pixels, int):
+        raise TypeError(f"max_pixels must be an int or None, not {type(max_pixels).__name__}")
     if max_pixels is not None and coded_pixels(width, height) > max_pixels:
         raise PixelBudgetError(
             f"image of {width}x{height} pixels, coded as {coded_pixels(width, height):,} pixels "
@@ -80,7 +91,7 @@ def _z_indexes(shape: tuple[int, ...]) -> np.ndarray:
 def padded_tensor(image: np.ndarray) -> torch.Tensor:
     """(1, 3, H', W') in [0, 1], padded by edge replication to a multiple of 64."""
     h, w = image.shape[:2]
-    x = torch.tensor(image).permute(2, 0, 1)[None].float() / 255.0
+    x = torch.tensor(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255.0
     ph, pw = -h % DOWNSAMPLING, -w % DOWNSAMPLING
     return F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
 
@@ -159,7 +170,13 @@ def encode(
     a rate outside the model's range.
     """
     check_rgb8(image)
-    check_pixel_budget(image.shape[1], image.shape[0], max_pixels)
+    height, width = image.shape[:2]
+    if max(width, height) > MAX_SIDE or width * height > MAX_PIXELS:
+        raise ImageFormatError(
+            f"a {width}x{height} image is beyond what a nic stream can describe "
+            f"({MAX_SIDE} per side, {MAX_PIXELS:,} pixels)"
+        )
+    check_pixel_budget(width, height, max_pixels)
     model = model if isinstance(model, CodecModel) else zoo.load(model)
     latents = analyse(model, image, rate)
     return pack_stream(model, latents, gain_code(model, rate), image.shape[1], image.shape[0])

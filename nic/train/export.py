@@ -10,7 +10,7 @@ import torch
 
 from nic.model_file import save_model_file
 from nic.models import MaskedMultiRateHyperprior, MeanScaleHyperprior
-from nic.train.checkpoint import build_network, damaged, load_checkpoint
+from nic.train.checkpoint import CheckpointError, build_network, damaged, load_checkpoint
 
 
 def _baselines(net: MaskedMultiRateHyperprior) -> dict:
@@ -62,6 +62,8 @@ def export_checkpoint(
     """
     ckpt = load_checkpoint(checkpoint)
     net = build_network(ckpt["model_config"], ckpt["model"], checkpoint)
+    if not all(bool(torch.isfinite(v).all()) for v in net.state_dict().values()):
+        raise CheckpointError(f"{checkpoint}: weights that are not finite (training diverged)")
     try:
         training = _training(ckpt, net)
     except (KeyError, TypeError, ValueError, AttributeError) as e:

@@ -193,12 +193,22 @@ def hardware_description(device: torch.device) -> str:
     return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
 
 
+class TrainingDivergedError(ValueError):
+    """The weights became NaN or infinite; nothing is saved over the last good checkpoint."""
+
+
 def _truncate_log(log_path: Path, step: int) -> None:
-    """Drop log rows past the checkpoint's step (written after it, before an interruption)."""
+    """Drop log rows past the checkpoint's step (written after it, before an interruption), and
+    rows a crash left damaged (cut short, zero-filled)."""
     if not log_path.exists():
         return
-    lines = log_path.read_text().splitlines(keepends=True)
-    kept = lines[:1] + [ln for ln in lines[1:] if int(ln.split(",", 1)[0]) <= step]
+    lines = log_path.read_bytes().decode("utf-8", "replace").splitlines(keepends=True)
+
+    def kept_row(line: str) -> bool:
+        first = line.split(",", 1)[0]
+        return first.isdigit() and int(first) <= step and line.endswith("\n")
+
+    kept = lines[:1] + [ln for ln in lines[1:] if kept_row(ln)]
     if len(kept) != len(lines):
         log_path.write_text("".join(kept))
 
@@ -373,6 +383,11 @@ def train(
     autocast = torch.autocast(device.type, torch.bfloat16, enabled=config.precision == "bf16")
 
     def checkpoint() -> None:
+        if not all(bool(torch.isfinite(v).all()) for v in net.state_dict().values()):
+            raise TrainingDivergedError(
+                f"training diverged: the weights are not finite at step {step}; the last "
+                f"checkpoint in {out} is kept (lower the learning rate)"
+            )
         save_checkpoint(
             {
                 "model_config": config.model.to_dict(),

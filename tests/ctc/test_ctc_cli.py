@@ -194,3 +194,70 @@ def test_complexity_files_that_are_not_measurements_are_usage_errors(tmp_path, c
             ]
             or problem in err[0]
         )
+
+
+def test_a_changed_image_is_refused_and_old_bitstreams_are_kept(tmp_path, crop_folder, capsys):
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    data = tmp_path / "data"
+    shutil.copytree(crop_folder, data)
+    cond, out = write_condition(tmp_path), tmp_path / "out"
+    args = ["run", str(cond), "--dataset", str(data), "--out", str(out)]
+    assert main(args) == 0
+    stored = {p: p.read_bytes() for p in out.rglob("*bpp.*")}
+    name = sorted(data.glob("*.png"))[0]
+    pixels = np.asarray(Image.open(name)).copy()
+    pixels[0, 0] ^= 1
+    Image.fromarray(pixels).save(name)
+    capsys.readouterr()
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert f"other pixels for image(s) {name.stem} under this condition" in err
+    assert {p: p.read_bytes() for p in out.rglob("*bpp.*")} == stored
+
+
+def test_a_lock_file_that_is_a_link_or_a_fifo_is_refused_untouched(tmp_path, crop_folder, capsys):
+    import os
+
+    cond = write_condition(tmp_path)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    for kind in ("link", "fifo"):
+        out = tmp_path / kind
+        out.mkdir()
+        if kind == "link":
+            (out / ".lock").symlink_to(victim)
+        else:
+            os.mkfifo(out / ".lock")
+        assert main(["run", str(cond), "--dataset", str(crop_folder), "--out", str(out)]) == 1
+        assert ".lock" in capsys.readouterr().err
+    assert victim.read_text() == "precious"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "quick", "--dataset", ""],
+        ["run", "quick", "--out", " "],
+        ["results", ""],
+        ["report", "x", "-o", "report.csv"],
+        ["report", "x", "-o", "/dev/null"],
+        ["report", "x", "--anchor", ","],
+        ["dataset", "fetch", "kodak", "--base-url", "http://[::1"],
+        ["dataset", "fetch", "kodak", "--base-url", "http://a b/"],
+        ["dataset", "fetch", "kodak", "--base-url", "http://x:abc/"],
+        ["report", "x", "--complexity", "/dev/zero"],
+    ],
+)
+def test_empty_or_malformed_values_are_usage_errors(args, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x").mkdir()
+    try:
+        code = main(args)
+    except SystemExit as e:  # argparse's own usage errors
+        code = e.code
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err, err

@@ -400,3 +400,37 @@ def test_shipped_configs_parse_and_build(path):
     config = TrainConfig.from_yaml(path)
     net = build_model(config.model)
     assert net.config == config.model and len(config.model.lambdas) >= 1
+
+
+def test_a_diverging_run_keeps_its_last_good_checkpoint_and_export_refuses_nan(
+    tiny_setup, tmp_path
+):
+    from nic.train.trainer import TrainingDivergedError
+
+    path, config = tiny_setup
+    ckpt = train(TrainConfig.from_yaml(path))  # 3 good steps
+    config.update(steps=9, lr=1e30, lr_final=1e30)  # the weights blow up within a few steps
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(TrainingDivergedError, match="not finite"):
+        train(TrainConfig.from_yaml(path))
+    kept = load_checkpoint(ckpt)  # the last checkpoint whose weights were all finite
+    assert kept["step"] < 9
+    assert all(bool(torch.isfinite(v).all()) for v in kept["model"].values())
+
+    state = torch.load(ckpt, weights_only=True)
+    state["model"]["g_a.0.weight"][0, 0, 0, 0] = float("nan")
+    torch.save(state, tmp_path / "nan.pt")
+    with pytest.raises(CheckpointError, match="not finite"):
+        export_checkpoint(tmp_path / "nan.pt", tmp_path / "nan-model.pt", "nan-model")
+    assert not (tmp_path / "nan-model.pt").exists()
+
+
+def test_a_damaged_log_does_not_block_resuming(tiny_setup, tmp_path):
+    path, config = tiny_setup
+    train(TrainConfig.from_yaml(path))
+    log = tmp_path / "run" / "log.csv"
+    log.write_bytes(log.read_bytes() + b"\n\xff\xfe" + b"\0" * 64)
+    config["steps"] = 4
+    path.write_text(yaml.safe_dump(config))
+    assert load_checkpoint(train(TrainConfig.from_yaml(path)))["step"] == 4
+    assert b"\0" not in log.read_bytes()
