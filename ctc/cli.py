@@ -248,7 +248,9 @@ def _bd_table(result) -> str:
 def cmd_complexity(args: argparse.Namespace) -> int:
     from ctc import complexity
 
-    name, _, argument = args.codec.partition(":")
+    name, colon, argument = args.codec.partition(":")
+    if colon and not argument:
+        raise UsageError(f"codec {args.codec!r}: nothing after the colon (NAME or NAME:ARGUMENT)")
     codec = _load_with_argument(name, argument) if argument else registry.load_codec(name)
     picture = complexity.test_picture(*args.size)
     name_text = f"astronaut mirrored to {args.size[0]}x{args.size[1]}"

@@ -250,6 +250,7 @@ def test_a_lock_file_that_is_a_link_or_a_fifo_is_refused_untouched(tmp_path, cro
         ["dataset", "fetch", "kodak", "--base-url", "http://a b/"],
         ["dataset", "fetch", "kodak", "--base-url", "http://x:abc/"],
         ["report", "x", "--complexity", "/dev/zero"],
+        ["complexity", "nic:"],
     ],
 )
 def test_empty_or_malformed_values_are_usage_errors(args, tmp_path, capsys, monkeypatch):
