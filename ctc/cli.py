@@ -622,12 +622,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     except (runner.RunError, registry.CodecLoadError, fetch.FetchError, StoreError, OSError) as e:
         _error(str(e))
         return EXIT_FAILURE
-    except MemoryError:
-        _error("out of memory; use a smaller picture or free memory")
-        return EXIT_FAILURE
-    except RuntimeError as e:
-        if "can't allocate memory" not in str(e):  # torch's allocator failing
-            raise
+    except (MemoryError, RuntimeError) as e:
+        if isinstance(e, RuntimeError) and "can't allocate memory" not in str(e):
+            raise  # a RuntimeError other than torch's allocator failing is a bug: show it
         _error("out of memory; use a smaller picture or free memory")
         return EXIT_FAILURE
     except KeyboardInterrupt:

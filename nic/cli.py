@@ -375,12 +375,9 @@ def main(argv: list[str] | None = None) -> int:
         _detach_stdout()  # output that could not be written is not retried at exit
         _fail(str(e))
         return EXIT_FAILURE
-    except MemoryError:
-        _fail("out of memory; lower --max-pixels or free memory")
-        return EXIT_FAILURE
-    except RuntimeError as e:
-        if "can't allocate memory" not in str(e):  # torch's allocator failing
-            raise
+    except (MemoryError, RuntimeError) as e:
+        if isinstance(e, RuntimeError) and "can't allocate memory" not in str(e):
+            raise  # a RuntimeError other than torch's allocator failing is a bug: show it
         _fail("out of memory; lower --max-pixels or free memory")
         return EXIT_FAILURE
     except KeyboardInterrupt:
