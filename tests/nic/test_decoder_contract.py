@@ -29,7 +29,7 @@ SMALL_BUDGET = 256 * 256
 """Pixel budget for the property tests: a mutated header cannot make them allocate much."""
 TIME_BOUND_S = 10.0
 """A decode of these small streams takes milliseconds; this only catches a hang."""
-RSS_GROWTH_BOUND_MB = 300
+RSS_GROWTH_BOUND_MB = 200
 
 settings.register_profile(
     "contract",
@@ -43,6 +43,10 @@ CONTRACT = settings.get_profile("contract")
 
 
 def _rss_mb() -> float:
+    """The process's resident memory now (Linux), or its peak so far elsewhere."""
+    statm = Path("/proc/self/statm")
+    if statm.exists():
+        return int(statm.read_text().split()[1]) * resource.getpagesize() / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -172,10 +176,11 @@ def test_any_header_with_a_valid_crc_is_decoded_or_refused(
 def test_memory_stays_bounded_over_many_hostile_streams():
     """A thousand forged streams (valid CRC, every size up to the budget, random payloads)
     leave the process's peak memory where one small decode left it."""
-    base = _rss_mb()
     rng = np.random.default_rng(0)
     header, _ = unpack(STREAMS[0].read_bytes())
-    for _ in range(1000):
+    for i in range(1000):
+        if i == 100:  # after the first sizes have been seen (allocator caches warm)
+            base = _rss_mb()
         w, h = (int(v) for v in rng.integers(1, 257, 2))
         z, y = (
             rng.integers(0, 256, 4 * int(rng.integers(0, 40)), np.uint8).tobytes() for _ in "zy"
