@@ -69,7 +69,8 @@ class Header:
         }
 
 
-def _check_dimensions(width: int, height: int) -> None:
+def check_dimensions(width: int, height: int) -> None:
+    """Raise BitstreamError unless a stream can describe a width x height image."""
     if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE):
         raise BitstreamError(f"image size {width}x{height} outside 1..{MAX_SIDE} per side")
     if width * height > MAX_PIXELS:
@@ -95,7 +96,7 @@ def pack(header: Header, substreams: list[bytes]) -> bytes:
         raise ValueError(f"gain code must be 0..{MAX_GAIN_CODE}")
     if len(substreams) != NUM_SUBSTREAMS:
         raise ValueError(f"expected {NUM_SUBSTREAMS} sub-streams")
-    _check_dimensions(header.width, header.height)
+    check_dimensions(header.width, header.height)
     body = b"".join(
         [
             MAGIC,
@@ -143,7 +144,7 @@ def unpack(data: bytes) -> tuple[Header, list[bytes]]:
     gain_code, colour, width, height = struct.unpack(">HBII", r.take(11, "image fields"))
     if colour not in COLOUR_FORMATS:
         raise BitstreamError(f"unknown colour format {colour}")
-    _check_dimensions(width, height)
+    check_dimensions(width, height)
     (count,) = struct.unpack(">B", r.take(1, "sub-stream count"))
     if count != NUM_SUBSTREAMS:
         raise BitstreamError(f"expected {NUM_SUBSTREAMS} sub-streams, header says {count}")

@@ -55,6 +55,12 @@ def _pixel_count(text: str) -> int:
     return value
 
 
+def _refuse_overwriting(source: str, output: str, what: str) -> None:
+    """Raise ValueError when `output` is `source` under another name (link, ../ path)."""
+    if os.path.exists(output) and os.path.exists(source) and os.path.samefile(source, output):
+        raise ValueError(f"{output}: the output would overwrite the {what}")
+
+
 def _read_stream(path: str) -> bytes:
     from nic.files import read_file
 
@@ -68,12 +74,7 @@ def _cmd_encode(args: argparse.Namespace) -> None:
 
     if args.best_effort and args.target_bpp is None:
         raise UsageError("--best-effort goes with --target-bpp")
-    if (
-        os.path.exists(args.output)
-        and os.path.exists(args.input)
-        and os.path.samefile(args.input, args.output)
-    ):
-        raise ValueError(f"{args.output}: the output would overwrite the input image")
+    _refuse_overwriting(args.input, args.output, "input image")
     image = read_rgb8(args.input, max_pixels=args.max_pixels)
     h, w = image.shape[:2]
     codec.check_pixel_budget(w, h, args.max_pixels)  # the padded area the codec works on
@@ -110,9 +111,7 @@ def _cmd_decode(args: argparse.Namespace) -> None:
     from nic.image_io import check_lossless_suffix, write_rgb8
 
     check_lossless_suffix(args.output)  # before decoding: refuse early
-    if os.path.exists(args.output) and os.path.exists(args.input):
-        if os.path.samefile(args.input, args.output):
-            raise ValueError(f"{args.output}: the output would overwrite the input stream")
+    _refuse_overwriting(args.input, args.output, "input stream")
     image = codec.decode(_read_stream(args.input), args.model, args.max_pixels)
     with atomic_output(args.output) as tmp:
         write_rgb8(tmp, image)

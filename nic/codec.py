@@ -24,10 +24,9 @@ from nic import zoo
 from nic.bitstream import (
     DEFAULT_MAX_PIXELS,
     GAIN_STEPS,
-    MAX_PIXELS,
-    MAX_SIDE,
     BitstreamError,
     Header,
+    check_dimensions,
     pack,
     unpack,
 )
@@ -38,7 +37,7 @@ from nic.entropy import (
     encode_symbols,
     gaussian_likelihood,
 )
-from nic.image_io import ImageFormatError, check_rgb8
+from nic.image_io import check_rgb8
 from nic.model_file import CodecModel, ModelHashError, RateNetwork
 from nic.models import DOWNSAMPLING, MeanScaleHyperprior
 from nic.models.integer_synthesis import IntegerOverflowError
@@ -166,16 +165,12 @@ def encode(
 
     Rate point k is position k; a fractional position interpolates the gains of its two
     neighbours and is quantized to 1/256 of a rate point (the gain code in the header).
-    Raises ImageFormatError for other arrays, PixelBudgetError above max_pixels, ValueError for
-    a rate outside the model's range.
+    Raises ImageFormatError for other arrays, BitstreamError for a size no stream can describe,
+    PixelBudgetError above max_pixels, ValueError for a rate outside the model's range.
     """
     check_rgb8(image)
     height, width = image.shape[:2]
-    if max(width, height) > MAX_SIDE or width * height > MAX_PIXELS:
-        raise ImageFormatError(
-            f"a {width}x{height} image is beyond what a nic stream can describe "
-            f"({MAX_SIDE} per side, {MAX_PIXELS:,} pixels)"
-        )
+    check_dimensions(width, height)  # before the transforms, which pack() would check after
     check_pixel_budget(width, height, max_pixels)
     model = model if isinstance(model, CodecModel) else zoo.load(model)
     latents = analyse(model, image, rate)

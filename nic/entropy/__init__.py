@@ -5,7 +5,6 @@ from nic.entropy.coder import (
     check_size,
     decode_symbols,
     encode_symbols,
-    min_bits,
 )
 from nic.entropy.factorized import FactorizedPrior
 from nic.entropy.gaussian import (
@@ -26,7 +25,6 @@ __all__ = [
     "decode_symbols",
     "encode_symbols",
     "gaussian_likelihood",
-    "min_bits",
     "quantize_pmf",
     "scale_indexes",
     "scale_table",

@@ -7,14 +7,13 @@ or one without a checkpoint's entries; nothing is written over it.
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from nic.files import torch_load_reason
+from nic.files import atomic_output, torch_load_reason
 from nic.models import HyperpriorConfig, MaskedMultiRateHyperprior, MeanScaleHyperprior, build_model
 
 ENTRIES: dict[str, type | tuple[type, ...]] = {
@@ -33,10 +32,8 @@ class CheckpointError(ValueError):
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
     """Write `state` to `path` through a temporary file, so that a kill leaves the old one."""
-    path = Path(path)
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        torch.save(state, tmp)
 
 
 def damaged(path: str | Path, error: Exception) -> CheckpointError:
