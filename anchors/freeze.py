@@ -1,6 +1,6 @@
 """Freeze an anchor's results on a dataset: fixed-QP rows and per-image rate-matched rows.
 
-    python -m anchors.freeze --codec bpg --dataset ../shared/data/kodak --out anchors/results/kodak
+    python -m anchors.freeze --codec bpg --dataset kodak --out anchors/results/kodak
 
 For every image: the fixed QPs (default 12 17 22 27 32 37 42 47) and every target of the given
 conditions (default fvc and jpeg_ai_cfe). Target rows are made by the harness's own job code

@@ -1,6 +1,6 @@
 """What pruning a trained model at once costs, by block-ranking criterion (no training).
 
-    python benchmarks/pruning_damage.py CONFIG.yaml --images ../shared/data/kodak [--limit N]
+    python benchmarks/pruning_damage.py CONFIG.yaml --images kodak [--limit N]
                                         [--per-layer RATE]
 
 CONFIG is a masked training config with `init:` (e.g. configs/masked-n128-gpu.yaml). The masked

@@ -1,6 +1,6 @@
 """RD curves of a nic model and of Pillow JPEG on a folder of images, and the BD-rate between them.
 
-    python benchmarks/rd_vs_jpeg.py --images ../shared/data/kodak [--model NAME] [--range 0.25 1.5]
+    python benchmarks/rd_vs_jpeg.py --images kodak [--model NAME] [--range 0.25 1.5]
 
 nic is run at every rate point, JPEG at a sweep of qualities. The dataset-average curve (mean bpp
 and mean RGB PSNR over the images at each rate point or quality, as in CompressAI's published

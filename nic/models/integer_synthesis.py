@@ -2,7 +2,7 @@
 
 The decoder must rebuild exactly the CDF table index of every latent that the encoder used. With
 a float hyper-synthesis, convolution sums are rounded in an order that depends on the device and
-the library (an H100 encode decoded on a CPU got 37-43 % of the symbols wrong: ../shared/FACTS.md),
+the library (an H100 encode decoded on a CPU got 37-43 % of the symbols wrong, as measured),
 so the index can differ and the range decoder silently goes astray. Ballé et al., "Integer
 networks for data compression with latent-variable models" (ICLR 2019) make this path integer.
 
