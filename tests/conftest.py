@@ -1,4 +1,4 @@
-"""Shared fixtures: small natural images that ship with scikit-image (no network, no data)."""
+"""Shared fixtures: small natural images that ship with scikit-image (nothing downloaded)."""
 
 from __future__ import annotations
 
