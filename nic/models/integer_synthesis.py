@@ -19,6 +19,8 @@ exact), so every machine derives the same integers.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -99,6 +101,26 @@ def _leaky_relu(x: torch.Tensor) -> torch.Tensor:
     return torch.where(x >= 0, x, _floor_shift(x * LEAKY_NUMERATOR, LEAKY_SHIFT))
 
 
+StepParameters = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]
+"""(mean, index, where) of one coding step (CodingPlan)."""
+
+
+@dataclass(frozen=True)
+class CodingPlan:
+    """The order in which a latent's symbols are coded and the integer parameters of each step.
+
+    `parameters(step, y_hat)` gives (mean, index, where) for step 0 .. steps - 1: mean float64
+    and index int64, both (1, M, H, W), and `where` a bool (1, M, H, W) tensor of the latents
+    that step codes (None: every latent). `y_hat` is float64 (1, M, H, W), the latents the
+    earlier steps decoded (round(y - mean) + mean), zero elsewhere; a context model computes the
+    later steps' parameters from it. Encoder and decoder walk the same steps, so every step's
+    parameters must be computed on the integer path (bit-exact on any device).
+    """
+
+    steps: int
+    parameters: Callable[[int, torch.Tensor], StepParameters]
+
+
 class IntegerHyperSynthesis:
     """h_s of a MeanScaleHyperprior, mapping the integer hyper-latent to (mean, table index)."""
 
@@ -118,6 +140,11 @@ class IntegerHyperSynthesis:
         # Latent i uses table j = the first scale >= |s_i|: compare the integer |s| with
         # ceil(scale_j * 2**FRACTION_BITS), exactly what the float rule gives on the fixed-point s.
         self.fixed_point_table = np.ceil(scale_table * 2.0**FRACTION_BITS)
+
+    def start(self, z: np.ndarray | torch.Tensor, device: torch.device | str) -> CodingPlan:
+        """The coding plan of a latent given its integer hyper-latent: one step, every latent."""
+        mean, index = self(z, device)
+        return CodingPlan(1, lambda step, y_hat: (mean, index, None))
 
     @torch.inference_mode()
     def __call__(
