@@ -6,12 +6,12 @@
 CHECKPOINT is a masked model's training run with `baselines: true` (nic/train/trainer.py): the
 masked model and, per rate point, a single-rate model trained on the same batches for the same
 steps. Every image is coded at every rate point by both; rate is the models' own estimate
-(-log2 of the likelihoods of the rounded latents, as in nic.codec.likelihood_bits: the file adds
-a header of about 40 bytes to both), quality the RGB PSNR of the 8-bit reconstruction. Prints the
-parameter table of Jiang et al. (WG1 m89074, 2020) and the BD-rate (pchip) of the masked model
-against the separate ones; with --reference, also against that gain model's rate points.
-An image whose curve cannot enter a BD-rate for either side (ctc.bdrate.curve_problem: e.g. a
-weakly trained model's quality that does not rise with rate) is left out of it and named.
+(-log2 of the likelihoods of the rounded latents, MeanScaleHyperprior.float_estimate: the file
+adds a header of about 25 bytes to both), quality the RGB PSNR of the 8-bit reconstruction.
+Prints the parameter table of Jiang et al. (WG1 m89074, 2020) and the BD-rate (pchip) of the
+masked model against the separate ones; with --reference, also against that gain model's rate
+points. An image whose curve cannot enter a BD-rate for either side (ctc.bdrate.curve_problem:
+e.g. a weakly trained model's quality that does not rise with rate) is left out of it and named.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from tqdm import tqdm
 from ctc.bdrate import bd_dataset, curve_problem
 from ctc.datasets import resolve_dataset
 from nic import zoo
-from nic.codec import float_estimate, padded_tensor
+from nic.codec import padded_tensor
 from nic.models import MeanScaleHyperprior
 from nic.train.checkpoint import CheckpointError, build_network, load_checkpoint
 
@@ -38,7 +38,7 @@ def rd_point(net: MeanScaleHyperprior, image: np.ndarray, rate: float, device) -
     """(estimated bpp, RGB PSNR) of one image at one rate position of a gain model."""
     h, w = image.shape[:2]
     x = padded_tensor(image).to(device)
-    bits, y_hat = float_estimate(net, net.analyze(x, rate))
+    bits, y_hat = net.float_estimate(net.analyze(x, rate))
     x_hat = net.synthesize(y_hat, rate)[0, :, :h, :w].clamp(0, 1)
     pixels = torch.round(x_hat * 255).permute(1, 2, 0).cpu().numpy()
     mse = float(np.mean((pixels - image.astype(np.float64)) ** 2))

@@ -1,4 +1,4 @@
-"""Bitstream container, version 2 (specified byte by byte in docs/bitstream.md).
+"""Bitstream container, version 3 (specified byte by byte in docs/bitstream.md).
 
 All integers are big-endian. A CRC-32 over the whole file (its own four bytes excluded) lets the
 decoder refuse a corrupt or truncated stream before any entropy decoding, and every header field
@@ -13,18 +13,24 @@ import zlib
 from dataclasses import dataclass
 
 MAGIC = b"NICB"
-VERSION = 2
-"""Version 1 (nic 0.1) carried a whole rate point in one byte; version 2 carries a gain code."""
+VERSION = 3
+"""Version 1 (nic 0.1) carried a whole rate point in one byte; version 2 (nic 0.2) the model's
+name and fixed-width sizes; version 3 a zoo index, the coding network and varint sizes."""
 GAIN_STEPS = 256
 """Gain codes per rate point: the rate position is gain_code / GAIN_STEPS."""
 MAX_GAIN_CODE = 0xFFFF
+MAX_NETWORK = 0xFF
 COLOUR_RGB8 = 0
 COLOUR_FORMATS = {COLOUR_RGB8: "8-bit RGB"}
-HASH_BYTES = 8
+HASH_BYTES = 4
+"""The first bytes of the model file's sha256: they tell models apart, not attackers."""
+UNREGISTERED = 0
+"""The model index of a stream made with a model file that the zoo does not register."""
+MAX_MODEL_INDEX = 0xFFFF
 MAX_MODEL_ID = 64
 MODEL_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
-"""A model id is a zoo name: letters, digits and ``._+-``, starting with a letter or digit (so a
-header can never name a path, and an error message quoting it stays one printable line)."""
+"""A model's name: letters, digits and ``._+-``, starting with a letter or digit (so that an
+error message quoting it stays one printable line)."""
 MAX_SIDE = 1 << 16
 MAX_PIXELS = 1 << 25
 """33.5 megapixels (8K UHD is 33.2): the largest image the format can describe."""
@@ -33,6 +39,8 @@ DEFAULT_MAX_PIXELS = 1 << 23
 8.36): the largest image coded unless the caller raises the budget (up to MAX_PIXELS). Coding
 takes about 560 bytes of memory per pixel (docs/codec.md), about 5 GB at this default."""
 NUM_SUBSTREAMS = 2  # hyper-latent z, then latent y
+MAX_VARINT_BYTES = 5
+"""A varint holds at most 35 bits; every varint field is at most 2**32 - 1."""
 
 
 class BitstreamError(ValueError):
@@ -43,8 +51,11 @@ class BitstreamError(ValueError):
 class Header:
     """Everything the container says about a coded image."""
 
-    model_id: str
+    model_index: int
+    """The model's index in the zoo registry; UNREGISTERED (0) for a model file of one's own."""
     weights_hash: bytes
+    network: int
+    """The network that coded the latents: a masked model's rate point; 0 for a gain model."""
     gain_code: int
     width: int
     height: int
@@ -59,8 +70,9 @@ class Header:
     def describe(self) -> dict[str, object]:
         return {
             "version": self.version,
-            "model": self.model_id,
+            "model_index": self.model_index,
             "weights_hash": self.weights_hash.hex(),
+            "network": self.network,
             "gain_code": self.gain_code,
             "rate_position": self.rate_position,
             "width": self.width,
@@ -78,7 +90,7 @@ def check_dimensions(width: int, height: int) -> None:
 
 
 def check_model_id(model_id: str) -> None:
-    """Raise ValueError unless `model_id` can be carried in a header (MODEL_ID_PATTERN)."""
+    """Raise ValueError unless `model_id` is a valid model name (MODEL_ID_PATTERN)."""
     if not 1 <= len(model_id) <= MAX_MODEL_ID or not MODEL_ID_PATTERN.fullmatch(model_id):
         raise ValueError(
             f"model id {model_id!r} must be 1..{MAX_MODEL_ID} characters of letters, digits "
@@ -86,12 +98,26 @@ def check_model_id(model_id: str) -> None:
         )
 
 
+def varint(value: int) -> bytes:
+    """Unsigned LEB128: 7 bits per byte, least significant group first, high bit = more."""
+    if not 0 <= value < 1 << 32:
+        raise ValueError(f"varint field {value} outside 0..2**32 - 1")
+    out = bytearray()
+    while True:
+        low, value = value & 0x7F, value >> 7
+        out.append(low | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
 def pack(header: Header, substreams: list[bytes]) -> bytes:
     """Serialize a header and its entropy-coded sub-streams into one file."""
-    check_model_id(header.model_id)
-    model = header.model_id.encode("ascii")
     if len(header.weights_hash) != HASH_BYTES:
         raise ValueError(f"weights hash must be {HASH_BYTES} bytes")
+    if not 0 <= header.model_index <= MAX_MODEL_INDEX:
+        raise ValueError(f"model index must be 0..{MAX_MODEL_INDEX}")
+    if not 0 <= header.network <= MAX_NETWORK:
+        raise ValueError(f"network must be 0..{MAX_NETWORK}")
     if not 0 <= header.gain_code <= MAX_GAIN_CODE:
         raise ValueError(f"gain code must be 0..{MAX_GAIN_CODE}")
     if len(substreams) != NUM_SUBSTREAMS:
@@ -100,14 +126,13 @@ def pack(header: Header, substreams: list[bytes]) -> bytes:
     body = b"".join(
         [
             MAGIC,
-            struct.pack(">BB", VERSION, len(model)),
-            model,
+            struct.pack(">B", VERSION),
+            varint(header.model_index),
             header.weights_hash,
-            struct.pack(
-                ">HBII", header.gain_code, header.colour_format, header.width, header.height
-            ),
-            struct.pack(">B", len(substreams)),
-            *(struct.pack(">I", len(s)) for s in substreams),
+            struct.pack(">BHB", header.network, header.gain_code, header.colour_format),
+            varint(header.width),
+            varint(header.height),
+            *(varint(len(s)) for s in substreams),
         ]
     )
     payload = b"".join(substreams)
@@ -126,29 +151,40 @@ class _Reader:
         self.pos += n
         return chunk
 
+    def varint(self, what: str) -> int:
+        """A canonical varint (shortest form) of at most 32 bits."""
+        value = 0
+        for i in range(MAX_VARINT_BYTES):
+            (byte,) = self.take(1, what)
+            value |= (byte & 0x7F) << (7 * i)
+            if not byte & 0x80:
+                if (i and byte == 0) or value >= 1 << 32:
+                    raise BitstreamError(f"{what}: not a canonical varint of at most 32 bits")
+                return value
+        raise BitstreamError(f"{what}: varint longer than {MAX_VARINT_BYTES} bytes")
+
 
 def unpack(data: bytes) -> tuple[Header, list[bytes]]:
     """Parse and verify a whole file; raises BitstreamError with a one-line reason."""
     r = _Reader(bytes(data))
     if r.take(4, "magic") != MAGIC:
         raise BitstreamError("not a nic bitstream (bad magic bytes)")
-    version, id_len = struct.unpack(">BB", r.take(2, "version"))
+    (version,) = r.take(1, "version")
     if version != VERSION:
-        raise BitstreamError(f"bitstream version {version} is not supported (this is {VERSION})")
-    if not 1 <= id_len <= MAX_MODEL_ID:
-        raise BitstreamError(f"model id length {id_len} outside 1..{MAX_MODEL_ID}")
-    model_id = r.take(id_len, "model id").decode("latin-1")
-    if not MODEL_ID_PATTERN.fullmatch(model_id):
-        raise BitstreamError("model id holds characters other than letters, digits and ._+-")
+        raise BitstreamError(
+            f"bitstream version {version} is not supported (this nic reads version {VERSION}; "
+            "version 2 streams came from nic 0.2: encode the image again)"
+        )
+    model_index = r.varint("model index")
+    if model_index > MAX_MODEL_INDEX:
+        raise BitstreamError(f"model index {model_index} outside 0..{MAX_MODEL_INDEX}")
     weights_hash = r.take(HASH_BYTES, "weights hash")
-    gain_code, colour, width, height = struct.unpack(">HBII", r.take(11, "image fields"))
+    network, gain_code, colour = struct.unpack(">BHB", r.take(4, "rate fields"))
     if colour not in COLOUR_FORMATS:
         raise BitstreamError(f"unknown colour format {colour}")
+    width, height = r.varint("width"), r.varint("height")
     check_dimensions(width, height)
-    (count,) = struct.unpack(">B", r.take(1, "sub-stream count"))
-    if count != NUM_SUBSTREAMS:
-        raise BitstreamError(f"expected {NUM_SUBSTREAMS} sub-streams, header says {count}")
-    lengths = [struct.unpack(">I", r.take(4, "sub-stream length"))[0] for _ in range(count)]
+    lengths = [r.varint("sub-stream length") for _ in range(NUM_SUBSTREAMS)]
     if any(n % 4 for n in lengths):
         raise BitstreamError(f"sub-stream lengths {lengths} are not multiples of 4 bytes")
     (crc,) = struct.unpack(">I", r.take(4, "CRC-32"))
@@ -165,5 +201,5 @@ def unpack(data: bytes) -> tuple[Header, list[bytes]]:
     for n in lengths:
         substreams.append(payload[start : start + n])
         start += n
-    header = Header(model_id, weights_hash, gain_code, width, height, colour, version)
+    header = Header(model_index, weights_hash, network, gain_code, width, height, colour, version)
     return header, substreams

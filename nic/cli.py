@@ -119,12 +119,15 @@ def _cmd_decode(args: argparse.Namespace) -> None:
 
 
 def _cmd_info(args: argparse.Namespace) -> None:
+    from nic import zoo
     from nic.bitstream import unpack
 
     data = _read_stream(args.input)
     header, substreams = unpack(data)
+    names = {e.index: e.name for e in zoo.entries()}
     info = {
         **header.describe(),
+        "model": names.get(header.model_index, "a model file not in the zoo"),
         "bytes": len(data),
         "bpp": 8 * len(data) / (header.width * header.height),
         "substream_bytes": {"z": len(substreams[0]), "y": len(substreams[1])},
@@ -147,6 +150,7 @@ def _cmd_zoo(args: argparse.Namespace) -> None:
         rows.append(
             {
                 "name": entry.name,
+                "index": entry.index,
                 "description": entry.description,
                 "rate_points": {k: lam for k, lam in enumerate(cfg.lambdas)},
                 "architecture": (
@@ -222,8 +226,13 @@ def _cmd_train(args: argparse.Namespace) -> None:
 def _cmd_prepare_data(args: argparse.Namespace) -> None:
     from nic.train.prepare import prepare_training_set
 
-    count, size = prepare_training_set(args.sources, args.output, args.short_side, args.quality)
-    print(f"{args.output}: {count} images, {size / 2**20:.1f} MiB")
+    s = prepare_training_set(args.sources, args.output, args.budget, args.crop, args.holdout)
+    print(
+        f"{args.output}: train/ {s.train_crops} crops of {s.train_photos} photos, holdout/ "
+        f"{s.holdout_crops} of {s.held_out}, {s.bytes / 2**20:.1f} MiB, "
+        f"{s.pixels / 1e6:.1f} Mpx, {s.seconds:.0f} s ({s.photos} photos found, "
+        f"{s.too_small} too small, {s.halved} JPEGs halved)"
+    )
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
@@ -322,18 +331,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser(
-        "prepare-data", help="pack training photos small (downscaled JPEG) for a GPU job"
+        "prepare-data",
+        help="pack detailed full-resolution crops of training photos (lossless WebP) for a GPU "
+        "job: OUTPUT/train/, OUTPUT/holdout/",
     )
     p.add_argument("sources", nargs="+", help="image files or folders")
     p.add_argument("--output", required=True, help="folder to write")
-    p.add_argument("--short-side", type=int, default=384, help="downscale to this (default 384)")
-    p.add_argument("--quality", type=int, default=90, help="JPEG quality, 4:4:4 (default 90)")
+    p.add_argument(
+        "--budget", type=_finite("--budget", True), default=38.0, metavar="MIB",
+        help="most MiB of crops in all (default 38)",
+    )  # fmt: skip
+    p.add_argument("--crop", type=int, default=256, help="crop side, multiple of 64 (default 256)")
+    p.add_argument(
+        "--holdout", type=_finite("--holdout", False), default=5.0, metavar="PERCENT",
+        help="share of the photos held out, by a hash of the file name (default 5)",
+    )  # fmt: skip
     p.set_defaults(func=_cmd_prepare_data)
 
     p = sub.add_parser("export", help="turn a training checkpoint into a model file")
     p.add_argument("checkpoint", help="checkpoint.pt from a training run")
     p.add_argument("output", help="model file to write (.pt)")
-    p.add_argument("--name", required=True, help="model id carried in bitstreams")
+    p.add_argument("--name", required=True, help="the model's name (letters, digits, ._+-)")
     p.add_argument("--data-description", help="what the training data was, recorded in the file")
     p.add_argument(
         "--dtype",

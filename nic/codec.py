@@ -2,14 +2,15 @@
 
 encode: pad to a multiple of 64 (edge replication), analysis transform with the rate point's gain,
 hyper-analysis, rounding, hyper-synthesis for the Gaussian parameters, then the hyper-latent z and
-the latent residual round(y - mean) are range-coded with integer CDF tables. decode mirrors it and
+the latent residual round(y - mean) are range-coded with integer CDF tables, step by step in the
+order of the network's coding plan (one step for a hyperprior). decode mirrors it and
 crops the padding away.
 
-decode trusts nothing in a stream: the header may only name a registered zoo model (a model file
-is used only when the caller passes it), the image size must fit a pixel budget before anything
-is allocated, the sub-streams must be long enough for their symbols before any is decoded, and
-every sub-stream must be exactly what the encoder writes for its symbols. Every refusal is a
-BitstreamError.
+decode trusts nothing in a stream: the header may only name a registered zoo model by its index
+(a model file is used only when the caller passes it), the image size must fit a pixel budget
+before anything is allocated, the sub-streams must be long enough for their symbols before any
+is decoded, and every sub-stream must be exactly what the encoder writes for its symbols. Every
+refusal is a BitstreamError.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from nic import zoo
 from nic.bitstream import (
     DEFAULT_MAX_PIXELS,
     GAIN_STEPS,
+    UNREGISTERED,
     BitstreamError,
     Header,
     check_dimensions,
@@ -32,14 +34,15 @@ from nic.bitstream import (
 )
 from nic.entropy import (
     EntropyDecodingError,
+    SymbolDecoder,
+    SymbolEncoder,
     check_size,
     decode_symbols,
     encode_symbols,
-    gaussian_likelihood,
 )
 from nic.image_io import check_rgb8
-from nic.model_file import CodecModel, ModelHashError, RateNetwork
-from nic.models import DOWNSAMPLING, MeanScaleHyperprior
+from nic.model_file import CodecModel, ModelHashError
+from nic.models import DOWNSAMPLING
 from nic.models.integer_synthesis import IntegerOverflowError
 
 
@@ -75,10 +78,12 @@ def check_pixel_budget(width: int, height: int, max_pixels: int | None) -> None:
 class Latents:
     """Everything that crosses the channel, as integers, plus what both sides derive from it."""
 
+    network: int  # the network that coded them (RateNetwork.index)
     z: np.ndarray  # int64 (1, N, h, w): quantized hyper-latent
-    y: np.ndarray  # int64 (1, M, H, W): round(latent - mean), clamped to its table
-    mean: torch.Tensor  # float64 (1, M, H, W) on the model's device, from z by the integer path
-    y_index: np.ndarray  # int64 (1, M, H, W): CDF table of each latent, derived from z
+    y: np.ndarray  # int64 (1, M, H, W): round(latent - mean), every value (nothing clamped)
+    y_hat: torch.Tensor  # float64 (1, M, H, W) on the model's device: y + mean, the decoded latent
+    y_index: np.ndarray  # int64 (1, M, H, W): CDF table of each latent, from z (and context)
+    steps: list[np.ndarray | None]  # bool (1, M, H, W) latents coded at each step (None: all)
 
 
 def _z_indexes(shape: tuple[int, ...]) -> np.ndarray:
@@ -104,55 +109,78 @@ def gain_code(model: CodecModel, rate: float) -> int:
     return round(rate * GAIN_STEPS)
 
 
-def _entropy_parameters(network: RateNetwork, z: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
-    """Mean and table index of every latent, through the integer path (bit-exact anywhere)."""
-    mean, index = network.hyper_synthesis(z, network.net.device)
-    return mean, index.cpu().numpy()
+def _selected(array: np.ndarray, where: np.ndarray | None) -> np.ndarray:
+    return array if where is None else array[where]
 
 
 @torch.inference_mode()
-def analyse(model: CodecModel, image: np.ndarray, rate: float) -> Latents:
-    """The encoder's side up to the symbols: quantized latents and their tables."""
+def analyse(model: CodecModel, image: np.ndarray, rate: float, network: int | None = None):
+    """The encoder's side up to the symbols: quantized latents and their tables (Latents)."""
     check_rgb8(image)
     code = gain_code(model, rate)
-    return quantize(model, analysis(model, image, code), code)
+    network = model.rate_network(code, network).index
+    return quantize(model, analysis(model, image, code, network), code, network)
 
 
-def analysis(model: CodecModel, image: np.ndarray, code: int) -> torch.Tensor:
+def analysis(
+    model: CodecModel, image: np.ndarray, code: int, network: int | None = None
+) -> torch.Tensor:
     """The analysis transform's output for the network that codes `code` (before the gain)."""
-    net = model.rate_network(code).net
+    net = model.rate_network(code, network).net
     return net.g_a(padded_tensor(image).to(model.device)).float()
 
 
-def quantize(model: CodecModel, g_a_out: torch.Tensor, code: int) -> Latents:
-    """Latents at a gain code from its network's analysis output (run it once, try codes)."""
-    network = model.rate_network(code)
-    gain, _ = network.net.gains(network.position)
-    y = g_a_out * gain
-    z_float = network.net.h_a(y)
-    z_index = _z_indexes(tuple(z_float.shape))
-    z = network.z_tables.clamp(torch.round(z_float).cpu().numpy().astype(np.int64), z_index)
-    mean, y_index = _entropy_parameters(network, z)
-    residual = torch.round(y - mean).cpu().numpy().astype(np.int64)
-    return Latents(z, model.y_tables.clamp(residual, y_index), mean, y_index)
+def quantize(
+    model: CodecModel, g_a_out: torch.Tensor, code: int, network: int | None = None
+) -> Latents:
+    """Latents at a gain code from its network's analysis output (run it once, try codes).
+
+    The latents are quantized step by step in the order the decoder decodes them: each step's
+    mean (and table) may depend on the latents the earlier steps quantized (a context model).
+    """
+    rate_network = model.rate_network(code, network)
+    gain, _ = rate_network.net.gains(rate_network.position)
+    y = (g_a_out * gain).double()
+    z = torch.round(rate_network.net.h_a(y.float())).cpu().numpy().astype(np.int64)
+    plan = rate_network.entropy_path.start(z, model.device)
+    y_hat = torch.zeros_like(y)
+    residual = torch.zeros_like(y)
+    index = torch.zeros(y.shape, dtype=torch.int64, device=y.device)
+    steps = []
+    for step in range(plan.steps):
+        mean, step_index, where = plan.parameters(step, y_hat)
+        step_residual = torch.round(y - mean)
+        if where is None:
+            residual, index, y_hat = step_residual, step_index, step_residual + mean
+        else:
+            residual = torch.where(where, step_residual, residual)
+            index = torch.where(where, step_index, index)
+            y_hat = torch.where(where, step_residual + mean, y_hat)
+        steps.append(None if where is None else where.cpu().numpy())
+    y_int = residual.cpu().numpy().astype(np.int64)
+    return Latents(rate_network.index, z, y_int, y_hat, index.cpu().numpy(), steps)
 
 
 @torch.inference_mode()
 def reconstruct(model: CodecModel, latents: Latents, rate: float, height: int, width: int):
     """Decoder's synthesis from the latents: uint8 (height, width, 3)."""
-    network = model.rate_network(gain_code(model, rate))
-    y_hat = (torch.from_numpy(latents.y).to(latents.mean.device) + latents.mean).float()
-    x_hat = network.net.synthesize(y_hat, network.position)[0, :, :height, :width]
+    network = model.rate_network(gain_code(model, rate), latents.network)
+    x_hat = network.net.synthesize(latents.y_hat.float(), network.position)[0, :, :height, :width]
     pixels = torch.round(x_hat.clamp(0, 1) * 255).to(torch.uint8)
     return pixels.permute(1, 2, 0).contiguous().cpu().numpy()
 
 
 def pack_stream(model: CodecModel, latents: Latents, code: int, width: int, height: int) -> bytes:
-    """Entropy-code the latents and wrap them in the container."""
-    z_tables = model.rate_network(code).z_tables
+    """Entropy-code the latents, step by step, and wrap them in the container."""
+    z_tables = model.rate_network(code, latents.network).z_tables
     z_stream = encode_symbols(latents.z, _z_indexes(latents.z.shape), z_tables)
-    y_stream = encode_symbols(latents.y, latents.y_index, model.y_tables)
-    return pack(Header(model.name, model.weights_hash, code, width, height), [z_stream, y_stream])
+    encoder = SymbolEncoder()
+    for where in latents.steps:
+        encoder.encode(
+            _selected(latents.y, where), _selected(latents.y_index, where), model.y_tables
+        )
+    header = Header(zoo.index_of(model), model.weights_hash, latents.network, code, width, height)
+    return pack(header, [z_stream, encoder.to_bytes()])
 
 
 def encode(
@@ -160,50 +188,71 @@ def encode(
     model: CodecModel | str | None = None,
     rate: float = 3,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    network: int | None = None,
 ) -> bytes:
     """Code uint8 (H, W, 3) pixels into a complete nic file at a rate position.
 
     Rate point k is position k; a fractional position interpolates the gains of its two
-    neighbours and is quantized to 1/256 of a rate point (the gain code in the header).
+    neighbours and is quantized to 1/256 of a rate point (the gain code in the header). A masked
+    model codes it with `network` (default: CodecModel.default_network).
     Raises ImageFormatError for other arrays, BitstreamError for a size no stream can describe,
-    PixelBudgetError above max_pixels, ValueError for a rate outside the model's range.
+    PixelBudgetError above max_pixels, ValueError for a rate outside the model's range or a
+    network that cannot code it.
     """
     check_rgb8(image)
     height, width = image.shape[:2]
     check_dimensions(width, height)  # before the transforms, which pack() would check after
     check_pixel_budget(width, height, max_pixels)
     model = model if isinstance(model, CodecModel) else zoo.load(model)
-    latents = analyse(model, image, rate)
+    latents = analyse(model, image, rate, network)
     return pack_stream(model, latents, gain_code(model, rate), image.shape[1], image.shape[0])
 
 
 def resolve_model(header: Header, model: CodecModel | str | None = None) -> CodecModel:
     """The model a stream needs: the caller's (a CodecModel, zoo name or model file) if it
-    matches the header, else the registered zoo model the header names; the header's model id
-    is never used as a path. Raises ModelMismatchError (a BitstreamError)."""
+    matches the header, else the registered zoo model of the header's index; nothing in a
+    header is ever used as a path. Raises ModelMismatchError (a BitstreamError)."""
     if model is None:
-        try:
-            model = zoo.load_registered(header.model_id)
-        except zoo.UnknownModelError:
+        if header.model_index == UNREGISTERED:
             raise ModelMismatchError(
-                f"stream names model {header.model_id!r}, which is not in the zoo; "
-                "decode it with its model file (--model FILE)"
-            ) from None
+                f"stream was made with a model file that is not in the zoo (weights "
+                f"{header.weights_hash.hex()}); decode it with that file (--model FILE)"
+            )
+        try:
+            model = zoo.load_index(header.model_index)
+        except zoo.UnknownModelError as e:
+            raise ModelMismatchError(f"stream names a model this nic does not have: {e}") from None
     elif not isinstance(model, CodecModel):
         try:
             model = zoo.load(model, weights_hash=header.weights_hash)
         except ModelHashError as e:  # refused from its hash, before it was unpickled
             raise ModelMismatchError(f"stream was made with another model: {e}") from None
-    if model.name != header.model_id or model.weights_hash != header.weights_hash:
+    if model.weights_hash != header.weights_hash or header.model_index not in (
+        UNREGISTERED,
+        zoo.index_of(model),
+    ):
         raise ModelMismatchError(
-            f"stream was made with model {header.model_id} (weights {header.weights_hash.hex()}), "
-            f"not with {model.name} (weights {model.weights_hash.hex()})"
+            f"stream was made with {_stream_model(header)}, not with {model.name} "
+            f"(weights {model.weights_hash.hex()})"
         )
     if header.rate_position > model.max_rate_position:
         raise BitstreamError(
             f"rate position {header.rate_position:g} beyond {model.name}'s last rate point"
         )
+    if header.network not in model.networks_for(header.gain_code):
+        raise BitstreamError(
+            f"network {header.network} cannot code rate position {header.rate_position:g} "
+            f"of {model.name}"
+        )
     return model
+
+
+def _stream_model(header: Header) -> str:
+    """The model a header names, in words."""
+    where = (
+        "a model file" if header.model_index == UNREGISTERED else f"zoo model #{header.model_index}"
+    )
+    return f"{where} (weights {header.weights_hash.hex()})"
 
 
 @torch.inference_mode()
@@ -227,17 +276,36 @@ def decode_latents(
     w = -(-header.width // DOWNSAMPLING)
     config = model.net.config
     z_shape = (1, config.N, h, w)
-    network = model.rate_network(header.gain_code)
+    network = model.rate_network(header.gain_code, header.network)
     try:
         # Both sizes first: an impossible stream is refused before any decoding work.
         y_count = config.M * (4 * h) * (4 * w)
-        check_size(len(y_stream), y_count * model.y_tables.min_symbol_bits.min(), "latent (y)")
+        y_least = y_count * model.y_tables.min_symbol_bits.min()
+        check_size(len(y_stream), y_least, "latent (y)")
         z = decode_symbols(z_stream, _z_indexes(z_shape), network.z_tables, "hyper-latent (z)")
-        mean, y_index = _entropy_parameters(network, z)
-        y = decode_symbols(y_stream, y_index, model.y_tables, "latent (y)")
+        plan = network.entropy_path.start(z, model.device)
+        decoder = SymbolDecoder(y_stream, y_least, "latent (y)")
+        y_shape = (1, config.M, 4 * h, 4 * w)
+        y = np.zeros(y_shape, dtype=np.int64)
+        y_index = np.zeros(y_shape, dtype=np.int64)
+        y_hat = torch.zeros(y_shape, dtype=torch.float64, device=model.device)
+        steps = []
+        for step in range(plan.steps):
+            mean, step_index, where = plan.parameters(step, y_hat)
+            index = step_index.cpu().numpy()
+            where_np = None if where is None else where.cpu().numpy()
+            values = decoder.decode(_selected(index, where_np), model.y_tables)
+            if where_np is None:
+                y, y_index = values.reshape(y_shape), index
+            else:
+                y[where_np], y_index[where_np] = values, index[where_np]
+            step_y = torch.from_numpy(y).to(y_hat.device, torch.float64)
+            y_hat = step_y + mean if where is None else torch.where(where, step_y + mean, y_hat)
+            steps.append(where_np)
+        decoder.finish()
     except (EntropyDecodingError, IntegerOverflowError) as e:
         raise BitstreamError(str(e)) from None
-    return header, model, Latents(z, y, mean, y_index)
+    return header, model, Latents(network.index, z, y, y_hat, y_index, steps)
 
 
 def decode(
@@ -247,40 +315,23 @@ def decode(
 ) -> np.ndarray:
     """Decode a complete nic file to uint8 (H, W, 3), (H, W) from its header.
 
-    model: None decodes with the registered zoo model the header names; a CodecModel, zoo name
-    or model file path is used instead and must be the one the stream names (name and weights
-    hash). max_pixels: the largest width x height decoded (None: no budget). Raises
-    BitstreamError (ModelMismatchError for the model) for every stream the encoder did not
-    write; ModelFileError when the caller's model file cannot be read.
+    model: None decodes with the registered zoo model the header's index names; a CodecModel,
+    zoo name or model file path is used instead and must be the one the stream names (weights
+    hash, and zoo index when the stream has one). max_pixels: the largest width x height
+    decoded (None: no budget). Raises BitstreamError (ModelMismatchError for the model) for
+    every stream the encoder did not write; ModelFileError when the caller's model file cannot
+    be read.
     """
     header, model, latents = decode_latents(data, model, max_pixels)
     return reconstruct(model, latents, header.rate_position, header.height, header.width)
 
 
-def likelihood_bits(
-    net: MeanScaleHyperprior, residual: torch.Tensor, scale: torch.Tensor, z: torch.Tensor
-) -> float:
-    """-log2 of the network's float likelihoods of a quantized latent residual (under `scale`)
-    and hyper-latent: the rate the model was trained to predict, without entropy coding."""
-    y_bits = -torch.log2(gaussian_likelihood(residual, scale)).sum()
-    z_bits = -torch.log2(net.hyper_prior.likelihood(z)).sum()
-    return float(y_bits + z_bits)
-
-
-def float_estimate(net: MeanScaleHyperprior, y: torch.Tensor) -> tuple[float, torch.Tensor]:
-    """(estimated bits, dequantized latent) of a gain-scaled latent through the float network
-    alone: rounding, h_a, h_s and likelihood_bits, no integer path and no entropy coding."""
-    z = torch.round(net.h_a(y))
-    mean, scale = net.entropy_parameters(z)
-    residual = torch.round(y - mean)
-    return likelihood_bits(net, residual, scale, z), residual + mean
-
-
 @torch.inference_mode()
 def estimated_bits(model: CodecModel, image: np.ndarray, rate: float) -> float:
-    """The model's own rate for the quantized latents: -log2 of its float likelihoods."""
-    latents = analyse(model, image, rate)
-    net = model.rate_network(gain_code(model, rate)).net
-    z = torch.from_numpy(latents.z).to(model.device, torch.float32)
-    _, scale = net.entropy_parameters(z)
-    return likelihood_bits(net, torch.from_numpy(latents.y).to(z), scale, z)
+    """The model's own rate estimate at a rate position: -log2 of its float likelihoods of the
+    rounded latents (the network's float_estimate, what rate control searches on)."""
+    check_rgb8(image)
+    code = gain_code(model, rate)
+    network = model.rate_network(code)
+    gain, _ = network.net.gains(network.position)
+    return network.net.float_estimate(analysis(model, image, code) * gain)[0]

@@ -16,17 +16,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nic.bitstream import GAIN_STEPS, check_model_id
+from nic.bitstream import GAIN_STEPS, HASH_BYTES, check_model_id
 from nic.entropy import CdfTables, build_gaussian_tables, scale_table
 from nic.files import FileError, read_file, torch_load_reason
 from nic.models import (
     HyperpriorConfig,
+    IntegerElic,
     IntegerHyperSynthesis,
     MaskedMultiRateHyperprior,
     MeanScaleHyperprior,
     build_model,
+    integer_entropy_path,
 )
-from nic.models.masked import MASKED_LAYERS, layer_key, pack_masks, unpack_masks
+from nic.models.masked import layer_key, pack_masks, unpack_masks
 
 FORMAT = "nic-model"
 FORMAT_VERSION = 1
@@ -48,15 +50,23 @@ class ModelHashError(ModelFileError):
     """A model file whose weights are not the ones a bitstream names."""
 
 
+NETWORK_CROSSOVER = 0.5
+"""A masked model codes a rate position k + a (0 <= a < 1) with network k below this fraction
+and with network k + 1 at a coarser gain from it: a network's own gain beats its neighbour's
+stretched towards it (measured: docs/codec.md, "Rate positions between rate points")."""
+
+
 @dataclass(frozen=True)
 class RateNetwork:
-    """What codes one gain code: a gain-model network, the rate position inside its own gain
-    table, its hyper-latent tables and its integer entropy-parameter path."""
+    """What codes one gain code: which network (a masked model's rate point; 0 for a gain
+    model), that gain-model network, the rate position inside its own gain table, its
+    hyper-latent tables and its integer entropy-parameter path."""
 
+    index: int
     net: MeanScaleHyperprior
     position: float
     z_tables: CdfTables
-    hyper_synthesis: IntegerHyperSynthesis
+    entropy_path: IntegerHyperSynthesis | IntegerElic
 
 
 @dataclass
@@ -86,14 +96,14 @@ class CodecModel:
         return isinstance(self.net, MaskedMultiRateHyperprior)
 
     @cached_property
-    def hyper_synthesis(self) -> IntegerHyperSynthesis:
+    def entropy_path(self) -> IntegerHyperSynthesis | IntegerElic:
         """A gain model's integer entropy-parameter path, which encoder and decoder both use."""
-        return IntegerHyperSynthesis(self.net.h_s, self.scale_table)
+        return integer_entropy_path(self.net, self.scale_table)
 
     @property
     def weights_hash(self) -> bytes:
-        """The first 8 bytes of the file's sha256, as carried in bitstream headers."""
-        return bytes.fromhex(self.sha256[:16])
+        """The first HASH_BYTES bytes of the file's sha256, as carried in bitstream headers."""
+        return bytes.fromhex(self.sha256[: 2 * HASH_BYTES])
 
     @property
     def num_rate_points(self) -> int:
@@ -105,20 +115,42 @@ class CodecModel:
         k = self.num_rate_points
         return k - 1 / GAIN_STEPS if self.masked else k - 1
 
-    def rate_network(self, code: int) -> RateNetwork:
-        """The network and position that code gain code `code` (rate position code / 256)."""
+    def default_network(self, code: int) -> int:
+        """The network that codes gain code `code` unless the caller picks one: the rate point
+        below it, or the one above from NETWORK_CROSSOVER on; 0 for a gain model."""
         if not self.masked:
-            return RateNetwork(self.net, code / GAIN_STEPS, self.z_tables[0], self.hyper_synthesis)
-        k = code // GAIN_STEPS
-        if k not in self._rate_points:
+            return 0
+        k, a = divmod(code, GAIN_STEPS)
+        return min(k + (a >= NETWORK_CROSSOVER * GAIN_STEPS), self.num_rate_points - 1)
+
+    def networks_for(self, code: int) -> list[int]:
+        """Every network that can code gain code `code`: a masked model's rate points at most
+        one rate point away; 0 for a gain model."""
+        if not self.masked:
+            return [0]
+        near = range(max(code // GAIN_STEPS - 1, 0), self.num_rate_points)
+        return [n for n in near if abs(code - n * GAIN_STEPS) <= GAIN_STEPS]
+
+    def rate_network(self, code: int, network: int | None = None) -> RateNetwork:
+        """The network (default: default_network) and position that code gain code `code`
+        (rate position code / 256). Raises ValueError for a network that cannot code it."""
+        network = self.default_network(code) if network is None else network
+        if network not in self.networks_for(code):
+            raise ValueError(
+                f"network {network} cannot code rate position {code / GAIN_STEPS:g} of "
+                f"{self.name} (it can: {self.networks_for(code)})"
+            )
+        if not self.masked:
+            return RateNetwork(0, self.net, code / GAIN_STEPS, self.z_tables[0], self.entropy_path)
+        if network not in self._rate_points:
             with torch.inference_mode(False):  # usable for gradients even if built while coding
-                net = self.net.rate_point_network(k)
-            self._rate_points[k] = (net, IntegerHyperSynthesis(net.h_s, self.scale_table))
-        net, hyper_synthesis = self._rate_points[k]
+                net = self.net.rate_point_network(network)
+            self._rate_points[network] = (net, integer_entropy_path(net, self.scale_table))
+        net, entropy_path = self._rate_points[network]
         if net.g_a[2].block_mask.device != self.device:
             net.to(self.device)  # its parameters are the model's: only the masks stay behind
-        position = (code - k * GAIN_STEPS) / GAIN_STEPS
-        return RateNetwork(net, position, self.z_tables[k], hyper_synthesis)
+        position = 1 + (code - network * GAIN_STEPS) / GAIN_STEPS  # 1: its own gain
+        return RateNetwork(network, net, position, self.z_tables[network], entropy_path)
 
 
 def sha256_file(path: str | Path) -> str:
@@ -147,7 +179,7 @@ def save_model_file(
     if isinstance(net, MaskedMultiRateHyperprior):
         for k in range(net.num_rate_points):
             tables.update(net.rate_point_network(k).hyper_prior.build_tables().to_state(f"z{k}"))
-        masks = {layer_key(layer): pack_masks(net.mask(layer)) for layer in MASKED_LAYERS}
+        masks = {layer_key(layer): pack_masks(net.mask(layer)) for layer in net.masked_layers}
     else:
         tables.update(net.hyper_prior.build_tables().to_state("z"))
     weights = {
@@ -234,7 +266,7 @@ def _codec_model(raw: dict, digest: str) -> CodecModel:
     net = build_model(config)
     weights = {k: v.float() if v.is_floating_point() else v for k, v in raw["weights"].items()}
     if isinstance(net, MaskedMultiRateHyperprior):
-        for layer in MASKED_LAYERS:
+        for layer in net.masked_layers:
             key = layer_key(layer)
             weights[f"mask_{key}"] = unpack_masks(raw["masks"][key], net.mask(layer).shape)
     try:

@@ -2,6 +2,8 @@
 
 from nic.entropy.coder import (
     EntropyDecodingError,
+    SymbolDecoder,
+    SymbolEncoder,
     check_size,
     decode_symbols,
     encode_symbols,
@@ -19,6 +21,8 @@ __all__ = [
     "PRECISION",
     "CdfTables",
     "EntropyDecodingError",
+    "SymbolDecoder",
+    "SymbolEncoder",
     "FactorizedPrior",
     "build_gaussian_tables",
     "check_size",

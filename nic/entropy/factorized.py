@@ -64,8 +64,8 @@ class FactorizedPrior(nn.Module):
     def build_tables(self, tail_mass: float = 1e-9, search_radius: int = 2048) -> CdfTables:
         """Integer CDF tables, one per channel, over the integers that carry the mass.
 
-        Values outside a channel's support are clamped onto its end symbols, whose probability
-        holds the tail mass, so the table is the exact law of the clamped variable.
+        The end symbols' probabilities hold the tail mass; a value outside a channel's support
+        is coded with an escape (nic/entropy/coder.py), never clamped.
         """
         grid = torch.arange(-search_radius, search_radius + 1, dtype=torch.float64)
         module = self.double()

@@ -42,7 +42,7 @@ def build_gaussian_tables(table: np.ndarray, tail_mass: float = 1e-9) -> CdfTabl
     """Integer CDF tables of the zero-mean quantized Gaussian for every table scale.
 
     The support is [-R, R] with R chosen so that the two tails hold `tail_mass`; the end symbols
-    carry the tails, matching the clamping the encoder applies.
+    carry the tails, and a value beyond R is coded with an escape (nic/entropy/coder.py).
     """
     from scipy.special import ndtr, ndtri
 

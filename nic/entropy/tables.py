@@ -62,13 +62,8 @@ class CdfTables:
         """float64 (T,): bits of each table's most probable symbol, the least a value costs."""
         return -np.log2(self.counts.max(axis=1).astype(np.float64) / (1 << PRECISION))
 
-    def clamp(self, values: np.ndarray, indexes: np.ndarray) -> np.ndarray:
-        """Clamp integer values into the support of their tables."""
-        lo = self.offsets[indexes]
-        return np.clip(values, lo, lo + self.lengths[indexes] - 1)
-
     def bits(self, values: np.ndarray, indexes: np.ndarray) -> float:
-        """Ideal code length in bits of (already clamped) values under their tables."""
+        """Ideal code length in bits of values inside their tables' supports."""
         symbols = values - self.offsets[indexes]
         p = self.counts[indexes, symbols].astype(np.float64)
         return float(-np.log2(p / (1 << PRECISION)).sum())

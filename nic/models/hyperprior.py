@@ -32,6 +32,14 @@ def _deconv(cin: int, cout: int, kernel: int = 5, stride: int = 2) -> nn.ConvTra
     )
 
 
+ENTROPY_MODELS = ("hyperprior", "elic")
+"""HyperpriorConfig.entropy_model's values (nic.models.model_class maps them to classes)."""
+ELIC_GROUPS = (16, 16, 32, 64)
+"""ELIC's first channel groups (He et al., CVPR 2022); the last group takes the rest of M."""
+MAX_GROUPS = 16
+"""The most channel groups a config may describe (2 coding steps each)."""
+
+
 @dataclass(frozen=True)
 class HyperpriorConfig:
     """Architecture and rate points; stored in every model file."""
@@ -46,6 +54,29 @@ class HyperpriorConfig:
     """Output x input channels of one mask block; None: the gain model (no masks)."""
     densities: tuple[float, ...] = ()
     """Masked models: the fraction of blocks each rate point uses, non-decreasing."""
+    entropy_model: str = "hyperprior"
+    """"hyperprior": the mean-scale hyperprior (MeanScaleHyperprior); "elic": uneven channel
+    groups, each coded in two checkerboard halves with a channel and a spatial context
+    (nic/models/elic.py, ElicHyperprior)."""
+    groups: tuple[int, ...] = ()
+    """ELIC: the channel group sizes in coding order, summing to M; () for ELIC's
+    16, 16, 32, 64, M - 128 (channel_groups)."""
+
+    def __post_init__(self) -> None:
+        if self.entropy_model not in ENTROPY_MODELS:
+            raise ValueError(
+                f"entropy_model must be one of {', '.join(ENTROPY_MODELS)}, "
+                f"not {self.entropy_model!r}"
+            )
+        if self.entropy_model == "hyperprior" and self.groups:
+            raise ValueError("channel groups are for entropy_model: elic only")
+        if self.entropy_model == "elic":
+            groups = self.channel_groups
+            if not 1 <= len(groups) <= MAX_GROUPS or min(groups) < 1 or sum(groups) != self.M:
+                raise ValueError(
+                    f"ELIC channel groups {list(groups)} must be 1 to {MAX_GROUPS} sizes >= 1 "
+                    f"summing to M={self.M}"
+                )
 
     def to_dict(self) -> dict:
         d = {**asdict(self), "lambdas": list(self.lambdas)}
@@ -53,6 +84,10 @@ class HyperpriorConfig:
             del d["mask_block"], d["densities"]
         else:
             d.update(mask_block=list(self.mask_block), densities=list(self.densities))
+        if self.entropy_model == "hyperprior":  # so do hyperprior files
+            del d["entropy_model"], d["groups"]
+        else:
+            d["groups"] = list(self.groups)
         return d
 
     @classmethod
@@ -64,8 +99,16 @@ class HyperpriorConfig:
                 "lambdas": tuple(float(x) for x in d["lambdas"]),
                 "mask_block": tuple(int(b) for b in block) if block else None,
                 "densities": tuple(float(x) for x in d.get("densities", ())),
+                "groups": tuple(int(g) for g in d.get("groups", ())),
             }
         )
+
+    @property
+    def channel_groups(self) -> tuple[int, ...]:
+        """ELIC: the channel group sizes, `groups` or ELIC's uneven default (He et al. 2022)."""
+        if self.groups:
+            return self.groups
+        return (*ELIC_GROUPS, self.M - sum(ELIC_GROUPS))
 
     @property
     def masked(self) -> bool:
@@ -169,6 +212,18 @@ class MeanScaleHyperprior(nn.Module):
         """Quantized hyper-latent -> (mean, scale) of the latent's Gaussian."""
         mean, scale = self.h_s(z_hat).float().chunk(2, dim=1)
         return mean, scale.abs()
+
+    def float_estimate(self, y: torch.Tensor) -> tuple[float, torch.Tensor]:
+        """(estimated bits, decoded latent y_hat) of a gain-scaled latent (1, M, H, W) through
+        the float network alone: z = round(h_a(y)), y_hat = round(y - mean) + mean, and -log2
+        of the likelihoods of the rounded residuals and of z. The rate the model was trained to
+        predict, without the integer path or entropy coding (rate control searches on it)."""
+        z = torch.round(self.h_a(y))
+        mean, scale = self.entropy_parameters(z)
+        residual = torch.round(y - mean)
+        y_bits = -torch.log2(gaussian_likelihood(residual, scale)).sum()
+        z_bits = -torch.log2(self.hyper_prior.likelihood(z)).sum()
+        return float(y_bits + z_bits), residual + mean
 
     def synthesize(self, y_hat: torch.Tensor, rate: torch.Tensor | float) -> torch.Tensor:
         """Quantized latent -> reconstruction (not clamped)."""

@@ -1,4 +1,4 @@
-"""Hyper-synthesis in integer arithmetic, so that entropy decoding is bit-exact on any device.
+"""Entropy parameters in integer arithmetic, so that entropy decoding is bit-exact on any device.
 
 The decoder must rebuild exactly the CDF table index of every latent that the encoder used. With
 a float hyper-synthesis, convolution sums are rounded in an order that depends on the device and
@@ -14,6 +14,10 @@ powers of two (rounding half up after a convolution, flooring in the leaky ReLU,
 the dyadic fraction 41/4096, about 0.01), and the scale is compared with integer thresholds.
 All of it is derived elementwise from the stored weights (the only reduction, a maximum, is
 exact), so every machine derives the same integers.
+
+`IntegerSequential` is that arithmetic for any stack of convolutions and 0.01-leaky ReLUs;
+`IntegerHyperSynthesis` runs the mean-scale hyperprior's h_s on it, and a context model
+(nic/models/elic.py) its context and aggregation networks, through the `CodingPlan` interface.
 """
 
 from __future__ import annotations
@@ -42,16 +46,6 @@ class IntegerOverflowError(ArithmeticError):
     """A partial sum could exceed 2**53, where float64 stops being exact."""
 
 
-def _floor_shift(x: torch.Tensor, shift: int) -> torch.Tensor:
-    """floor(x / 2**shift) for integer-valued float64 x (exact: power-of-two scaling)."""
-    return torch.floor(x * 2.0**-shift) if shift > 0 else x * 2.0**-shift
-
-
-def _round_shift(x: torch.Tensor, shift: int) -> torch.Tensor:
-    """x / 2**shift rounded half up, for integer-valued float64 x."""
-    return _floor_shift(x + 2.0 ** (shift - 1), shift) if shift > 0 else x * 2.0**-shift
-
-
 class _IntegerConv:
     """One convolution or transposed convolution with integer weights and bias.
 
@@ -68,10 +62,13 @@ class _IntegerConv:
         self.transposed = isinstance(layer, nn.ConvTranspose2d)
         self.stride, self.padding = layer.stride, layer.padding
         self.output_padding = getattr(layer, "output_padding", (0, 0))
+        # Rounding half up after the convolution: the half is added with the bias (exact
+        # integers, so the sum is the same in any order), then a power-of-two floor.
+        self.half = 2.0 ** (self.out_shift - 1) if self.out_shift > 0 else 0.0
         w_int, b_int = self.integer_weights("cpu")
         fan_in = w_int[0].numel() if not self.transposed else w_int[:, 0].numel()
         self.max_product_sum = fan_in * float(w_int.abs().max())
-        self.max_bias = float(b_int.abs().max())
+        self.max_bias = float(b_int.abs().max()) + self.half
 
     def _parameters(self, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
         return (
@@ -85,20 +82,77 @@ class _IntegerConv:
         return torch.round(w * 2.0**self.weight_shift), torch.round(b * 2.0**self.bias_shift)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if float(x.abs().max()) * self.max_product_sum + self.max_bias >= EXACT_LIMIT:
-            raise IntegerOverflowError("integer hyper-synthesis: activation too large")
+        low, high = torch.aminmax(x)
+        if max(-float(low), float(high)) * self.max_product_sum + self.max_bias >= EXACT_LIMIT:
+            raise IntegerOverflowError("integer entropy path: activation too large")
         w, b = self.integer_weights(x.device)
+        b = b + self.half
         # cuDNN may pick FFT or Winograd algorithms, which round; the native kernels do not.
         with torch.backends.cudnn.flags(enabled=False):
             if self.transposed:
                 acc = F.conv_transpose2d(x, w, b, self.stride, self.padding, self.output_padding)
             else:
                 acc = F.conv2d(x, w, b, self.stride, self.padding)
-        return _round_shift(acc, self.out_shift)
+        if self.out_shift <= 0:
+            return acc * 2.0**-self.out_shift
+        return acc.mul_(2.0**-self.out_shift).floor_()  # (sum + half) / 2**shift, floored
+
+
+LEAKY_SLOPE = LEAKY_NUMERATOR * 2.0**-LEAKY_SHIFT
+"""41 / 4096, exact in float64: x * LEAKY_SLOPE is 41 x rounded and scaled by a power of two,
+the same as (x * 41) * 2**-12."""
 
 
 def _leaky_relu(x: torch.Tensor) -> torch.Tensor:
-    return torch.where(x >= 0, x, _floor_shift(x * LEAKY_NUMERATOR, LEAKY_SHIFT))
+    """x for x >= 0, floor(41 x / 4096) below (computed in place on the caller's x)."""
+    negative = torch.clamp_max(x, 0.0).mul_(LEAKY_SLOPE).floor_()
+    return x.clamp_min_(0.0).add_(negative)
+
+
+class IntegerSequential:
+    """A network of convolutions, transposed convolutions and 0.01-leaky ReLUs (an nn.Sequential
+    or a single convolution) on fixed-point integers held in float64.
+
+    The input carries `in_fraction` fractional bits (0: integers such as the hyper-latent;
+    FRACTION_BITS: a decoded latent times 2**FRACTION_BITS, or another such network's output),
+    the output FRACTION_BITS. Outputs of several of these networks share one scale, so they may
+    be concatenated as the input of another.
+    """
+
+    def __init__(self, network: nn.Module, in_fraction: int = FRACTION_BITS) -> None:
+        modules = list(network) if isinstance(network, nn.Sequential) else [network]
+        self.layers: list = []
+        fraction = in_fraction
+        for layer in modules:
+            if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
+                self.layers.append(_IntegerConv(layer, fraction))
+                fraction = FRACTION_BITS
+            elif isinstance(layer, nn.LeakyReLU):
+                if layer.negative_slope != 0.01:
+                    raise ValueError("integer leaky ReLU supports the 0.01 slope only")
+                self.layers.append(_leaky_relu)
+            else:
+                raise ValueError(f"no integer version of {type(layer).__name__}")
+        if fraction != FRACTION_BITS:
+            raise ValueError("an integer network must end in a convolution")
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+def fixed_point_scale_table(scale_table: np.ndarray) -> np.ndarray:
+    """ceil(scale_j * 2**FRACTION_BITS) for every table scale: the integer thresholds that
+    `table_indexes` compares fixed-point scales with."""
+    return np.ceil(scale_table * 2.0**FRACTION_BITS)
+
+
+def table_indexes(scale: torch.Tensor, fixed_point_table: np.ndarray) -> torch.Tensor:
+    """int64 table index of every fixed-point scale (FRACTION_BITS fractional bits, any sign):
+    the first table entry s_j with ceil(s_j * 2**FRACTION_BITS) >= |scale|, exactly what the
+    float rule gives on the fixed-point scale."""
+    return scale_indexes(scale.abs(), fixed_point_table).to(torch.int64)
 
 
 StepParameters = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]
@@ -125,21 +179,9 @@ class IntegerHyperSynthesis:
     """h_s of a MeanScaleHyperprior, mapping the integer hyper-latent to (mean, table index)."""
 
     def __init__(self, h_s: nn.Sequential, scale_table: np.ndarray) -> None:
-        self.layers: list = []
-        fraction = 0  # the hyper-latent is integer
-        for layer in h_s:
-            if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
-                self.layers.append(_IntegerConv(layer, fraction))
-                fraction = FRACTION_BITS
-            elif isinstance(layer, nn.LeakyReLU):
-                if layer.negative_slope != 0.01:
-                    raise ValueError("integer leaky ReLU supports the 0.01 slope only")
-                self.layers.append(_leaky_relu)
-            else:
-                raise ValueError(f"no integer version of {type(layer).__name__}")
-        # Latent i uses table j = the first scale >= |s_i|: compare the integer |s| with
-        # ceil(scale_j * 2**FRACTION_BITS), exactly what the float rule gives on the fixed-point s.
-        self.fixed_point_table = np.ceil(scale_table * 2.0**FRACTION_BITS)
+        self.network = IntegerSequential(h_s, in_fraction=0)  # the hyper-latent is integer
+        self.layers = self.network.layers
+        self.fixed_point_table = fixed_point_scale_table(scale_table)
 
     def start(self, z: np.ndarray | torch.Tensor, device: torch.device | str) -> CodingPlan:
         """The coding plan of a latent given its integer hyper-latent: one step, every latent."""
@@ -152,9 +194,6 @@ class IntegerHyperSynthesis:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean as float64, int64 table index), both (1, M, H, W), from integer z, computed
         on `device` (default: where z is)."""
-        x = torch.as_tensor(z).to(device=device, dtype=torch.float64)
-        for layer in self.layers:
-            x = layer(x)
+        x = self.network(torch.as_tensor(z).to(device=device, dtype=torch.float64))
         mean_int, scale_int = x.chunk(2, dim=1)
-        index = scale_indexes(scale_int.abs(), self.fixed_point_table)
-        return mean_int * 2.0**-FRACTION_BITS, index.to(torch.int64)
+        return mean_int * 2.0**-FRACTION_BITS, table_indexes(scale_int, self.fixed_point_table)

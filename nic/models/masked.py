@@ -13,6 +13,10 @@ schedules of nic/train/prune_and_grow.py produce them.
 
 The network of one rate point is an ordinary MeanScaleHyperprior (`rate_point_network`), so the
 codec, the integer entropy path and the rate estimate are the same for both model kinds.
+
+The template, the network every rate point runs through, is the gain-model class of the
+config's entropy model (`model_class`: MeanScaleHyperprior, or ElicHyperprior, whose context
+and aggregation convolutions are then shared and masked too; `masked_layers`).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from nic.models.entropy_models import model_class
 from nic.models.hyperprior import HyperpriorConfig, MeanScaleHyperprior
 
 MASKED_LAYERS = (
@@ -38,8 +43,21 @@ MASKED_LAYERS = (
     "h_s.2",
     "h_s.4",
 )
-"""Convolutions whose weights are shared and masked; the first layer of g_a and the last of g_s
-face RGB and are independent."""
+"""A MeanScaleHyperprior template's convolutions whose weights are shared and masked (what
+masked_layers gives for it); the first layer of g_a and the last of g_s face RGB and are
+independent."""
+
+
+def masked_layers(template: nn.Module) -> tuple[str, ...]:
+    """Every convolution of a gain-model network, in module order, except the two that face RGB
+    (the first of g_a and the last of g_s): the layers a masked model shares and masks."""
+    convs = [
+        name
+        for name, module in template.named_modules()
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d))
+    ]
+    rgb = {"g_a.0", f"g_s.{len(template.g_s) - 1}"}
+    return tuple(name for name in convs if name not in rgb)
 
 
 def layer_key(layer: str) -> str:
@@ -71,19 +89,21 @@ class MaskedMultiRateHyperprior(nn.Module):
             raise ValueError("mask densities must be in (0, 1] and non-decreasing")
         # The structure every rate point runs through (forward; training hooks attach to it); it
         # holds no parameters of ours and is not a submodule.
-        template = MeanScaleHyperprior(config.gain_model())
+        template = model_class(config)(config.gain_model())
         self.__dict__["template"] = template
+        # The shared, masked convolutions (MASKED_LAYERS for a MeanScaleHyperprior template).
+        self.masked_layers = masked_layers(template)
         self.transposed = {
             layer: isinstance(template.get_submodule(layer), nn.ConvTranspose2d)
-            for layer in MASKED_LAYERS
+            for layer in self.masked_layers
         }
-        shared_names = {f"{layer}.weight" for layer in MASKED_LAYERS}
+        shared_names = {f"{layer}.weight" for layer in self.masked_layers}
         self.shared = nn.ParameterDict(
             {
                 layer_key(layer): nn.Parameter(
                     template.get_submodule(layer).weight.detach().clone()
                 )
-                for layer in MASKED_LAYERS
+                for layer in self.masked_layers
             }
         )
         self.independent_names = [
@@ -98,7 +118,7 @@ class MaskedMultiRateHyperprior(nn.Module):
                 value = p.detach()[rate : rate + 1] if name.startswith("log_") else p.detach()
                 params[layer_key(name)] = nn.Parameter(value.clone())
             self.independent.append(nn.ParameterDict(params))
-        for layer in MASKED_LAYERS:
+        for layer in self.masked_layers:
             grid = _block_grid(
                 self.shared[layer_key(layer)], self.transposed[layer], config.mask_block
             )
@@ -112,7 +132,7 @@ class MaskedMultiRateHyperprior(nn.Module):
     @property
     def device(self) -> torch.device:
         """Read from a mask (a buffer), so that asking touches no parameter."""
-        return self.mask(MASKED_LAYERS[0]).device
+        return self.mask(self.masked_layers[0]).device
 
     def mask(self, layer: str) -> torch.Tensor:
         """(K, out blocks, in blocks) boolean masks of one shared layer."""
@@ -120,7 +140,7 @@ class MaskedMultiRateHyperprior(nn.Module):
 
     def density(self, rate: int) -> float:
         """Fraction of all mask blocks that rate point `rate` uses."""
-        masks = [self.mask(layer)[rate] for layer in MASKED_LAYERS]
+        masks = [self.mask(layer)[rate] for layer in self.masked_layers]
         return sum(int(m.sum()) for m in masks) / sum(m.numel() for m in masks)
 
     def expanded_mask(self, layer: str, rate: int) -> torch.Tensor:
@@ -131,17 +151,17 @@ class MaskedMultiRateHyperprior(nn.Module):
         return m[:, :, None, None].to(self.shared[layer_key(layer)].dtype)
 
     def parameters_at(self, rate: int) -> dict[str, torch.Tensor]:
-        """Every parameter of rate point `rate`'s network, named as in MeanScaleHyperprior."""
+        """Every parameter of rate point `rate`'s network, named as in its template's class."""
         params = {
             f"{layer}.weight": self.shared[layer_key(layer)] * self.expanded_mask(layer, rate)
-            for layer in MASKED_LAYERS
+            for layer in self.masked_layers
         }
         independent = self.independent[rate]
         params.update({name: independent[layer_key(name)] for name in self.independent_names})
         return params
 
     def forward(self, x: torch.Tensor, rate: int) -> dict[str, torch.Tensor]:
-        """Training pass of one rate point for the whole batch (MeanScaleHyperprior.forward)."""
+        """Training pass of one rate point for the whole batch (the template's forward)."""
         rate_points = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
         return functional_call(self.template, self.parameters_at(rate), (x, rate_points))
 
@@ -150,14 +170,16 @@ class MaskedMultiRateHyperprior(nn.Module):
 
         It holds this model's own parameter tensors (no copies, so what runs is visibly the
         stored parameters): each shared convolution reads the shared weight through its block
-        mask, every other layer the rate point's independent parameters. Its two gain rows are
-        the rate point's own gain and that gain scaled by the mean gain step to the next rate
-        point, so a position between k and k + 1 runs network k with a finer quantizer (a
-        scalar step, as in QVRF: Tong et al., ECCV 2022).
+        mask, every other layer the rate point's independent parameters. Its gain table has
+        three rows: the rate point's own gain, that gain one mean gain step coarser (towards the
+        previous rate point) and one step finer (towards the next), so positions 0 .. 2 of
+        this network (1 is its own gain) cover a rate point either side with a scalar change of
+        quantizer (QVRF: Tong et al., ECCV 2022).
         """
         lambdas = self.config.lambdas
-        pair = (lambdas[rate], lambdas[min(rate + 1, self.num_rate_points - 1)])
-        net = MeanScaleHyperprior(self.config.gain_model(pair))
+        k = self.num_rate_points
+        triple = (lambdas[max(rate - 1, 0)], lambdas[rate], lambdas[min(rate + 1, k - 1)])
+        net = model_class(self.config)(self.config.gain_model(triple))
         independent = self.independent[rate]
         for name in self.independent_names:
             parent, _, attr = name.rpartition(".")
@@ -166,9 +188,9 @@ class MaskedMultiRateHyperprior(nn.Module):
                 delattr(module, attr)
                 attr = f"own_{attr}"
             setattr(module, attr, independent[layer_key(name)])
-        net.__class__ = _RatePointHyperprior
-        net.gain_step = self._mean_log_gain_step(rate)
-        for layer in MASKED_LAYERS:
+        net.__class__ = _rate_point_class(type(net))
+        net.gain_steps = (self._mean_log_gain_step(rate - 1), self._mean_log_gain_step(rate))
+        for layer in self.masked_layers:
             conv = net.get_submodule(layer)
             del conv.weight
             conv.__class__ = _MASKED_CLASSES[type(conv)]
@@ -177,27 +199,28 @@ class MaskedMultiRateHyperprior(nn.Module):
         return net.eval()
 
     def _mean_log_gain_step(self, rate: int) -> float:
-        """Mean log-gain from rate point `rate` to the next (to the previous one's for the last)."""
+        """Mean log-gain from rate point `rate` to the next, within 0 .. K - 1 (the first or last
+        step beyond the ends)."""
         k = self.num_rate_points
         if k == 1:
             return 0.0
-        lo = min(rate, k - 2)
+        lo = min(max(rate, 0), k - 2)
         gains = [self.independent[i][layer_key("log_gain")].detach().mean() for i in (lo, lo + 1)]
         return float(gains[1] - gains[0])
 
     def parameter_counts(self) -> dict:
         """Shared, independent and used parameters (the table of Jiang et al. 2020)."""
-        shared_by_layer = {layer: self.shared[layer_key(layer)] for layer in MASKED_LAYERS}
-        union = [self.mask(layer).any(0) for layer in MASKED_LAYERS]
+        layers = self.masked_layers
+        shared_by_layer = {layer: self.shared[layer_key(layer)] for layer in layers}
+        union = [self.mask(layer).any(0) for layer in layers]
         bo, bi = self.config.mask_block
         kernel = {layer: w[0, 0].numel() for layer, w in shared_by_layer.items()}
         shared = sum(
-            int(u.sum()) * bo * bi * kernel[layer]
-            for u, layer in zip(union, MASKED_LAYERS, strict=True)
+            int(u.sum()) * bo * bi * kernel[layer] for u, layer in zip(union, layers, strict=True)
         )
         independent = sum(p.numel() for p in self.independent[0].values())
         used = [
-            sum(int(self.mask(layer)[k].sum()) * bo * bi * kernel[layer] for layer in MASKED_LAYERS)
+            sum(int(self.mask(layer)[k].sum()) * bo * bi * kernel[layer] for layer in layers)
             + independent
             for k in range(self.num_rate_points)
         ]
@@ -206,7 +229,7 @@ class MaskedMultiRateHyperprior(nn.Module):
             "independent_per_rate_point": independent,
             "total": shared + independent * self.num_rate_points,
             "used": used,
-            "mask_bits": sum(self.mask(layer).numel() for layer in MASKED_LAYERS),
+            "mask_bits": sum(self.mask(layer).numel() for layer in layers),
         }
 
 
@@ -230,8 +253,8 @@ _MASKED_CLASSES = {nn.Conv2d: _MaskedConv2d, nn.ConvTranspose2d: _MaskedConvTran
 
 
 class _RatePointHyperprior(MeanScaleHyperprior):
-    """One rate point of a masked model: its gain table is the rate point's own (1, M) row and
-    that row one mean gain step further."""
+    """One rate point of a masked model: its gain table is the rate point's own (1, M) row one
+    mean gain step coarser, itself, and one mean gain step finer (positions 0, 1, 2)."""
 
     @property
     def device(self) -> torch.device:
@@ -239,11 +262,26 @@ class _RatePointHyperprior(MeanScaleHyperprior):
 
     @property
     def log_gain(self) -> torch.Tensor:
-        return torch.cat([self.own_log_gain, self.own_log_gain + self.gain_step])
+        down, up = self.gain_steps
+        own = self.own_log_gain
+        return torch.cat([own - down, own, own + up])
 
     @property
     def log_inverse_gain(self) -> torch.Tensor:
-        return torch.cat([self.own_log_inverse_gain, self.own_log_inverse_gain - self.gain_step])
+        down, up = self.gain_steps
+        own = self.own_log_inverse_gain
+        return torch.cat([own + down, own, own - up])
+
+
+_RATE_POINT_CLASSES: dict[type, type] = {MeanScaleHyperprior: _RatePointHyperprior}
+
+
+def _rate_point_class(cls: type) -> type:
+    """The rate-point class of a template class: _RatePointHyperprior's gain table over it."""
+    if cls not in _RATE_POINT_CLASSES:
+        name = f"_RatePoint{cls.__name__}"
+        _RATE_POINT_CLASSES[cls] = type(name, (_RatePointHyperprior, cls), {})
+    return _RATE_POINT_CLASSES[cls]
 
 
 def block_norms(

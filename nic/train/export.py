@@ -9,13 +9,13 @@ from pathlib import Path
 import torch
 
 from nic.model_file import save_model_file
-from nic.models import MaskedMultiRateHyperprior, MeanScaleHyperprior
+from nic.models import MaskedMultiRateHyperprior, MeanScaleHyperprior, model_class
 from nic.train.checkpoint import CheckpointError, build_network, damaged, load_checkpoint
 
 
 def _baselines(net: MaskedMultiRateHyperprior) -> dict:
     """The separate single-rate models trained alongside a masked one: how many, how large."""
-    single = MeanScaleHyperprior(net.config.gain_model(net.config.lambdas[:1]))
+    single = model_class(net.config)(net.config.gain_model(net.config.lambdas[:1]))
     return {
         "models": net.num_rate_points,
         "parameters_each": sum(p.numel() for p in single.parameters()),

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from nic.models import MaskedMultiRateHyperprior, MeanScaleHyperprior
-from nic.models.masked import MASKED_LAYERS, block_norms, layer_key
+from nic.models.masked import block_norms, layer_key
 
 SCHEDULES = ("joint", "progressive")
 MASK_UPDATES = 20
@@ -54,7 +54,7 @@ class InputScales:
     def __init__(self, net: MaskedMultiRateHyperprior) -> None:
         self._sums: dict[str, torch.Tensor] = {}
         self._counts: dict[str, int] = {}
-        for layer in MASKED_LAYERS:
+        for layer in net.masked_layers:
             net.template.get_submodule(layer).register_forward_hook(self._recorder(layer))
 
     def _recorder(self, layer: str):
@@ -98,7 +98,7 @@ def select_nested_masks(net: MaskedMultiRateHyperprior, scales: InputScales | No
     """Joint schedule: rank each layer's blocks by saliency once; rate point k keeps the top
     densities[k] of them, so the masks are nested. Blocks that have grown more salient since the
     last selection come back in (grow), weak ones drop out (prune)."""
-    for layer in MASKED_LAYERS:
+    for layer in net.masked_layers:
         mask = net.mask(layer)
         order = torch.argsort(block_saliency(net, layer, scales).flatten(), descending=True)
         for rate, density in enumerate(net.config.densities):
@@ -135,7 +135,7 @@ def phase_at(step: int, steps: int, rate_points: int, grow_fraction: float) -> P
 
 def grow(net: MaskedMultiRateHyperprior, rate: int) -> None:
     """Let rate point `rate` use every block."""
-    for layer in MASKED_LAYERS:
+    for layer in net.masked_layers:
         net.mask(layer)[rate] = True
 
 
@@ -144,7 +144,7 @@ def prune(net: MaskedMultiRateHyperprior, rate: int, scales: InputScales | None 
     """Keep the frozen blocks of rate point rate - 1 and the most salient of the others, so that
     rate point `rate` uses its configured density of each layer's blocks."""
     density = net.config.densities[rate]
-    for layer in MASKED_LAYERS:
+    for layer in net.masked_layers:
         mask = net.mask(layer)
         frozen = mask[rate - 1] if rate > 0 else torch.zeros_like(mask[rate])
         keep = max(round(density * frozen.numel()), int(frozen.sum()))
@@ -158,7 +158,7 @@ def freeze_gradients(net: MaskedMultiRateHyperprior, rate: int) -> None:
     """Zero the gradients of the shared weights that earlier rate points use."""
     if rate == 0:
         return
-    for layer in MASKED_LAYERS:
+    for layer in net.masked_layers:
         weight = net.shared[layer_key(layer)]
         if weight.grad is not None:
             weight.grad.mul_(1 - net.expanded_mask(layer, rate - 1))
@@ -203,7 +203,7 @@ def initialize_from(
     weights = source.state_dict()
     gains = [_log_gain_at(source, lam) for lam in net.config.lambdas]
     if isinstance(net, MaskedMultiRateHyperprior):
-        for layer in MASKED_LAYERS:
+        for layer in net.masked_layers:
             net.shared[layer_key(layer)].copy_(weights[f"{layer}.weight"])
         for rate, params in enumerate(net.independent):
             for name in net.independent_names:

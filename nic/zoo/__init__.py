@@ -1,4 +1,8 @@
-"""Named, versioned trained models with the sha256 of their files (registry in models.json)."""
+"""Named, versioned trained models with the sha256 of their files (registry in models.json).
+
+Each registered model has a permanent index (1, 2, ...; never reused), which bitstreams carry
+instead of its name; index 0 (bitstream.UNREGISTERED) means a model file the zoo does not hold.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from nic.bitstream import UNREGISTERED
 from nic.model_file import CodecModel, ModelFileError, load_model_file
 
 ZOO_DIR = Path(__file__).parent
@@ -17,6 +22,7 @@ REGISTRY = ZOO_DIR / "models.json"
 @dataclass(frozen=True)
 class ZooEntry:
     name: str
+    index: int
     file: str
     sha256: str
     description: str
@@ -49,6 +55,24 @@ def load_registered(name: str) -> CodecModel:
         raise UnknownModelError(f"unknown model {name!r}; the zoo has: {', '.join(by_name)}")
     entry = by_name[name]
     return load_model_file(entry.path, expected_sha256=entry.sha256)
+
+
+def load_index(index: int) -> CodecModel:
+    """The zoo model with permanent index `index`. Raises UnknownModelError."""
+    by_index = {e.index: e.name for e in entries()}
+    if index not in by_index:
+        raise UnknownModelError(
+            f"model index {index} is not in this nic's zoo (it has "
+            + ", ".join(f"{i}: {n}" for i, n in sorted(by_index.items()))
+            + ")"
+        )
+    return load_registered(by_index[index])
+
+
+def index_of(model: CodecModel) -> int:
+    """The zoo index of a model whose file is a registered one (same sha256), else
+    UNREGISTERED."""
+    return next((e.index for e in entries() if e.sha256 == model.sha256), UNREGISTERED)
 
 
 def is_registered(name: str) -> bool:

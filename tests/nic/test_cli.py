@@ -145,22 +145,24 @@ def test_the_pixel_budget_is_a_command_line_option(coded, small_photo):
     assert nic("decode", coded / "in.nic", coded / "b.png", "--max-pixels", h * w).returncode == 0
 
 
-def test_a_header_naming_a_file_is_not_used_as_a_model_path(coded):
-    """The stream's model id may only select a registered model; --model FILE is the user's."""
+def test_a_stream_of_a_model_file_outside_the_zoo_decodes_only_with_that_file(coded):
+    """A header names a model by zoo index only; a model file is always the user's --model."""
+    import dataclasses
+
     from nic import zoo
-    from nic.bitstream import Header, pack, unpack
+    from nic.bitstream import UNREGISTERED, pack, unpack
 
     header, subs = unpack((coded / "in.nic").read_bytes())
     model_file = zoo.load().name + ".pt"
     (coded / model_file).write_bytes(zoo.entries()[0].path.read_bytes())
-    forged = Header(model_file, header.weights_hash, header.gain_code, header.width, header.height)
-    (coded / "named.nic").write_bytes(pack(forged, subs))
-    r = nic("decode", "named.nic", "named.png", cwd=coded)
-    assert r.returncode == 1 and "not in the zoo" in r.stderr
-    # Given explicitly, the file is used, and must be the stream's model.
-    r = nic("decode", "named.nic", "named.png", "--model", model_file, cwd=coded)
-    assert r.returncode == 1 and "not with" in r.stderr
-    r = nic("decode", "in.nic", "named.png", "--model", model_file, cwd=coded)
+    forged = dataclasses.replace(header, model_index=UNREGISTERED)
+    (coded / "mine.nic").write_bytes(pack(forged, subs))
+    r = nic("decode", "mine.nic", "mine.png", cwd=coded)
+    assert r.returncode == 1 and "not in the zoo" in r.stderr and "--model FILE" in r.stderr
+    other = next(e for e in zoo.entries() if e.name != zoo.load().name)
+    r = nic("decode", "mine.nic", "mine.png", "--model", other.path, cwd=coded)
+    assert r.returncode == 1 and "made with another model" in r.stderr
+    r = nic("decode", "mine.nic", "mine.png", "--model", model_file, cwd=coded)
     assert r.returncode == 0, r.stderr
 
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from nic import codec, zoo
-from nic.bitstream import GAIN_STEPS, BitstreamError, unpack
+from nic import codec, model_file, zoo
+from nic.bitstream import GAIN_STEPS, BitstreamError, pack, unpack
 from nic.codec import ModelMismatchError
 from nic.image_io import ImageFormatError
 from nic.model_file import load_model_file, save_model_file
@@ -78,7 +78,8 @@ def test_stream_from_another_model_is_refused_naming_both(model, small_photo, tm
     save_model_file(other_path, "other-model", model.net, {})
     other = load_model_file(other_path)
     stream = codec.encode(small_photo, other, 1)
-    with pytest.raises(ModelMismatchError, match=f"other-model.*not with {model.name}"):
+    match = f"a model file \\(weights {other.weights_hash.hex()}\\), not with {model.name}"
+    with pytest.raises(ModelMismatchError, match=match):
         codec.decode(stream, model)
     # Same name, different weights: refused by the weights hash.
     renamed = dataclasses.replace(other, name=model.name)
@@ -139,3 +140,59 @@ def test_rate_control_lands_in_the_window_with_few_encodes(model, kodak_size_pho
 def test_rate_control_out_of_reach_returns_the_end_of_the_range(model, small_photo):
     match = encode_to_target(small_photo, model, 0.001)
     assert match.rate == 0 and match.bpp > 0.001 * 1.05
+
+
+def _with_z(model, latents, z):
+    """The latents with hyper-latent `z`, their tables re-derived from it as the decoder does."""
+    network = model.rate_network(0, latents.network)
+    mean, index, _ = network.entropy_path.start(z, model.device).parameters(0, latents.y_hat)
+    y_hat = torch.from_numpy(latents.y).to(mean) + mean
+    return dataclasses.replace(latents, z=z, y_index=index.numpy(), y_hat=y_hat)
+
+
+def test_latents_far_outside_their_tables_are_coded_exactly_not_clamped(small_photo):
+    model = zoo.load("nic-masked-n128-v2")
+    latents = codec.analyse(model, small_photo, 0)
+    z = latents.z.copy()
+    z[0, 0, 0, 0] = model.z_tables[0].offsets[0] - 300
+    latents = _with_z(model, latents, z)
+    latents.y[0, 0, 0, 0] = 10**6
+    latents.y[0, 5, 1, 2] = -77777
+    h, w = small_photo.shape[:2]
+    stream = codec.pack_stream(model, latents, 0, w, h)
+    _, _, decoded = codec.decode_latents(stream, model)
+    np.testing.assert_array_equal(decoded.z, latents.z)
+    np.testing.assert_array_equal(decoded.y, latents.y)
+    assert decoded.y.max() == 10**6
+
+
+def test_a_masked_model_codes_a_position_with_either_neighbouring_network(small_photo):
+    model = zoo.load("nic-masked-n128-v2")
+    crossover = model_file.NETWORK_CROSSOVER
+    assert model.default_network(2 * GAIN_STEPS + round(crossover * GAIN_STEPS) - 1) == 2
+    assert model.default_network(2 * GAIN_STEPS + round(crossover * GAIN_STEPS)) == 3
+    h, w = small_photo.shape[:2]
+    for network in (2, 3):
+        stream = codec.encode(small_photo, model, 2.25, network=network)
+        header, _, decoded = codec.decode_latents(stream, model)
+        assert header.network == network and decoded.network == network
+        expected = codec.reconstruct(
+            model, codec.analyse(model, small_photo, 2.25, network), 2.25, h, w
+        )
+        np.testing.assert_array_equal(codec.decode(stream), expected)
+    with pytest.raises(ValueError, match="network 4 cannot code rate position 2.25"):
+        codec.encode(small_photo, model, 2.25, network=4)
+    header, substreams = unpack(codec.encode(small_photo, model, 2.25))
+    forged = pack(dataclasses.replace(header, network=5), substreams)
+    with pytest.raises(BitstreamError, match="network 5 cannot code"):
+        codec.decode(forged)
+
+
+def test_a_stream_of_an_unregistered_model_file_needs_that_file(model, small_photo, tmp_path):
+    path = tmp_path / "mine.pt"
+    save_model_file(path, "mine", model.net, {})
+    stream = codec.encode(small_photo, load_model_file(path), 1)
+    assert unpack(stream)[0].model_index == 0
+    with pytest.raises(ModelMismatchError, match="not in the zoo.*--model FILE"):
+        codec.decode(stream)
+    assert codec.decode(stream, str(path)).shape == small_photo.shape

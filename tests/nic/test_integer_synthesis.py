@@ -20,9 +20,9 @@ GOLDEN = Path(__file__).parent / "golden"
 
 
 GAIN_MODEL = "nic-mshp-n128-v2"
-GOLDEN_POSITIONS = {"nic-mshp-n128-v2": (1, 8), "nic-masked-n128-v2": (1.5, 5.5)}
-"""Rate positions pinned per zoo model: the masked model's cross a rate point's own gain
-(position 1.5: network 1, half-way to network 2's step) and extrapolate past the last (5.5)."""
+GOLDEN_POSITIONS = {"nic-mshp-n128-v2": (1, 8), "nic-masked-n128-v2": (1.25, 1.75, 5.5)}
+"""Rate positions pinned per zoo model: the masked model's take network 1 a quarter step finer
+(1.25), network 2 a quarter step coarser (1.75) and extrapolate past the last rate point (5.5)."""
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def _transposed_conv_by_halves(layer, weight, x):
 
 
 def test_integer_sums_are_exact_in_any_order_while_float_sums_are_not(model, z):
-    first = model.hyper_synthesis.layers[0]
+    first = model.entropy_path.layers[0]
     weight, _ = first.integer_weights("cpu")
     x = torch.from_numpy(z).double()
     conv = torch.nn.functional.conv_transpose2d
@@ -70,16 +70,16 @@ def test_integer_path_does_not_depend_on_thread_count(model, z):
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        mean1, index1 = model.hyper_synthesis(z)
+        mean1, index1 = model.entropy_path(z)
         torch.set_num_threads(max(2, threads))
-        mean2, index2 = model.hyper_synthesis(z)
+        mean2, index2 = model.entropy_path(z)
     finally:
         torch.set_num_threads(threads)
     assert torch.equal(mean1, mean2) and torch.equal(index1, index2)
 
 
 def test_integer_path_stays_close_to_the_float_network(model, z):
-    mean, index = model.hyper_synthesis(z)
+    mean, index = model.entropy_path(z)
     assert torch.equal(mean * 2.0**FRACTION_BITS, torch.round(mean * 2.0**FRACTION_BITS))
     with torch.inference_mode():
         mean_f, scale_f = model.net.entropy_parameters(torch.from_numpy(z).float())
@@ -91,7 +91,7 @@ def test_integer_path_stays_close_to_the_float_network(model, z):
 def test_activations_beyond_exact_float64_are_refused(model):
     huge = np.full((1, model.net.config.N, 2, 2), 2**40, dtype=np.int64)
     with pytest.raises(IntegerOverflowError):
-        model.hyper_synthesis(huge)
+        model.entropy_path(huge)
 
 
 def _golden_image() -> np.ndarray:
