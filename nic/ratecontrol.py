@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from nic.bitstream import GAIN_STEPS
-from nic.codec import analysis, float_estimate, pack_stream, quantize
+from nic.codec import analysis, pack_stream, quantize
 from nic.image_io import check_rgb8
 from nic.model_file import CodecModel
 
@@ -57,7 +57,7 @@ class _Estimator:
         network = self.model.rate_network(code)
         net = network.net
         gain, _ = net.gains(network.position)
-        return float_estimate(net, self.g_a_out(code) * gain)[0]
+        return net.float_estimate(self.g_a_out(code) * gain)[0]
 
 
 def _search(estimator: _Estimator, goal_bits: float, max_code: int, known: dict) -> int:
