@@ -39,7 +39,7 @@ from nic.models.hyperprior import (
     HyperpriorConfig,
     MeanScaleHyperprior,
     _conv,
-    _deconv,
+    hyper_synthesis,
     ste_round,
 )
 from nic.models.integer_synthesis import (
@@ -89,13 +89,7 @@ class ElicHyperprior(MeanScaleHyperprior):
         self.groups = config.channel_groups
         self.bounds = group_bounds(self.groups)
         k = CONTEXT_KERNEL
-        self.h_s = nn.Sequential(
-            _deconv(n, n),
-            nn.LeakyReLU(inplace=True),
-            _deconv(n, n * 3 // 2),
-            nn.LeakyReLU(inplace=True),
-            _conv(n * 3 // 2, 2 * n, 3, 1),
-        )
+        self.h_s = hyper_synthesis(n, n, 2 * n)
         self.channel_context = nn.ModuleList(
             nn.Sequential(
                 _conv(first, n, k, 1), nn.LeakyReLU(inplace=True), _conv(n, 2 * (end - first), k, 1)

@@ -40,6 +40,18 @@ MAX_GROUPS = 16
 """The most channel groups a config may describe (2 coding steps each)."""
 
 
+def hyper_synthesis(n: int, width: int, out: int) -> nn.Sequential:
+    """h_s: the hyper-latent's N channels up 4x, through `width` and 3/2 `width` channels, to
+    `out` (Minnen et al. 2018's mean-scale hyper-synthesis; 2M for a mean and scale per latent)."""
+    return nn.Sequential(
+        _deconv(n, width),
+        nn.LeakyReLU(inplace=True),
+        _deconv(width, width * 3 // 2),
+        nn.LeakyReLU(inplace=True),
+        _conv(width * 3 // 2, out, 3, 1),
+    )
+
+
 @dataclass(frozen=True)
 class HyperpriorConfig:
     """Architecture and rate points; stored in every model file."""
@@ -155,13 +167,7 @@ class MeanScaleHyperprior(nn.Module):
             nn.LeakyReLU(inplace=True),
             _conv(n, n),
         )
-        self.h_s = nn.Sequential(
-            _deconv(n, m),
-            nn.LeakyReLU(inplace=True),
-            _deconv(m, m * 3 // 2),
-            nn.LeakyReLU(inplace=True),
-            _conv(m * 3 // 2, 2 * m, 3, 1),
-        )
+        self.h_s = hyper_synthesis(n, m, 2 * m)
         self.hyper_prior = FactorizedPrior(n)
         # Gain ~ sqrt(lambda): the MSE-optimal quantizer step shrinks like 1/sqrt(lambda).
         lam = torch.tensor(config.lambdas, dtype=torch.float32)
