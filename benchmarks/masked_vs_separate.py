@@ -29,6 +29,7 @@ from ctc.bdrate import bd_dataset, curve_problem
 from ctc.datasets import resolve_dataset
 from nic import zoo
 from nic.codec import padded_tensor
+from nic.model_file import OWN_GAIN
 from nic.models import MeanScaleHyperprior
 from nic.train.checkpoint import CheckpointError, build_network, load_checkpoint
 
@@ -85,7 +86,7 @@ def main() -> None:
     curves: dict[str, dict[str, list]] = {"masked": {}, "separate": {}, "reference": {}}
     for f in tqdm(files, desc="images", unit="image"):
         image = f.load()
-        curves["masked"][f.name] = [rd_point(n, image, 0.0, device) for n in networks]
+        curves["masked"][f.name] = [rd_point(n, image, OWN_GAIN, device) for n in networks]
         curves["separate"][f.name] = [rd_point(n, image, 0.0, device) for n in baselines]
         if reference is not None:
             curves["reference"][f.name] = [

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from ctc.datasets import resolve_dataset
 from nic import zoo
+from nic.model_file import OWN_GAIN
 from nic.models import build_model
 from nic.models.masked import MASKED_LAYERS
 from nic.train.data import PatchSampler, list_images
@@ -72,7 +73,8 @@ def main() -> None:
         image = item.load()
         for name, model in models.items():
             for rate in range(k):
-                points[name][rate] += rd_point(model.rate_point_network(rate), image, 0.0, "cpu")
+                net = model.rate_point_network(rate)
+                points[name][rate] += rd_point(net, image, OWN_GAIN, "cpu")
     print(f"\n{args.config}: init {config.init}, {len(images)} images, mean bpp / RGB PSNR (dB)")
     print("\n| rate point | density | " + " | ".join(models) + " |")
     print("| --- | --- |" + " --- |" * len(models))
@@ -95,7 +97,7 @@ def per_layer(dense, pruned, rate: int, images) -> None:
         probe.load_state_dict(dense.state_dict())
         probe.mask(layer)[rate] = pruned.mask(layer)[rate]
         net = probe.rate_point_network(rate)
-        total = sum(np.array(rd_point(net, item.load(), 0.0, "cpu")) for item in images)
+        total = sum(np.array(rd_point(net, item.load(), OWN_GAIN, "cpu")) for item in images)
         print(f"| {layer} | {total[0] / len(images):.3f} / {total[1] / len(images):.2f} |")
 
 

@@ -3,8 +3,8 @@
 # precision and train CONFIG with the faster one for FIT minutes, bring back a slim checkpoint,
 # compare a masked run with its separate baselines on Kodak, and check GPU encode -> CPU decode
 # of the trained model.
-# Carry: the config's data folder (nic prepare-data), .whl (constriction for the device's
-# Python) and .kodak (the Kodak PNGs):  CONFIG=configs/masked-n128-gpu.yaml bash configs/device_lease.sh 6
+# Carry: the config's data folder (nic prepare-data: OUTPUT/train, with OUTPUT/holdout for a
+# config's holdout), .whl (constriction for the device's Python) and .kodak (the Kodak PNGs):  CONFIG=configs/masked-n128-gpu.yaml bash configs/device_lease.sh 6
 FIT=${1:-8}
 BUDGET=${BUDGET:---fit-minutes}  # BUDGET=--max-minutes resumes a masked run within its length
 CONFIG=${CONFIG:-configs/mshp-n128-gpu.yaml}
@@ -23,7 +23,7 @@ sys.exit(0 if float(t["tf32"]) / float(t["bf16"]) >= 1.25 else 1)
 PY
 fi
 echo "precision: $PRECISION"
-slim() { python3 -c "from nic.train.trainer import slim_checkpoint as s; s('$RUN/checkpoint.pt', '$OUT/checkpoint-fp16.pt')" 2>/dev/null; cp "$RUN/log.csv" "$OUT/" 2>/dev/null; }
+slim() { python3 -c "from nic.train.trainer import slim_checkpoint as s; s('$RUN/checkpoint.pt', '$OUT/checkpoint-fp16.pt')" 2>/dev/null; cp "$RUN/log.csv" "$RUN/holdout.csv" "$OUT/" 2>/dev/null; }
 ( while sleep 60; do slim; done ) &
 keeper=$!
 python3 -m nic.cli train "$CONFIG" "$BUDGET" "$FIT" --precision "$PRECISION" > "$OUT/train.log" 2>&1

@@ -50,6 +50,9 @@ class ModelHashError(ModelFileError):
     """A model file whose weights are not the ones a bitstream names."""
 
 
+OWN_GAIN = 1.0
+"""The position of a masked model's rate point in its own network's gain table
+(MaskedMultiRateHyperprior.rate_point_network: 0 one step coarser, 2 one step finer)."""
 NETWORK_CROSSOVER = 0.5
 """A masked model codes a rate position k + a (0 <= a < 1) with network k below this fraction
 and with network k + 1 at a coarser gain from it: a network's own gain beats its neighbour's
@@ -149,7 +152,7 @@ class CodecModel:
         net, entropy_path = self._rate_points[network]
         if net.g_a[2].block_mask.device != self.device:
             net.to(self.device)  # its parameters are the model's: only the masks stay behind
-        position = 1 + (code - network * GAIN_STEPS) / GAIN_STEPS  # 1: its own gain
+        position = OWN_GAIN + (code - network * GAIN_STEPS) / GAIN_STEPS
         return RateNetwork(network, net, position, self.z_tables[network], entropy_path)
 
 

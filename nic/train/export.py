@@ -34,6 +34,7 @@ def _training(ckpt: dict, net: MeanScaleHyperprior | MaskedMultiRateHyperprior) 
         "lambdas": list(train["model"]["lambdas"]),
         "distortion": train["model"]["distortion"],
         "lr": train["lr"],
+        "rate_balance": train.get("rate_balance", "none"),  # checkpoints before it: none
         **(
             {"schedule": train["schedule"], "init": train["init"]}
             if train["model"].get("mask_block")

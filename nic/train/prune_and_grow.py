@@ -61,7 +61,8 @@ class InputScales:
         def record(module, inputs, output) -> None:
             square = inputs[0].detach().float().pow(2).mean(dim=(0, 2, 3))
             self._sums[layer] = self._sums.get(layer, 0) + square
-            self._counts[layer] = self._counts.get(layer, 0) + 1
+            # A tensor, not an int: torch.compile would recompile for every new int value.
+            self._counts[layer] = self._counts.get(layer, 0) + square.new_ones(())
 
         return record
 

@@ -1,18 +1,21 @@
 """`nic train CONFIG.yaml`: resumable training in chunks that add up.
 
-The run folder holds `checkpoint.pt` (weights, optimizer, step, random states, accumulated wall
-time) and `log.csv` (the loss curve). Starting again with the same config resumes from the
+The run folder holds `checkpoint.pt` (weights, optimizer, step, random states, running
+statistics, accumulated wall time), `log.csv` (the loss curve) and, with a holdout set,
+`holdout.csv` (its loss at every rate point). Starting again with the same config resumes from the
 checkpoint, so short runs (a CPU afternoon, a 10-minute GPU lease) add up to one training.
 """
 
 from __future__ import annotations
 
+import copy
 import csv
 import hashlib
 import math
 import platform
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -24,10 +27,12 @@ from nic import zoo
 from nic.model_file import MAX_CHANNELS
 from nic.models import (
     DOWNSAMPLING,
+    ENTROPY_MODELS,
     HyperpriorConfig,
     MaskedMultiRateHyperprior,
     MeanScaleHyperprior,
     build_model,
+    model_class,
 )
 from nic.train.checkpoint import (
     CheckpointError,
@@ -36,8 +41,8 @@ from nic.train.checkpoint import (
     load_weights,
     save_checkpoint,
 )
-from nic.train.data import PatchSampler, list_images
-from nic.train.loss import DISTORTIONS, rd_loss
+from nic.train.data import PatchSampler, list_images, read_training_image
+from nic.train.loss import DISTORTIONS, RATE_BALANCES, RateBalance, rd_terms
 from nic.train.prune_and_grow import (
     SCHEDULES,
     InputScales,
@@ -65,6 +70,9 @@ class TrainConfig:
     patch: int = 256
     min_scale: float = 0.5
     lr: float = 1e-4
+    """Adam's learning rate. It does not follow `batch`: when changing the batch, scale it by
+    the square root of the batch ratio (the square-root rule for Adam: Malladi et al., NeurIPS
+    2022), e.g. 1e-4 at batch 16 -> 1.4e-4 at 32, 2e-4 at 64."""
     lr_final: float = 1e-5
     decay_from: float = 0.85
     checkpoint_every: int = 500
@@ -82,6 +90,20 @@ class TrainConfig:
     """Masked models: "joint" (all rate points train throughout; nested masks re-selected by
     block saliency during the first grow_fraction) or "progressive" (prune-and-grow, one phase per
     rate point, earlier rate points frozen): nic/train/prune_and_grow.py."""
+    rate_balance: str = "loss"
+    """Per-rate-point loss weights (nic/train/loss.py, RateBalance): "loss" (each rate point's
+    loss divided by its running mean), "gradient" (by the running norm of its gradient; needs one
+    rate point per step, a masked model) or "none" (the loss as is, as runs before this setting
+    trained). "loss" measured best on a CPU (docs/training.md)."""
+    compile: str = "none"
+    """Capture the forward pass and loss with torch.compile in this mode ("default",
+    "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"); "none" runs eagerly."""
+    channels_last: bool = False
+    """Hold weights and patches in channels-last memory format."""
+    holdout: tuple[str, ...] | None = None
+    """Image files or folders whose centre crops are evaluated at every rate point (holdout.csv)."""
+    holdout_every: int | None = None
+    """Steps between holdout evaluations (None: checkpoint_every)."""
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:
@@ -104,13 +126,20 @@ class TrainConfig:
             if key not in raw:
                 raise ValueError(f"{path}: missing required setting '{key}'")
         _check_settings(raw, path)
-        data = raw["data"] if isinstance(raw["data"], list) else [raw["data"]]
         base = Path(path).resolve().parent
-        resolved = [str((base / d).resolve()) if not Path(d).is_absolute() else d for d in data]
+
+        def resolved(paths: str | list[str]) -> tuple[str, ...]:
+            paths = paths if isinstance(paths, list) else [paths]
+            return tuple(p if Path(p).is_absolute() else str((base / p).resolve()) for p in paths)
+
         model = HyperpriorConfig.from_dict({**HyperpriorConfig().to_dict(), **raw.get("model", {})})
         output = raw["output"]
         output = output if Path(output).is_absolute() else str((base / output).resolve())
-        return cls(**{**raw, "data": tuple(resolved), "model": model, "output": output})
+        holdout = resolved(raw["holdout"]) if raw.get("holdout") is not None else None
+        return cls(
+            **{**raw, "data": resolved(raw["data"]), "model": model, "output": output,
+               "holdout": holdout}
+        )  # fmt: skip
 
     def learning_rate(self, step: int) -> float:
         """Constant, then a cosine decay to lr_final over the last (1 - decay_from) of the run."""
@@ -122,6 +151,9 @@ class TrainConfig:
 
 
 PRECISIONS = ("fp32", "tf32", "bf16")
+COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
+"""Modes that replay CUDA graphs, whose outputs the next replay overwrites."""
 
 
 def _whole(value: object) -> bool:
@@ -156,6 +188,12 @@ SETTING_RULES = {
     "grow_fraction": ("a number in (0, 1)", lambda v: _number(v) and 0 < v < 1),
     "baselines": ("true or false", lambda v: isinstance(v, bool)),
     "schedule": ("one of " + ", ".join(SCHEDULES), lambda v: v in SCHEDULES),
+    "rate_balance": ("one of " + ", ".join(RATE_BALANCES), lambda v: v in RATE_BALANCES),
+    "compile": ("one of " + ", ".join(COMPILE_MODES), lambda v: v in COMPILE_MODES),
+    "channels_last": ("true or false", lambda v: isinstance(v, bool)),
+    "holdout": ("a folder or a list of folders", lambda v: v is None or _text(v) or (
+        isinstance(v, list) and v != [] and all(map(_text, v)))),
+    "holdout_every": ("a whole number >= 1", lambda v: v is None or (_whole(v) and v >= 1)),
     "model": ("a mapping of model settings", lambda v: isinstance(v, dict)),
 }  # fmt: skip
 MODEL_RULES = {
@@ -170,6 +208,9 @@ MODEL_RULES = {
         isinstance(v, list) and len(v) == 2 and all(_whole(x) and x >= 1 for x in v))),
     "densities": ("a list of numbers in (0, 1]", lambda v: isinstance(v, list) and all(
         _number(x) and 0 < x <= 1 for x in v)),
+    "entropy_model": ("one of " + ", ".join(ENTROPY_MODELS), lambda v: v in ENTROPY_MODELS),
+    "groups": ("a list of whole numbers >= 1", lambda v: isinstance(v, list) and all(
+        _whole(x) and x >= 1 for x in v)),
 }  # fmt: skip
 
 
@@ -231,6 +272,22 @@ def _check_schedule(config: TrainConfig) -> None:
         raise ValueError(f"schedule must be one of {SCHEDULES}, not {config.schedule!r}")
     if not 0 < config.grow_fraction < 1:
         raise ValueError("grow_fraction must be between 0 and 1")
+    if config.rate_balance not in RATE_BALANCES:
+        raise ValueError(
+            f"rate_balance must be one of {RATE_BALANCES}, not {config.rate_balance!r}"
+        )
+    if config.rate_balance == "gradient" and not config.model.masked:
+        raise ValueError(
+            "rate_balance: gradient needs one rate point per step (a masked model); a gain "
+            "model's batches mix rate points: use loss or none"
+        )
+    if config.compile not in COMPILE_MODES:
+        raise ValueError(f"compile must be one of {COMPILE_MODES}, not {config.compile!r}")
+    if config.compile in CUDA_GRAPH_MODES and config.model.masked:
+        raise ValueError(
+            f"compile: {config.compile} replays CUDA graphs, which overwrite the input scales a "
+            "masked model keeps across steps: use default or max-autotune-no-cudagraphs"
+        )
 
 
 def _initial_weights(config: TrainConfig) -> MeanScaleHyperprior | MaskedMultiRateHyperprior:
@@ -243,6 +300,163 @@ def _initial_weights(config: TrainConfig) -> MeanScaleHyperprior | MaskedMultiRa
     if model.masked and config.baselines:
         raise ValueError(f"init: {source} is a masked model; baselines start from a gain model")
     return model.net
+
+
+def _compile_errors() -> tuple[type[Exception], ...]:
+    """What torch.compile raises when it cannot compile here (imported only when one is raised)."""
+    from torch._dynamo.exc import TorchDynamoException
+    from torch._inductor.exc import CppCompileError, InvalidCxxCompiler
+
+    return TorchDynamoException, CppCompileError, InvalidCxxCompiler
+
+
+def _forward_terms(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    rate: torch.Tensor | int,
+    lambdas: torch.Tensor,
+    distortion: str,
+    bf16: bool,
+) -> dict[str, torch.Tensor]:
+    """A training pass and its per-item loss terms: what `compile` captures."""
+    with torch.autocast(x.device.type, torch.bfloat16, enabled=bf16):
+        return rd_terms(model(x, rate), x, lambdas, distortion)
+
+
+class TrainStep:
+    """One training step as `nic train` runs it: forward pass and loss (captured by torch.compile
+    when config.compile asks), the rate balance's weighting, backward, clipping to norm 1 and the
+    optimizer's update.
+
+    When compiling fails here (the CPU backend needs a C++ compiler and the Python headers), the
+    step says so in one line on stderr and runs eagerly from then on.
+    """
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.distortion = config.model.distortion
+        self.bf16 = config.precision == "bf16"
+        self.memory_format = (
+            torch.channels_last if config.channels_last else torch.contiguous_format
+        )
+        self.forward = _forward_terms
+        self.compiled = config.compile != "none"
+        if self.compiled:
+            # One graph per rate point of a masked model (the rate selects its parameters), two
+            # while its input scales are empty and then not, and one per baseline model.
+            limits = torch._dynamo.config
+            name = "recompile_limit" if hasattr(limits, "recompile_limit") else "cache_size_limit"
+            needed = 3 * len(config.model.lambdas) + 2
+            setattr(limits, name, max(getattr(limits, name), needed))
+            self.forward = torch.compile(_forward_terms, mode=config.compile, dynamic=False)
+
+    def __call__(
+        self,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        x: torch.Tensor,
+        rate: torch.Tensor | int,
+        lambdas: torch.Tensor,
+        balance: RateBalance | None = None,
+        before_clip: Callable[[], None] | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Train `model` on the (B, 3, P, P) batch `x` at `rate` (one per item, or one for the
+        batch of a masked model) with (B,) `lambdas`; returns the batch means of the loss, bpp
+        and mse (0..1 scale), detached. `before_clip` may change the gradients first."""
+        x = x.contiguous(memory_format=self.memory_format)
+        saved = balance.state_dict() if balance is not None and self.compiled else None
+        try:
+            terms = self._backward(model, optimizer, x, rate, lambdas, balance)
+        except _compile_errors() as e:
+            if not self.compiled:
+                raise
+            reason = " ".join(str(e).split())[:160]
+            print(
+                f"nic train: torch.compile failed here, training eagerly ({reason})",
+                file=sys.stderr,
+            )
+            self.forward, self.compiled = _forward_terms, False
+            if saved is not None:
+                balance.load_state_dict(saved)
+            terms = self._backward(model, optimizer, x, rate, lambdas, balance)
+        if before_clip is not None:
+            before_clip()
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        if balance is not None:
+            balance.record_gradient(rate, norm)
+        optimizer.step()
+        return {name: value.detach().mean() for name, value in terms.items()}
+
+    def _backward(self, model, optimizer, x, rate, lambdas, balance) -> dict[str, torch.Tensor]:
+        terms = self.forward(model, x, rate, lambdas, self.distortion, self.bf16)
+        optimizer.zero_grad(set_to_none=True)
+        losses = terms["loss"]
+        (losses.mean() if balance is None else balance.objective(losses, rate)).backward()
+        return terms
+
+
+HOLDOUT_SEED = 0
+"""Seed of the quantization noise in holdout passes, so that every evaluation draws the same."""
+
+
+def holdout_crops(paths: list[str], patch: int) -> torch.Tensor:
+    """(N, 3, patch, patch) uint8 centre crops of the images under `paths` that are at least
+    patch x patch (smaller ones are left out). Raises FileNotFoundError when there are no images
+    and ValueError when none is large enough."""
+    crops = []
+    for f in list_images(paths):
+        a = read_training_image(f)
+        h, w = a.shape[:2]
+        if min(h, w) >= patch:
+            top, left = (h - patch) // 2, (w - patch) // 2
+            crops.append(torch.from_numpy(a[top : top + patch, left : left + patch].copy()))
+    if not crops:
+        raise ValueError(f"no holdout image is at least {patch}x{patch}")
+    return torch.stack(crops).permute(0, 3, 1, 2).contiguous()
+
+
+@torch.no_grad()
+def evaluate_holdout(
+    net: MeanScaleHyperprior | MaskedMultiRateHyperprior,
+    crops: torch.Tensor,
+    batch: int,
+    distortion: str = "mse",
+    bf16: bool = False,
+    memory_format: torch.memory_format = torch.contiguous_format,
+    scales: InputScales | None = None,
+) -> list[dict[str, float]]:
+    """The training loss of `net` on the uint8 (N, 3, P, P) `crops` at each rate point: one dict
+    per rate point with its mean loss, bpp and the PSNR (dB) of the mean MSE.
+
+    The pass is the training pass (rd_terms; noise for the likelihoods drawn from HOLDOUT_SEED,
+    so that every evaluation draws the same, and the random state of training left as it was)
+    without gradients, in eval mode, in batches of `batch`. A masked model's `scales`, which its
+    training pass records, are restored afterwards.
+    """
+    device = crops.device
+    lambdas = net.config.lambdas
+    saved = copy.deepcopy(scales.state_dict()) if scales is not None else None
+    was_training = net.training
+    net.eval()
+    rows = []
+    cuda = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda, device_type=device.type):
+        torch.manual_seed(HOLDOUT_SEED)
+        for rate in range(len(lambdas)):
+            sums = {"loss": 0.0, "bpp": 0.0, "mse": 0.0}
+            for chunk in crops.split(batch):
+                x = (chunk.float() / 255).contiguous(memory_format=memory_format)
+                k = rate if net.config.masked else torch.full((len(x),), rate, device=device)
+                lam = torch.full((len(x),), lambdas[rate], device=device)
+                terms = _forward_terms(net, x, k, lam, distortion, bf16)
+                for name in sums:
+                    sums[name] += float(terms[name].float().sum())
+            loss, bpp, mse = (sums[name] / len(crops) for name in ("loss", "bpp", "mse"))
+            psnr = -10 * math.log10(max(mse, 1e-12))
+            rows.append({"rate_point": rate, "loss": loss, "bpp": bpp, "psnr_db": psnr})
+    net.train(was_training)
+    if saved is not None:
+        scales.load_state_dict(saved)
+    return rows
 
 
 def train(
@@ -258,7 +472,8 @@ def train(
     A masked model trains one rate point per step, jointly or in progressive phases
     (nic/train/prune_and_grow.py); with `baselines`, a separate single-rate model per rate point
     trains on the same batches whenever its rate point does, for the masked-versus-separate
-    comparison.
+    comparison. With `holdout`, its images are evaluated (evaluate_holdout) at the start of a
+    new run, every `holdout_every` steps and when a chunk ends, into holdout.csv.
 
     Raises ValueError for invalid settings or time budgets or a checkpoint of another model
     config, and CheckpointError (a ValueError) when the output folder's checkpoint is damaged or
@@ -280,6 +495,9 @@ def train(
     ckpt_path = out / "checkpoint.pt"
 
     files = list_images(list(config.data))
+    holdout = None
+    if config.holdout:
+        holdout = holdout_crops(list(config.holdout), config.patch).to(device)
     if device.type == "cuda":
         # TF32 matrix units for convolutions and matmuls: about 3x the fp32 rate on Hopper.
         tf32 = config.precision != "fp32"
@@ -287,14 +505,20 @@ def train(
         torch.backends.cudnn.allow_tf32 = tf32
         torch.backends.cudnn.benchmark = True
     sampler = PatchSampler(files, config.patch, config.min_scale, config.seed, device)
-    net = build_model(config.model).to(device)
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    net = build_model(config.model).to(device, memory_format=memory_format)
     baselines = []
     if config.baselines:
         baselines = [
-            MeanScaleHyperprior(config.model.gain_model((lam,))).to(device)
+            model_class(config.model)(config.model.gain_model((lam,))).to(
+                device, memory_format=memory_format
+            )
             for lam in config.model.lambdas
         ]
     scales = InputScales(net) if masked else None
+    balance = None
+    if config.rate_balance != "none":
+        balance = RateBalance(config.rate_balance, len(config.model.lambdas), device)
     step, wall = 0, 0.0
     history: list[dict] = []
     ckpt: dict = {}
@@ -310,12 +534,22 @@ def train(
                 load_weights(b, state, ckpt_path)
             if scales is not None and "input_scales" in ckpt:
                 scales.load_state_dict(ckpt["input_scales"])
+            stored_balance = ckpt.get("rate_balance")
+            if balance is not None and stored_balance is not None:
+                if stored_balance["mode"] == balance.mode:
+                    balance.load_state_dict(stored_balance)
+                else:
+                    print(
+                        f"nic train: rate_balance is now {balance.mode} (the checkpoint's was "
+                        f"{stored_balance['mode']}): its running means start afresh",
+                        file=sys.stderr,
+                    )
             sampler.set_state(ckpt["sampler_rng"])
             torch.set_rng_state(ckpt["torch_rng"].cpu())  # map_location moved it
             steps = int(ckpt["train_config"]["steps"])
         except CheckpointError:
             raise
-        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
             raise damaged(ckpt_path, e) from None
         step, wall, history = ckpt["step"], ckpt["wall_time_s"], ckpt["hardware"]
         if masked and fit_minutes is not None:
@@ -376,11 +610,34 @@ def train(
     log_path = out / "log.csv"
     _truncate_log(log_path, step)
     new_log = not log_path.exists()
+    holdout_path = out / "holdout.csv"
+    _truncate_log(holdout_path, step if ckpt else -1)  # a new run evaluates its step 0 anew
+    holdout_every = config.holdout_every or config.checkpoint_every
+    holdout_step = step if ckpt else -1  # a checkpoint's step was evaluated before it
     deadline = time.monotonic() + 60 * max_minutes if max_minutes else math.inf
     probe_from, probe_to = step + FIT_WARMUP_STEPS, step + FIT_WARMUP_STEPS + FIT_PROBE_STEPS
     probe_start = 0.0
     data_hash = hashlib.sha256("\n".join(f.name for f in files).encode()).hexdigest()[:16]
-    autocast = torch.autocast(device.type, torch.bfloat16, enabled=config.precision == "bf16")
+    train_step = TrainStep(config)
+
+    def evaluate() -> None:
+        """Evaluate the holdout crops at every rate point into holdout.csv (once per step)."""
+        nonlocal holdout_step
+        if holdout is None or holdout_step == step:
+            return
+        new = not holdout_path.exists()
+        rows = evaluate_holdout(
+            net, holdout, config.batch, config.model.distortion,
+            config.precision == "bf16", memory_format, scales,
+        )  # fmt: skip
+        with open(holdout_path, "a", newline="") as f:
+            writer = csv.writer(f)
+            if new:
+                writer.writerow(["step", "rate_point", "loss", "bpp", "psnr_db"])
+            for r in rows:
+                loss, bpp, psnr = r["loss"], r["bpp"], r["psnr_db"]
+                writer.writerow([step, r["rate_point"], f"{loss:.5f}", f"{bpp:.5f}", f"{psnr:.3f}"])
+        holdout_step = step
 
     def checkpoint() -> None:
         if not all(bool(torch.isfinite(v).all()) for v in net.state_dict().values()):
@@ -388,6 +645,7 @@ def train(
                 f"training diverged: the weights are not finite at step {step}; the last "
                 f"checkpoint in {out} is kept (lower the learning rate)"
             )
+        evaluate()
         save_checkpoint(
             {
                 "model_config": config.model.to_dict(),
@@ -403,6 +661,7 @@ def train(
                     else {}
                 ),
                 **({"input_scales": scales.state_dict()} if scales is not None else {}),
+                **({"rate_balance": balance.state_dict()} if balance is not None else {}),
                 "sampler_rng": sampler.state(),
                 "torch_rng": torch.get_rng_state(),
                 "step": step,
@@ -413,17 +672,8 @@ def train(
             ckpt_path,
         )
 
-    def train_step(model, optimizer, x, rate, lam) -> dict[str, torch.Tensor]:
-        with autocast:
-            parts = rd_loss(model(x, rate), x, lam, config.model.distortion)
-        optimizer.zero_grad(set_to_none=True)
-        parts["loss"].backward()
-        if masked and model is net and not joint:
-            freeze_gradients(net, rate)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        return parts
-
+    if not ckpt:
+        evaluate()
     net.train()
     columns = ["step", "loss", "bpp", "psnr_db", "lr", "wall_time_s"]
     if masked:
@@ -466,11 +716,12 @@ def train(
             x = sampler.batch(config.batch).to(device)
             if not masked:
                 k = torch.randint(len(lambdas), (config.batch,), device=device)
-                parts = train_step(net, optimizer, x, k, lambdas[k])
+                parts = train_step(net, optimizer, x, k, lambdas[k], balance)
             else:
                 rate = current.rate if current is not None else step % len(lambdas)
                 lam = lambdas[rate].expand(config.batch)
-                parts = train_step(net, optimizer, x, rate, lam)
+                freeze = None if joint else lambda: freeze_gradients(net, rate)  # noqa: B023
+                parts = train_step(net, optimizer, x, rate, lam, balance, freeze)
                 if baselines:
                     zeros = torch.zeros(config.batch, dtype=torch.long, device=device)
                     base = train_step(baselines[rate], baseline_optimizer, x, zeros, lam)
@@ -499,6 +750,8 @@ def train(
                     bar.total = config.steps
                     bar.write(f"fitted to {fit_minutes} min at {rate:.1f} steps/s: {config.steps}")
                     probe_to = step
+            if step % holdout_every == 0:
+                evaluate()
             if step % config.checkpoint_every == 0:
                 checkpoint()
     checkpoint()

@@ -18,10 +18,13 @@ from nic.models import HyperpriorConfig, MeanScaleHyperprior, build_model
 from nic.train.checkpoint import CheckpointError, load_checkpoint
 from nic.train.data import PatchSampler, list_images
 from nic.train.export import export_checkpoint
-from nic.train.prepare import prepare_training_set
+from nic.train.loss import RateBalance, rd_terms
 from nic.train.trainer import (
     FIT_WARMUP_STEPS,
     TrainConfig,
+    TrainStep,
+    evaluate_holdout,
+    holdout_crops,
     slim_checkpoint,
     train,
 )
@@ -91,6 +94,11 @@ def test_config_errors_are_clear(tmp_path):
         ("output: x\ndata: [d]\nmodel: {N: 100000000}\n", "model.N must be a whole number from 1"),
         ("output: x\ndata: [d]\nmodel: {lambdas: [0, 1]}\n", "model.lambdas must be a list"),
         ("output: x\ndata: [d]\nmodel: {width: 3}\n", "unknown model settings \\['width'\\]"),
+        ("output: x\ndata: [d]\nrate_balance: fair\n", "rate_balance must be one of none, loss"),
+        ("output: x\ndata: [d]\ncompile: fast\n", "compile must be one of none, default"),
+        ("output: x\ndata: [d]\nchannels_last: yes please\n", "channels_last must be true or"),
+        ("output: x\ndata: [d]\nholdout: []\n", "holdout must be a folder or a list"),
+        ("output: x\ndata: [d]\nholdout_every: 0\n", "holdout_every must be a whole number"),
     ]:
         bad.write_text(text)
         with pytest.raises(ValueError, match=message):
@@ -249,22 +257,6 @@ def test_damaged_checkpoints_are_refused_in_one_line(tiny_setup, tmp_path, capsy
         train(TrainConfig.from_yaml(path))
 
 
-def test_prepare_training_set_downscales_and_keeps_small_images(tmp_path, astronaut):
-    src = tmp_path / "src"
-    (src / "a").mkdir(parents=True)
-    (src / "b").mkdir()
-    Image.fromarray(astronaut).save(src / "a" / "x.png")  # 512x512: downscaled to 128
-    Image.fromarray(astronaut[:100, :150]).convert("L").save(src / "b" / "x.png")  # kept as is
-    count, size = prepare_training_set([src], tmp_path / "out", short_side=128, quality=90)
-    files = sorted((tmp_path / "out").iterdir())
-    assert count == 2 and size == sum(f.stat().st_size for f in files)
-    sizes = sorted(Image.open(f).size for f in files)
-    assert sizes == [(128, 128), (150, 100)]
-    assert all(Image.open(f).mode == "RGB" for f in files)
-    with pytest.raises(ValueError, match="short_side"):
-        prepare_training_set([src], tmp_path / "o2", short_side=8)
-
-
 @pytest.fixture
 def masked_setup(tiny_setup):
     path, config = tiny_setup
@@ -329,6 +321,13 @@ def test_schedule_settings_are_checked(masked_setup, tiny_setup):
             train(TrainConfig.from_yaml(path))
     path.write_text(yaml.safe_dump({**config, "model": {"N": 8, "M": 12}}))
     with pytest.raises(ValueError, match="needs a masked model"):
+        train(TrainConfig.from_yaml(path))
+    gain = {**config, "model": {"N": 8, "M": 12}, "baselines": False}
+    path.write_text(yaml.safe_dump({**gain, "rate_balance": "gradient"}))
+    with pytest.raises(ValueError, match="gradient needs one rate point per step"):
+        train(TrainConfig.from_yaml(path))
+    path.write_text(yaml.safe_dump({**config, "compile": "reduce-overhead"}))
+    with pytest.raises(ValueError, match="replays CUDA graphs"):
         train(TrainConfig.from_yaml(path))
 
 
@@ -434,3 +433,171 @@ def test_a_damaged_log_does_not_block_resuming(tiny_setup, tmp_path):
     path.write_text(yaml.safe_dump(config))
     assert load_checkpoint(train(TrainConfig.from_yaml(path)))["step"] == 4
     assert b"\0" not in log.read_bytes()
+
+
+def test_a_resumed_run_continues_its_rate_balance_exactly(tiny_setup, tmp_path):
+    path, config = tiny_setup
+    config["steps"] = 5
+    path.write_text(yaml.safe_dump({**config, "output": "whole"}))
+    whole = load_checkpoint(train(TrainConfig.from_yaml(path)))
+    path.write_text(yaml.safe_dump({**config, "steps": 3}))
+    ckpt = train(TrainConfig.from_yaml(path))
+    assert load_checkpoint(ckpt)["rate_balance"]["mode"] == "loss"  # the default
+    path.write_text(yaml.safe_dump(config))
+    resumed = load_checkpoint(train(TrainConfig.from_yaml(path)))
+    for key in ("average", "decayed"):
+        assert torch.equal(resumed["rate_balance"][key], whole["rate_balance"][key])
+    for name, weight in whole["model"].items():
+        assert torch.equal(resumed["model"][name], weight), name
+    slim_checkpoint(ckpt, tmp_path / "slim.pt")
+    assert "rate_balance" in load_checkpoint(tmp_path / "slim.pt")
+
+    state = load_checkpoint(ckpt)
+    del state["rate_balance"]  # a checkpoint written before the setting existed
+    torch.save(state, ckpt)
+    config["steps"] = 6
+    path.write_text(yaml.safe_dump(config))
+    state = load_checkpoint(train(TrainConfig.from_yaml(path)))
+    assert state["step"] == 6 and state["rate_balance"]["mode"] == "loss"
+
+
+def test_a_masked_run_resumes_its_gradient_balance(masked_setup, capfd):
+    path, config = masked_setup
+    config.update(baselines=False, steps=3, checkpoint_every=2, rate_balance="gradient")
+    path.write_text(yaml.safe_dump(config))
+    ckpt = train(TrainConfig.from_yaml(path))
+    state = load_checkpoint(ckpt)
+    assert state["rate_balance"]["mode"] == "gradient"
+    assert bool((state["rate_balance"]["average"] > 0).all())
+    state["train_config"]["steps"] = 5  # the run was longer and stopped at step 3
+    torch.save(state, ckpt)
+    decayed = load_checkpoint(train(TrainConfig.from_yaml(path)))["rate_balance"]["decayed"]
+    # Steps 0, 2, 4 trained rate point 0 and steps 1, 3 rate point 1; a balance that had not
+    # been restored would have counted only steps 3 and 4.
+    assert torch.allclose(decayed, torch.tensor([0.99**3, 0.99**2]))
+
+    config.update(steps=5, rate_balance="loss")  # another balance starts afresh, and says so
+    path.write_text(yaml.safe_dump(config))
+    state = load_checkpoint(ckpt)
+    state["train_config"]["steps"] = 6
+    torch.save(state, ckpt)
+    capfd.readouterr()
+    state = load_checkpoint(train(TrainConfig.from_yaml(path)))
+    assert "rate_balance is now loss" in capfd.readouterr().err
+    assert state["rate_balance"]["mode"] == "loss"
+    assert torch.allclose(state["rate_balance"]["decayed"], torch.tensor([1.0, 0.99]))  # step 5
+
+
+def test_gradient_balance_gives_every_rate_point_a_comparable_gradient(astronaut):
+    torch.manual_seed(0)
+    config = HyperpriorConfig(
+        N=16, M=32, lambdas=(0.0001, 0.3), mask_block=(8, 8), densities=(0.5, 1.0)
+    )
+    net = build_model(config)
+    photo = torch.from_numpy(astronaut.copy()).permute(2, 0, 1).float() / 255
+    x = torch.stack([photo[:, :64, :64], photo[:, 200:264, 200:264]])
+    lambdas = torch.tensor(config.lambdas)
+
+    def gradient_norm(rate: int) -> float:
+        net.zero_grad()
+        rd_terms(net(x, rate), x, lambdas[rate].expand(2))["loss"].mean().backward()
+        return float(
+            torch.cat([p.grad.flatten() for p in net.parameters() if p.grad is not None]).norm()
+        )
+
+    raw = [gradient_norm(rate) for rate in (0, 1)]
+    assert raw[1] > 100 * raw[0]  # the highest lambda's gradient dwarfs the lowest's
+    balance = RateBalance("gradient", 2)
+    step = TrainStep(TrainConfig(output="x", data=("d",), model=config))
+    frozen = torch.optim.SGD(net.parameters(), lr=0.0)  # the weights stay as they are
+    for _ in range(3):
+        for rate in (0, 1):
+            step(net, frozen, x, rate, lambdas[rate].expand(2), balance)
+    weighted = [w * n for w, n in zip(balance.weights().tolist(), raw, strict=True)]
+    assert weighted == pytest.approx([1.0, 1.0], rel=0.2)
+
+
+def test_loss_balance_weighs_each_rate_point_by_its_own_running_loss():
+    balance = RateBalance("loss", 3)
+    losses = torch.tensor([0.2, 0.4, 6.0, 10.0], requires_grad=True)
+    rate = torch.tensor([0, 0, 2, 2])
+    # First observation: each rate point's items are divided by their own mean, so the batch
+    # counts 1 whatever the lambdas; rate point 1, not seen yet, keeps weight 1.
+    assert balance.objective(losses, rate).item() == pytest.approx(1.0)
+    assert balance.weights().tolist() == pytest.approx([1 / 0.3, 1.0, 1 / 8.0])
+    balance.objective(losses, rate).backward()
+    expected = [1 / 0.3 / 4, 1 / 0.3 / 4, 1 / 32, 1 / 32]
+    assert losses.grad.tolist() == pytest.approx(expected, rel=1e-5)
+    restored = RateBalance("loss", 3)
+    restored.load_state_dict(balance.state_dict())
+    assert torch.equal(restored.weights(), balance.weights())
+    with pytest.raises(ValueError, match="does not fit"):
+        RateBalance("gradient", 3).load_state_dict(balance.state_dict())
+
+
+def test_holdout_is_evaluated_into_its_own_csv_without_changing_training(tiny_setup, astronaut):
+    path, config = tiny_setup
+    holdout = path.parent / "holdout"
+    holdout.mkdir()
+    Image.fromarray(astronaut[300:400, 300:420]).save(holdout / "a.png")
+    Image.fromarray(astronaut[:40, :40]).save(holdout / "small.png")  # under the patch: left out
+    plain = load_checkpoint(train(TrainConfig.from_yaml(path)))
+    config.update(output="run-holdout", holdout="holdout", holdout_every=2)
+    path.write_text(yaml.safe_dump(config))
+    ckpt = train(TrainConfig.from_yaml(path))
+    for name, weight in load_checkpoint(ckpt)["model"].items():
+        assert torch.equal(weight, plain["model"][name]), name  # same random streams
+    with open(path.parent / "run-holdout" / "holdout.csv") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["step", "rate_point", "loss", "bpp", "psnr_db"]
+    assert [(r[0], r[1]) for r in rows[1:]] == [
+        (s, k) for s in ("0", "2", "3") for k in ("0", "1")
+    ]  # the start, every 2 steps and the chunk's end, at both rate points
+    assert all(float(r[3]) > 0 and 5 < float(r[4]) < 60 for r in rows[1:])
+    config["steps"] = 4  # resuming evaluates from the checkpoint on, never twice at a step
+    path.write_text(yaml.safe_dump(config))
+    train(TrainConfig.from_yaml(path))
+    with open(path.parent / "run-holdout" / "holdout.csv") as f:
+        assert [r[0] for r in list(csv.reader(f))[1:]] == ["0"] * 2 + ["2"] * 2 + ["3"] * 2 + [
+            "4"
+        ] * 2
+
+    crops = holdout_crops([str(holdout)], 64)
+    assert crops.shape == (1, 3, 64, 64) and crops.dtype == torch.uint8
+    assert torch.equal(crops[0].permute(1, 2, 0), torch.from_numpy(astronaut[318:382, 328:392]))
+    net = build_model(HyperpriorConfig(N=8, M=12, lambdas=(0.005, 0.05)))
+    first = evaluate_holdout(net, crops, batch=1)
+    assert evaluate_holdout(net, crops, batch=1) == first  # the same noise every time
+    assert first[0]["bpp"] != first[1]["bpp"]  # each rate point at its own gain
+    with pytest.raises(ValueError, match="no holdout image is at least 128x128"):
+        holdout_crops([str(holdout)], 128)
+
+
+def test_channels_last_trains_like_the_contiguous_format(masked_setup):
+    path, config = masked_setup
+    config.update(baselines=False, steps=2, lr=1e-6, rate_balance="none")
+    path.write_text(yaml.safe_dump(config))
+    contiguous = load_checkpoint(train(TrainConfig.from_yaml(path)))["model"]
+    config.update(output="run-cl", channels_last=True)
+    path.write_text(yaml.safe_dump(config))
+    channels_last = load_checkpoint(train(TrainConfig.from_yaml(path)))["model"]
+    assert channels_last["shared.g_s_2"].is_contiguous(memory_format=torch.channels_last)
+    for name, weight in contiguous.items():
+        assert torch.allclose(channels_last[name].float(), weight.float(), atol=1e-5), name
+
+
+def test_holdout_leaves_a_masked_run_as_it_was(masked_setup, astronaut):
+    path, config = masked_setup
+    Image.fromarray(astronaut[:64, :64]).save(path.parent / "holdout.png")
+    config.update(baselines=False, steps=4, checkpoint_every=2)
+    path.write_text(yaml.safe_dump(config))
+    plain = load_checkpoint(train(TrainConfig.from_yaml(path)))
+    config.update(output="run-holdout", holdout="holdout.png", holdout_every=1)
+    path.write_text(yaml.safe_dump(config))
+    state = load_checkpoint(train(TrainConfig.from_yaml(path)))
+    for name, weight in plain["model"].items():  # masks selected from the same input scales
+        assert torch.equal(state["model"][name], weight), name
+    for key in ("sums", "counts"):
+        assert state["input_scales"][key].keys() == plain["input_scales"][key].keys()
+    with open(path.parent / "run-holdout" / "holdout.csv") as f:
+        assert len(list(csv.reader(f))) == 1 + 5 * 2  # steps 0 to 4, two rate points
