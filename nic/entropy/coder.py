@@ -89,6 +89,16 @@ def _unzigzag(u: np.ndarray) -> np.ndarray:
     return np.where(u % 2 == 0, u // 2, -(u + 1) // 2)
 
 
+def _bit_lengths(u: np.ndarray) -> np.ndarray:
+    """Bit length of each non-negative int64 below 2**53 (frexp's exponent is exact there)."""
+    return np.where(u > 0, np.frexp(u.astype(np.float64))[1], 0).astype(np.int64)
+
+
+def _leading_ones(lengths: np.ndarray) -> np.ndarray:
+    """2**(n - 1) for each bit length n > 0, else 0."""
+    return np.where(lengths > 0, np.left_shift(1, np.maximum(lengths - 1, 0)), 0)
+
+
 def _escape_bytes(lengths: np.ndarray) -> np.ndarray:
     """Whole bytes that carry the n - 1 lower bits of each escape of bit length n."""
     return np.maximum(lengths - 1 + 7, 0) // 8
@@ -119,16 +129,17 @@ class SymbolEncoder:
         u = _zigzag(beyond)
         if u.max() > MAX_ESCAPE:
             raise ValueError(f"a value lies {int(np.abs(beyond).max())} beyond its table")
-        lengths = np.array([int(v).bit_length() for v in u], dtype=np.int64)
+        lengths = _bit_lengths(u)
         self._coder.encode(lengths.astype(np.int32), _ESCAPE_LENGTH_MODEL)
-        below = u - np.where(lengths > 0, 1 << np.maximum(lengths - 1, 0), 0)  # leading one off
-        chunks = [
-            (int(v) >> (8 * i)) & 0xFF
-            for v, n in zip(below, _escape_bytes(lengths), strict=True)
-            for i in reversed(range(n))
-        ]
-        if chunks:
-            self._coder.encode(np.array(chunks, dtype=np.int32), _BYTE_MODEL)
+        below = u - _leading_ones(lengths)
+        counts = _escape_bytes(lengths)
+        owner = np.repeat(np.arange(u.size), counts)  # the escape each byte belongs to
+        place = np.arange(owner.size) - np.repeat(np.cumsum(counts) - counts, counts)
+        chunks = (
+            below[owner] >> (8 * (counts[owner] - 1 - place))
+        ) & 0xFF  # most significant first
+        if chunks.size:
+            self._coder.encode(chunks.astype(np.int32), _BYTE_MODEL)
 
     def to_bytes(self) -> bytes:
         return self._coder.get_compressed().astype("<u4").tobytes()
@@ -178,12 +189,11 @@ class SymbolDecoder:
         counts = _escape_bytes(lengths)
         chunks = self._coder.decode(_BYTE_MODEL, int(counts.sum())).astype(np.int64)
         u = np.zeros(escaped.size, dtype=np.int64)
-        start = 0
-        for i, n in enumerate(counts):
-            for byte in chunks[start : start + n]:
-                u[i] = (u[i] << 8) | int(byte)
-            start += n
-        u |= np.where(lengths > 0, 1 << np.maximum(lengths - 1, 0), 0)  # the leading bit
+        starts = np.cumsum(counts) - counts
+        for place in range(int(counts.max(initial=0))):  # at most 4 bytes each
+            more = counts > place
+            u[more] = (u[more] << 8) | chunks[starts[more] + place]
+        u |= _leading_ones(lengths)
         beyond = _unzigzag(u)
         low = tables.offsets[indexes[escaped]].astype(np.int64)
         high = low + tables.lengths[indexes[escaped]] - 1

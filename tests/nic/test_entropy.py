@@ -112,3 +112,13 @@ def test_decoder_refuses_misaligned_substream():
     tables = build_gaussian_tables(scale_table(2))
     with pytest.raises(ValueError, match="multiple of 4"):
         decode_symbols(b"abc", np.zeros(3, dtype=np.int64), tables)
+
+
+def test_many_escapes_of_every_length_round_trip_in_their_order():
+    tables = build_gaussian_tables(scale_table())
+    rng = np.random.default_rng(2)
+    idx = rng.integers(0, len(tables), 5000)
+    magnitude = 2 ** rng.integers(0, 30, 5000)
+    values = (rng.integers(-1, 2, 5000) * magnitude).astype(np.int64)
+    data = encode_symbols(values, idx, tables)
+    np.testing.assert_array_equal(decode_symbols(data, idx, tables), values)
