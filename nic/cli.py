@@ -120,14 +120,19 @@ def _cmd_decode(args: argparse.Namespace) -> None:
 
 def _cmd_info(args: argparse.Namespace) -> None:
     from nic import zoo
-    from nic.bitstream import unpack
+    from nic.bitstream import UNREGISTERED, unpack
 
     data = _read_stream(args.input)
     header, substreams = unpack(data)
     names = {e.index: e.name for e in zoo.entries()}
     info = {
         **header.describe(),
-        "model": names.get(header.model_index, "a model file not in the zoo"),
+        "model": names.get(header.model_index)
+        or (
+            "a model file not in the zoo"
+            if header.model_index == UNREGISTERED
+            else f"zoo model #{header.model_index}, not in this nic's zoo"
+        ),
         "bytes": len(data),
         "bpp": 8 * len(data) / (header.width * header.height),
         "substream_bytes": {"z": len(substreams[0]), "y": len(substreams[1])},
@@ -233,6 +238,11 @@ def _cmd_prepare_data(args: argparse.Namespace) -> None:
         f"{s.pixels / 1e6:.1f} Mpx, {s.seconds:.0f} s ({s.photos} photos found, "
         f"{s.too_small} too small, {s.halved} JPEGs halved)"
     )
+    if s.train_crops == 0:
+        raise ValueError(
+            f"{args.output}: no training crop was packed (photos smaller than --crop "
+            f"{args.crop}, or --budget {args.budget:g} MiB too small for one crop)"
+        )
 
 
 def _cmd_export(args: argparse.Namespace) -> None:

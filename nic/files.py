@@ -62,6 +62,8 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     path = Path(os.path.realpath(path))
     if path.exists() and not path.is_file():
         raise FileError(f"{path}: exists and is not a regular file; not replaced")
+    if not path.parent.is_dir():
+        raise FileError(f"{path}: cannot be written, its folder {path.parent} does not exist")
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
     try:
         yield tmp

@@ -83,6 +83,11 @@ class HyperpriorConfig:
         if self.entropy_model == "hyperprior" and self.groups:
             raise ValueError("channel groups are for entropy_model: elic only")
         if self.entropy_model == "elic":
+            if not self.groups and self.M <= 128:
+                raise ValueError(
+                    f"model.groups is needed for ELIC with M={self.M}: the default groups "
+                    "16, 16, 32, 64, M - 128 need M > 128"
+                )
             groups = self.channel_groups
             if not 1 <= len(groups) <= MAX_GROUPS or min(groups) < 1 or sum(groups) != self.M:
                 raise ValueError(

@@ -403,7 +403,11 @@ def holdout_crops(paths: list[str], patch: int) -> torch.Tensor:
     patch x patch (smaller ones are left out). Raises FileNotFoundError when there are no images
     and ValueError when none is large enough."""
     crops = []
-    for f in list_images(paths):
+    try:
+        files = list_images(paths)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"holdout: {e}") from None
+    for f in files:
         a = read_training_image(f)
         h, w = a.shape[:2]
         if min(h, w) >= patch:

@@ -225,3 +225,19 @@ def test_option_slips_are_caught(coded, capsys):
     assert "overwrite the input" in capsys.readouterr().err
     assert main([*args, str(coded / "o.nic"), "--target-bpp", "1e-300"]) == 1
     assert "cannot be met" in capsys.readouterr().err
+
+
+def test_an_output_in_a_missing_folder_is_one_line(coded):
+    r = nic("decode", coded / "in.nic", coded / "no-such-folder" / "out.png")
+    assert r.returncode == 1 and "folder" in r.stderr and ".tmp" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_prepare_data_that_packs_nothing_fails(tmp_path, small_photo):
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(small_photo).save(photos / "small.png")  # 96x64: smaller than any crop
+    r = nic("prepare-data", photos, "--output", tmp_path / "pack", "--crop", "128")
+    assert r.returncode == 1 and "no training crop was packed" in r.stderr
