@@ -53,7 +53,7 @@ def _model(counts: bytes) -> constriction.stream.model.Categorical:
     return constriction.stream.model.Categorical(probabilities, perfect=False)
 
 
-def escaped_counts(counts: np.ndarray) -> np.ndarray:
+def _escaped_counts(counts: np.ndarray) -> np.ndarray:
     """A table's int32 counts with the escape symbol appended: one count taken from the most
     probable symbol (the first of equals)."""
     out = np.append(np.asarray(counts, dtype=np.int32), np.int32(1))
@@ -62,7 +62,7 @@ def escaped_counts(counts: np.ndarray) -> np.ndarray:
 
 
 def _table_model(tables: CdfTables, t: int) -> constriction.stream.model.Categorical:
-    return _model(escaped_counts(tables.counts[t, : tables.lengths[t]]).tobytes())
+    return _model(_escaped_counts(tables.counts[t, : tables.lengths[t]]).tobytes())
 
 
 _ESCAPE_LENGTH_MODEL = _model(
@@ -225,8 +225,9 @@ def encode_symbols(values: np.ndarray, indexes: np.ndarray, tables: CdfTables) -
 
 
 def min_bits(indexes: np.ndarray, tables: CdfTables) -> float:
-    """The fewest bits any values can cost under their tables: each value's table at its most
-    probable symbol (less the escape's count). int64 indexes of any shape; float bits."""
+    """A lower bound on the bits any values cost under their tables: each value's table at its
+    most probable symbol, counted as stored (the coder's escape takes one count from it, so the
+    real cost is a little higher). int64 indexes of any shape; float bits."""
     counts = np.bincount(np.asarray(indexes, dtype=np.int64).ravel(), minlength=len(tables))
     return float(counts @ tables.min_symbol_bits)
 

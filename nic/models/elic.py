@@ -166,10 +166,7 @@ class ElicHyperprior(MeanScaleHyperprior):
         mean, scale, y_hat = self.decode_steps(
             self.h_s(z), y, lambda v, mean: torch.round(v - mean) + mean
         )
-        residual = torch.round(y - mean)
-        y_bits = -torch.log2(gaussian_likelihood(residual, scale)).sum()
-        z_bits = -torch.log2(self.hyper_prior.likelihood(z)).sum()
-        return float(y_bits + z_bits), y_hat
+        return self.likelihood_bits(torch.round(y - mean), scale, z), y_hat
 
     def forward(self, x: torch.Tensor, rate_point: torch.Tensor) -> dict[str, torch.Tensor]:
         """Training pass: noise for the likelihoods, straight-through rounding for the decoder

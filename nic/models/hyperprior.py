@@ -232,9 +232,16 @@ class MeanScaleHyperprior(nn.Module):
         z = torch.round(self.h_a(y))
         mean, scale = self.entropy_parameters(z)
         residual = torch.round(y - mean)
+        return self.likelihood_bits(residual, scale, z), residual + mean
+
+    def likelihood_bits(
+        self, residual: torch.Tensor, scale: torch.Tensor, z: torch.Tensor
+    ) -> float:
+        """-log2 of the float likelihoods of rounded latent residuals (under their Gaussian
+        scales) and of a rounded hyper-latent z: the bits float_estimate reports."""
         y_bits = -torch.log2(gaussian_likelihood(residual, scale)).sum()
         z_bits = -torch.log2(self.hyper_prior.likelihood(z)).sum()
-        return float(y_bits + z_bits), residual + mean
+        return float(y_bits + z_bits)
 
     def synthesize(self, y_hat: torch.Tensor, rate: torch.Tensor | float) -> torch.Tensor:
         """Quantized latent -> reconstruction (not clamped)."""
