@@ -7,6 +7,8 @@ no metadata. Decoding is libavif's, through Pillow.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import PIL
 from PIL import AvifImagePlugin, features
@@ -17,6 +19,19 @@ from anchors.pillow_io import pillow_decode, pillow_encode
 from ctc.codec import Knob
 
 SPEED = 6
+
+
+_VERSION = re.compile(r"^Pillow (\S+), (libavif \S+), (libaom \S+); 444 8 bit, speed (\d+)")
+
+
+def label_for(version: str) -> str | None:
+    """What ran, from a version string of this anchor: "libaom 3.14.1 speed 6, 4:4:4 8-bit, via
+    libavif 1.4.2 (Pillow 13.0.0)"; None for a version it does not know."""
+    match = _VERSION.match(version)
+    if not match:
+        return None
+    pillow, libavif, libaom, speed = match.groups()
+    return f"{libaom} speed {speed}, 4:4:4 8-bit, via {libavif} (Pillow {pillow})"
 
 
 class AvifCodec:
@@ -36,6 +51,13 @@ class AvifCodec:
     def version(self) -> str:
         return (f"Pillow {PIL.__version__}, libavif {features.version('avif')}, libaom "
                 f"{self.aom}; 444 8 bit, speed {SPEED}")  # fmt: skip
+
+    label_for = staticmethod(label_for)
+
+    @property
+    def label(self) -> str:
+        """What runs, in a few words (label_for of the version)."""
+        return label_for(self.version()) or self.name
 
     def encode(self, image: np.ndarray, knob_value: float) -> bytes:
         check_image(image, "avif")

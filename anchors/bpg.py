@@ -23,6 +23,7 @@ bpgenc (error when missing) or embedded. Level: $CTC_BPG_LEVEL, 1..9, default 8 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -135,6 +136,26 @@ def bpgdec_command(bpgdec: str, bpg: Path, out: Path) -> list[str]:
     return [bpgdec, "-o", str(out), str(bpg)]
 
 
+_EMBEDDED_VERSION = re.compile(r"^lib(x265 \S+) via FFmpeg .*\(bpgenc-equivalent, .*= x265 (\w+),")
+_BPGENC_VERSION = re.compile(r"^bpgenc (\S+) \+ bpgdec \(.*-m (\d)\)")
+
+
+def label_for(version: str) -> str | None:
+    """What ran, from a version string of this anchor (rows of any run, frozen rows too):
+    "x265 4.3+49 preset veryslow, 4:4:4 8-bit, via FFmpeg — bpgenc-equivalent stand-in for
+    BPG" or "bpgenc 0.9.8 level 8, 4:4:4 8-bit"; None for a version it does not know. The x265
+    build's commit hash is left to the version string."""
+    match = _EMBEDDED_VERSION.match(version)
+    if match:
+        encoder = re.sub(r"-[0-9a-f]{7,}$", "", match.group(1))
+        return (f"{encoder} preset {match.group(2)}, 4:4:4 8-bit, via FFmpeg — "
+                "bpgenc-equivalent stand-in for BPG")  # fmt: skip
+    match = _BPGENC_VERSION.match(version)
+    if match:
+        return f"bpgenc {match.group(1)} level {match.group(2)}, 4:4:4 8-bit"
+    return None
+
+
 def _level_from_env() -> int:
     text = os.environ.get("CTC_BPG_LEVEL", str(DEFAULT_LEVEL))
     if not text.isdigit() or not 1 <= int(text) <= 9:
@@ -182,6 +203,13 @@ class BpgCodec:
         if self._version is None:
             self._version = self._external_version() if self.external else self._embedded_version()
         return self._version
+
+    label_for = staticmethod(label_for)
+
+    @property
+    def label(self) -> str:
+        """What runs, in a few words (label_for of the version)."""
+        return label_for(self.version()) or self.name
 
     def _embedded_version(self) -> str:
         return (

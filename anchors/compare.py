@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ctc.bdrate import bd_dataset, bd_rate
+from ctc.bdrate import bd_dataset, bd_rate, describe_left_out
 
 PUBLISHED: dict[str, tuple[tuple[float, float], ...]] = {
     "bpg": (
@@ -93,10 +93,12 @@ def report(folder: Path) -> str:
         def per_image(n: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
             return {k: tuple(np.array(sorted(ours[n][k].values())).T) for k in common}
 
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             ds = bd_dataset(per_image("bpg"), per_image("vvc"))
-        note = f" (curves overlap < 75 % on {len(ds.low_overlap)} images)" if caught else ""
+        note = f" (curves overlap < 75 % on {len(ds.low_overlap)} images)" if ds.low_overlap else ""
+        if ds.left_out:
+            note += f" (left out: {describe_left_out(ds.left_out)})"
         lines.append(f"ours vvc vs ours bpg, mean of per-image BD-rates: "
                      f"{ds.per_image_mean:+.2f} %{note}")  # fmt: skip
         for qps in ((22, 27, 32, 37, 42, 47), (32, 37, 42, 47)):

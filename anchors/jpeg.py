@@ -9,12 +9,22 @@ fancy upsampling), so that a file decodes to the same pixels wherever this Pillo
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 import PIL
 from PIL import Image, UnidentifiedImageError, features
 
 from ctc.codec import Knob
+
+_VERSION = re.compile(r"^Pillow (\S+), (libjpeg\S* \S+); baseline 4:2:0")
+
+
+def label_for(version: str) -> str | None:
+    """What ran, from a version string of this anchor: "libjpeg-turbo 3.2.0 baseline 4:2:0
+    (Pillow 13.0.0)"; None for a version it does not know."""
+    match = _VERSION.match(version)
+    return f"{match.group(2)} baseline 4:2:0 (Pillow {match.group(1)})" if match else None
 
 
 class JpegDecodeError(ValueError):
@@ -34,6 +44,13 @@ class JpegCodec:
         else:
             lib = f"libjpeg {features.version_codec('jpg')}"
         return f"Pillow {PIL.__version__}, {lib}; baseline 4:2:0, optimized Huffman"
+
+    label_for = staticmethod(label_for)
+
+    @property
+    def label(self) -> str:
+        """What runs, in a few words (label_for of the version)."""
+        return label_for(self.version()) or self.name
 
     def encode(self, image: np.ndarray, knob_value: float) -> bytes:
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:

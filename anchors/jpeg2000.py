@@ -11,6 +11,7 @@ OpenJPEG's, through Pillow.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import PIL
@@ -23,6 +24,18 @@ from ctc.codec import Knob
 MAX_RESOLUTIONS = 6
 
 
+_VERSION = re.compile(r"^Pillow (\S+), (OpenJPEG \S+); J2K codestream, 9/7 irreversible")
+
+
+def label_for(version: str) -> str | None:
+    """What ran, from a version string of this anchor: "OpenJPEG 2.5.4 9/7 irreversible, one
+    layer (Pillow 13.0.0)"; None for a version it does not know."""
+    match = _VERSION.match(version)
+    if not match:
+        return None
+    return f"{match.group(2)} 9/7 irreversible, one layer (Pillow {match.group(1)})"
+
+
 class Jpeg2000Codec:
     """OpenJPEG JPEG 2000, 9/7 irreversible, one layer at a requested bpp."""
 
@@ -33,6 +46,13 @@ class Jpeg2000Codec:
     def version(self) -> str:
         return (f"Pillow {PIL.__version__}, OpenJPEG {features.version_codec('jpg_2000')}; "
                 "J2K codestream, 9/7 irreversible, ICT, one layer")  # fmt: skip
+
+    label_for = staticmethod(label_for)
+
+    @property
+    def label(self) -> str:
+        """What runs, in a few words (label_for of the version)."""
+        return label_for(self.version()) or self.name
 
     def encode(self, image: np.ndarray, knob_value: float) -> bytes:
         height, width = check_image(image, "jpeg2000")

@@ -8,6 +8,7 @@ Decoding is libjxl's, through FFmpeg, to 8-bit RGB.
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 
@@ -39,6 +40,17 @@ def jxl_command(
     ]  # fmt: skip
 
 
+_VERSION = re.compile(r"^libjxl via (FFmpeg \S+) .*\(lossy VarDCT, XYB, effort (\d+)\)")
+
+
+def label_for(version: str) -> str | None:
+    """What ran, from a version string of this anchor: "libjxl VarDCT, effort 7, via FFmpeg
+    9.0.2" (this FFmpeg build does not say libjxl's version); None for a version it does not
+    know."""
+    match = _VERSION.match(version)
+    return f"libjxl VarDCT, effort {match.group(2)}, via {match.group(1)}" if match else None
+
+
 class JxlCodec:
     """libjxl lossy (VarDCT, XYB), effort 7; knob: Butteraugli distance."""
 
@@ -48,6 +60,13 @@ class JxlCodec:
 
     def version(self) -> str:
         return f"libjxl via {ffmpeg_version()} (lossy VarDCT, XYB, effort {EFFORT})"
+
+    label_for = staticmethod(label_for)
+
+    @property
+    def label(self) -> str:
+        """What runs, in a few words (label_for of the version)."""
+        return label_for(self.version()) or self.name
 
     def encode(self, image: np.ndarray, knob_value: float) -> bytes:
         height, width = check_image(image, "jxl")

@@ -87,6 +87,28 @@ def vtm_decoder_command(decoder: str, bitstream: Path, out: Path) -> list[str]:
     return [decoder, "-b", str(bitstream), "-o", str(out), "-d", str(BIT_DEPTH)]
 
 
+_VVENC_VERSION = re.compile(
+    r"^(VVenC \S+) via FFmpeg .*\(libvvenc preset (\w+),.*? (\d)(\d)(\d) (\d+) bit"
+)
+_VTM_VERSION = re.compile(r"^VTM (\S+) EncoderApp/DecoderApp \((.+), (\d)(\d)(\d) (\d+) bit")
+
+
+def label_for(version: str) -> str | None:
+    """What ran, from a version string of this anchor (rows of any run, frozen rows too):
+    "VVenC 1.15.0-dev preset fast, 4:2:0 10-bit, via FFmpeg — stand-in for VTM" or
+    "VTM 23.0 (encoder_intra_vtm.cfg), 4:4:4 10-bit"; None for a version it does not know."""
+    match = _VVENC_VERSION.match(version)
+    if match:
+        encoder, preset, *chroma, bits = match.groups()
+        return (f"{encoder} preset {preset}, {':'.join(chroma)} {bits}-bit, via FFmpeg — "
+                "stand-in for VTM")  # fmt: skip
+    match = _VTM_VERSION.match(version)
+    if match:
+        release, config, *chroma, bits = match.groups()
+        return f"VTM {release} ({config}), {':'.join(chroma)} {bits}-bit"
+    return None
+
+
 def _pad_even(image: np.ndarray) -> np.ndarray:
     h, w = image.shape[:2]
     return np.pad(image, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
@@ -134,6 +156,13 @@ class VvcCodec:
         if self._version is None:
             self._version = self._vtm_version() if self.external else self._vvenc_version()
         return self._version
+
+    label_for = staticmethod(label_for)
+
+    @property
+    def label(self) -> str:
+        """What runs, in a few words (label_for of the version)."""
+        return label_for(self.version()) or self.name
 
     def _vvenc_version(self) -> str:
         return (

@@ -7,6 +7,8 @@ range, as VP8 requires). Decoding is libwebp's, through Pillow.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import PIL
 from PIL import features
@@ -14,6 +16,17 @@ from PIL import features
 from anchors.inputs import check_image, check_qp
 from anchors.pillow_io import pillow_decode, pillow_encode
 from ctc.codec import Knob
+
+_VERSION = re.compile(r"^Pillow (\S+), (libwebp \S+); lossy, method (\d)")
+
+
+def label_for(version: str) -> str | None:
+    """What ran, from a version string of this anchor: "libwebp 1.6.0 lossy, method 6 (Pillow
+    13.0.0)"; None for a version it does not know."""
+    match = _VERSION.match(version)
+    if not match:
+        return None
+    return f"{match.group(2)} lossy, method {match.group(3)} (Pillow {match.group(1)})"
 
 
 class WebpCodec:
@@ -27,6 +40,13 @@ class WebpCodec:
         return (
             f"Pillow {PIL.__version__}, libwebp {features.version_module('webp')}; lossy, method 6"
         )
+
+    label_for = staticmethod(label_for)
+
+    @property
+    def label(self) -> str:
+        """What runs, in a few words (label_for of the version)."""
+        return label_for(self.version()) or self.name
 
     def encode(self, image: np.ndarray, knob_value: float) -> bytes:
         check_image(image, "webp")

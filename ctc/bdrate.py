@@ -11,15 +11,19 @@ log10-rate interval both curves cover. Sources (details in docs/bdrate.md):
 - "akima": Akima interpolation, found more accurate by Herglotz et al. (arXiv:2202.12565).
 
 A dataset is summarised two ways, both always computed: the mean of per-image BD values (as the
-FVC/NIC workbook does) and the BD of the dataset-average curve (as most papers do).
+FVC/NIC workbook does) and the BD of the dataset-average curve (as most papers do). An image that
+one aggregation cannot use (a curve that does not rise with rate, too few distinct points, an
+infinite quality such as the PSNR or dB MS-SSIM of a lossless decode) is left out of that
+aggregation by name, with the reason, and the value comes from the other images.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
+from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -46,6 +50,16 @@ _RANGE_RTOL = 1e-9  # so that a target stored as 0.5000000001 still counts as 0.
 
 class LowOverlapWarning(UserWarning):
     """The curves share less than MIN_OVERLAP of their integration interval."""
+
+
+class OutlierWarning(UserWarning):
+    """A BD-rate whose magnitude exceeds OUTLIER_PERCENT (the result's `outlier` flag): a codec
+    that needs more than twice the bits, or an interpolation that swings between crowded points
+    (VCEG-M33's cubic polynomial does)."""
+
+
+class LeftOutWarning(UserWarning):
+    """bd_dataset left images out of an aggregation; the result names them with the reasons."""
 
 
 @dataclass(frozen=True)
@@ -95,21 +109,43 @@ class BDResult:
 
 @dataclass(frozen=True)
 class DatasetBD:
-    """BD over a dataset under both aggregations, with the one chosen recorded in `aggregation`."""
+    """BD over a dataset under both aggregations, with the one chosen recorded in `aggregation`.
+
+    per_image: the BDResult of every image in the per-image mean. per_image_mean: their mean
+    (percent or quality units, as BDResult.value), None when every image is left out of it.
+    left_out: image -> why it is not in the per-image mean (the message the single-curve
+    functions would raise, naming "anchor" or "test").
+    average_curve: the BDResult of the dataset-average curves, None when they give no value
+    (average_curve_error says why). average_curve_left_out: image -> why it is not averaged.
+    """
 
     aggregation: Aggregation
     delta: Delta
     method: Method
     bpp_range: str | tuple[float, float]
     per_image: dict[str, BDResult]
-    per_image_mean: float
-    average_curve: BDResult
+    per_image_mean: float | None
+    average_curve: BDResult | None
+    left_out: dict[str, str] = field(default_factory=dict)
+    average_curve_left_out: dict[str, str] = field(default_factory=dict)
+    average_curve_error: str | None = None
 
     @property
     def value(self) -> float:
-        """The BD value under the chosen aggregation."""
+        """The BD value under the chosen aggregation.
+
+        Raises ValueError when that aggregation has no value (every image left out of the
+        per-image mean, or average curves that cannot be integrated), naming why.
+        """
         if self.aggregation == "per_image_mean":
+            if self.per_image_mean is None:
+                raise ValueError(
+                    "no per-image mean: every image is left out "
+                    f"({describe_left_out(self.left_out)})"
+                )
             return self.per_image_mean
+        if self.average_curve is None:
+            raise ValueError(f"no average-curve value: {self.average_curve_error}")
         return self.average_curve.value
 
     @property
@@ -121,6 +157,18 @@ class DatasetBD:
     def low_overlap(self) -> list[str]:
         """Images whose curves overlap by less than MIN_OVERLAP."""
         return [name for name, r in self.per_image.items() if r.low_overlap]
+
+
+def describe_left_out(left_out: Mapping[str, str]) -> str:
+    """Left-out images as one line, images with the same reason together:
+    "images 'a', 'c': <reason>; image 'b': <reason>" ("" when none)."""
+    by_reason: dict[str, list[str]] = {}
+    for name, reason in left_out.items():
+        by_reason.setdefault(reason, []).append(name)
+    return "; ".join(
+        f"{'image' if len(names) == 1 else 'images'} {', '.join(map(repr, names))}: {reason}"
+        for reason, names in by_reason.items()
+    )
 
 
 def msssim_db(x: ArrayLike) -> np.ndarray | float:
@@ -161,9 +209,14 @@ def bd_result(
 ) -> BDResult:
     """BD-rate (delta="rate") or BD-quality (delta="quality") of test against anchor, with flags.
 
+    Sources: G. Bjøntegaard, VCEG-M33 (2001) for the cubic; the pchip of the JCT-VC/JVET common
+    test conditions sheet (JCTVC-L1100); Akima (arXiv:2202.12565). See docs/bdrate.md.
     Points may come in any order; after sorting by rate, quality must rise strictly with rate.
     msssim_linear: the qualities are linear MS-SSIM, converted with msssim_db before integration.
-    Warns with LowOverlapWarning when the overlap is below MIN_OVERLAP.
+    Raises ValueError for a curve that breaks the input rules (too few distinct points, NaN or
+    infinite values, MS-SSIM of 1, non-positive rates, quality that does not rise with rate) or
+    curves that do not overlap. Warns with LowOverlapWarning when the overlap is below
+    MIN_OVERLAP and with OutlierWarning when |BD-rate| exceeds OUTLIER_PERCENT.
     """
     anchor, test = Curve(anchor_rate, anchor_quality), Curve(test_rate, test_quality)
     return _warned(_bd(anchor, test, delta, method, msssim_linear))
@@ -178,7 +231,12 @@ def bd_rate(
     *,
     msssim_linear: bool = False,
 ) -> float:
-    """BD-rate in percent (negative: the test saves bits at equal quality); see bd_result."""
+    """BD-rate in percent (negative: the test saves bits at equal quality); see bd_result.
+
+    Warns with OutlierWarning when |BD-rate| > OUTLIER_PERCENT (with method="cubic" this is often
+    the polynomial swinging between crowded points) and LowOverlapWarning on low overlap; raises
+    ValueError as bd_result does.
+    """
     anchor, test = Curve(anchor_rate, anchor_quality), Curve(test_rate, test_quality)
     return _warned(_bd(anchor, test, "rate", method, msssim_linear)).value
 
@@ -192,7 +250,10 @@ def bd_quality(
     *,
     msssim_linear: bool = False,
 ) -> float:
-    """BD-quality in quality units, dB for PSNR (positive: the test is better); see bd_result."""
+    """BD-quality in quality units, dB for PSNR (positive: the test is better); see bd_result.
+
+    Warns with LowOverlapWarning on low overlap; raises ValueError as bd_result does.
+    """
     anchor, test = Curve(anchor_rate, anchor_quality), Curve(test_rate, test_quality)
     return _warned(_bd(anchor, test, "quality", method, msssim_linear)).value
 
@@ -223,12 +284,26 @@ def bd_dataset(
     """BD of test against anchor over a dataset of images (image name -> curve).
 
     Both aggregations are computed and returned; `aggregation` records which one `value` gives.
-    per_image_mean: the arithmetic mean of the per-image BD values.
-    average_curve: one BD between the dataset-average curves, whose points average rate and
-    quality over images at each target bpp (every image must have the same targets), or, for
-    curves without targets, at each rank of the rate-sorted points (every image must have the
-    same number). Linear MS-SSIM is averaged before conversion to dB, as papers plot it.
-    Points are first kept by select_range(bpp_range). Warns once for all low-overlap images.
+    per_image_mean: the arithmetic mean of the per-image BD values (FVC/NIC workbook). An image
+    whose anchor or test curve breaks the input rules of bd_result in the range (fewer distinct
+    points than the method needs, a quality that does not rise strictly with rate, even by
+    0.01 dB, NaN or infinite values such as the PSNR of a lossless decode, linear MS-SSIM of 1,
+    curves that do not overlap) is left out of the mean and named in `left_out` with the reason.
+    average_curve: one BD between the dataset-average curves (most papers), whose points average
+    rate and quality over images at each target bpp, or, for curves without targets, at each
+    rank of the rate-sorted points. Linear MS-SSIM is averaged before conversion to dB, as papers
+    plot it, so an image at MS-SSIM 1 is averaged like any other. Left out of the average, and
+    named in `average_curve_left_out`: an image with a NaN or infinite value or a non-positive
+    rate (its mean would be one too), and an image whose targets (or point count) differ from
+    those most images share. Its rules are on the average curves, not on each image: an image
+    that dips is averaged. When the average curves break the rules themselves, `average_curve`
+    is None and `average_curve_error` says why.
+    Points are first kept by select_range(bpp_range). Warns once with LeftOutWarning naming the
+    left-out images, once with LowOverlapWarning and once with OutlierWarning naming the flagged
+    images ("<average curve>" for the average).
+    Raises ValueError for arguments that are wrong for every image (unknown method, delta,
+    aggregation or range; different image sets) and when neither aggregation has a value, naming
+    every image's reason.
     """
     if aggregation not in AGGREGATIONS:
         raise ValueError(f"aggregation must be one of {AGGREGATIONS}, not {aggregation!r}")
@@ -239,46 +314,80 @@ def bd_dataset(
     if not anchor_curves:
         raise ValueError("no images")
     anchor = {k: select_range(v, bpp_range) for k, v in anchor_curves.items()}
-    test = {k: select_range(v, bpp_range) for k, v in test_curves.items()}
+    test = {k: select_range(test_curves[k], bpp_range) for k in anchor}
 
-    per_image = {}
+    per_image, left_out = {}, {}
     for name in anchor:
         try:
             per_image[name] = _bd(anchor[name], test[name], delta, method, msssim_linear)
         except ValueError as err:
-            raise ValueError(f"image {name!r}: {err}") from err
-    try:
-        average = _bd(_average_curve(anchor), _average_curve(test), delta, method, msssim_linear)
-    except ValueError as err:
-        raise ValueError(f"average curve: {err}") from err
-
-    low = [name for name, r in per_image.items() if r.low_overlap]
-    if average.low_overlap:
-        low.append("<average curve>")
-    if low:
-        warnings.warn(
-            f"BD-{delta}: curves overlap by less than {100 * MIN_OVERLAP:.0f} % for {low}",
-            LowOverlapWarning,
-            stacklevel=2,
+            left_out[name] = str(err)
+    average, average_left_out, average_error = _average_bd(
+        anchor, test, delta, method, msssim_linear
+    )
+    if not per_image and average is None:
+        raise ValueError(
+            f"{describe_left_out(left_out)}; average curve: {average_error} "
+            f"(no image can be used: BD-{delta} has no value under either aggregation)"
         )
+
+    notes = []
+    if left_out:
+        notes.append(f"the per-image mean leaves out {describe_left_out(left_out)}")
+    if average_left_out:
+        notes.append(f"the average curve leaves out {describe_left_out(average_left_out)}")
+    if average is None:
+        notes.append(f"the average curve has no value: {average_error}")
+    if notes:
+        warnings.warn(f"BD-{delta}: " + "; ".join(notes), LeftOutWarning, stacklevel=2)
+    for attribute, category, what in (
+        (
+            "low_overlap",
+            LowOverlapWarning,
+            f"curves overlap by less than {100 * MIN_OVERLAP:.0f} %",
+        ),
+        ("outlier", OutlierWarning, f"|BD-rate| > {OUTLIER_PERCENT:g} %"),
+    ):
+        flagged = [name for name, r in per_image.items() if getattr(r, attribute)]
+        if average is not None and getattr(average, attribute):
+            flagged.append("<average curve>")
+        if flagged:
+            warnings.warn(f"BD-{delta}: {what} for {flagged}", category, stacklevel=2)
     return DatasetBD(
         aggregation=aggregation,
         delta=delta,
         method=method,
         bpp_range=bpp_range,
         per_image=per_image,
-        per_image_mean=float(np.mean([r.value for r in per_image.values()])),
+        per_image_mean=float(np.mean([r.value for r in per_image.values()])) if per_image else None,
         average_curve=average,
+        left_out=left_out,
+        average_curve_left_out=average_left_out,
+        average_curve_error=average_error,
     )
 
 
 def _warned(result: BDResult) -> BDResult:
-    """Warn the public function's caller when the curves overlap too little."""
+    """Warn the public function's caller when the curves overlap too little or the BD-rate is
+    an outlier."""
     if result.low_overlap:
         warnings.warn(
             f"BD-{result.delta}: the curves overlap by {100 * result.overlap:.2f} % "
             f"(< {100 * MIN_OVERLAP:.0f} %), so the value describes only their shared part",
             LowOverlapWarning,
+            stacklevel=3,
+        )
+    if result.outlier:
+        why = (
+            "VCEG-M33's cubic polynomial can swing far from crowded points; compare with "
+            "method='pchip'"
+            if result.method == "cubic"
+            else "check the curves"
+        )
+        warnings.warn(
+            f"BD-rate of {result.value:.6g} % is beyond ±{OUTLIER_PERCENT:g} % "
+            f"(method {result.method!r}): {why}",
+            OutlierWarning,
             stacklevel=3,
         )
     return result
@@ -299,31 +408,105 @@ def _resolve_range(bpp_range: str | tuple[float, float]) -> tuple[float, float]:
     return low, high
 
 
-def _average_curve(curves: Mapping[str, Curve]) -> Curve:
-    """Mean rate and quality over images at each target bpp, or at each rank without targets."""
-    by_target = all(c.target is not None for c in curves.values())
-    matched = {}
-    for name, c in curves.items():
-        order = np.argsort(c.target if by_target else c.rate, kind="stable")
-        key = np.round(c.target[order], 9) if by_target else np.arange(c.rate.size)
-        matched[name] = key, c.rate[order], c.quality[order]
-    first_name, (first_key, _, _) = next(iter(matched.items()))
-    if np.any(np.diff(first_key) == 0):
-        raise ValueError(f"image {first_name!r} repeats a target bpp")
-    for name, (key, _, _) in matched.items():
-        if not np.array_equal(key, first_key):
-            what = "targets" if by_target else "numbers of points (curves without targets)"
-            raise ValueError(
-                f"every image needs the same {what}; image {name!r} has "
-                f"{key.tolist()}, image {first_name!r} has {first_key.tolist()}"
-            )
-    rates = np.mean([rate for _, rate, _ in matched.values()], axis=0)
-    qualities = np.mean([quality for _, _, quality in matched.values()], axis=0)
-    return Curve(rates, qualities, first_key if by_target else None)
+def _average_bd(
+    anchor: Mapping[str, Curve],
+    test: Mapping[str, Curve],
+    delta: Delta,
+    method: Method,
+    msssim_linear: bool,
+) -> tuple[BDResult | None, dict[str, str], str | None]:
+    """BD of the dataset-average curves, the images left out of them, and why there is no value
+    (None when there is one)."""
+    left_out: dict[str, str] = {}
+    for name in anchor:
+        why = _average_problem(anchor[name], "anchor", msssim_linear) or _average_problem(
+            test[name], "test", msssim_linear
+        )
+        if why:
+            left_out[name] = why
+    means = {}
+    for which, curves in (("anchor", anchor), ("test", test)):
+        usable = [name for name in anchor if name not in left_out]
+        by_target = all(curves[name].target is not None for name in usable)
+        keys = {name: _average_key(curves[name], by_target) for name in usable}
+        counts = Counter(keys.values())
+        # The targets most images share (on a tie the longer list, then the first seen).
+        first_seen = {key: -i for i, key in enumerate(dict.fromkeys(keys.values()))}
+        common = max(counts, key=lambda k: (counts[k], len(k), first_seen[k]), default=())
+        for name, key in keys.items():
+            if len(set(key)) < len(key):
+                left_out[name] = f"{which}: a target is repeated in {list(key)}"
+            elif key != common and by_target:
+                left_out[name] = (
+                    f"{which}: targets {list(key)} differ from the {list(common)} of "
+                    f"{counts[common]} other image(s); the average needs the same targets"
+                )
+            elif key != common:
+                left_out[name] = (
+                    f"{which}: {len(key)} points where {counts[common]} other image(s) have "
+                    f"{len(common)}; without targets the average needs the same number"
+                )
+        means[which] = (by_target, common)
+    images = [name for name in anchor if name not in left_out]
+    if not images:
+        return None, left_out, "every image is left out of it"
+    try:
+        result = _bd(
+            _mean_curve([anchor[n] for n in images], *means["anchor"]),
+            _mean_curve([test[n] for n in images], *means["test"]),
+            delta,
+            method,
+            msssim_linear,
+        )
+    except ValueError as err:
+        return None, left_out, str(err)
+    return result, left_out, None
+
+
+def _average_problem(curve: Curve, which: str, msssim_linear: bool) -> str | None:
+    """Why `curve` cannot be averaged with others (its mean would not be finite), or None."""
+    if curve.rate.size == 0:
+        return f"{which}: no point in the range"
+    for i in range(curve.rate.size):
+        rate, quality = curve.rate[i], curve.quality[i]
+        if not math.isfinite(rate) or rate <= 0:
+            return f"{which}: rates must be finite and positive, got {rate} at {_where(curve, i)}"
+        if not math.isfinite(quality):
+            return f"{which}: quality is {quality} at {_where(curve, i)}{_hint(quality)}"
+        if msssim_linear and quality > 1:
+            return f"{which}: linear MS-SSIM {quality} above 1 at {_where(curve, i)}"
+    return None
+
+
+def _average_key(curve: Curve, by_target: bool) -> tuple:
+    """What matches an image's points with the others': its targets, or its point ranks."""
+    if by_target:
+        return tuple(np.round(np.sort(curve.target), 9).tolist())
+    return tuple(range(curve.rate.size))
+
+
+def _mean_curve(curves: list[Curve], by_target: bool, key: tuple) -> Curve:
+    """Mean rate and quality over curves at each target (sorted), or at each rank by rate."""
+    orders = [np.argsort(c.target if by_target else c.rate, kind="stable") for c in curves]
+    rate = np.mean([c.rate[o] for c, o in zip(curves, orders, strict=True)], axis=0)
+    quality = np.mean([c.quality[o] for c, o in zip(curves, orders, strict=True)], axis=0)
+    return Curve(rate, quality, np.array(key, dtype=float) if by_target else None)
+
+
+def _where(curve: Curve, i: int) -> str:
+    """A point of a curve as a reader finds it: its target, else its rate."""
+    if curve.target is not None:
+        return f"target {curve.target[i]:g} (rate {curve.rate[i]:g})"
+    return f"rate {curve.rate[i]:g}"
+
+
+def _hint(quality: float) -> str:
+    return " (infinite quality: a lossless decode)" if quality == math.inf else ""
 
 
 def _bd(anchor: Curve, test: Curve, delta: Delta, method: Method, msssim_linear: bool) -> BDResult:
-    """BD value and flags, without warnings (callers decide how to report low overlap)."""
+    """BD value and flags, without warnings (callers decide how to report the flags); raises
+    ValueError when a curve breaks the input rules or the curves do not overlap."""
     _check_choices(delta, method)
     log_rate_a, quality_a = _prepare(anchor, "anchor", method, msssim_linear)
     log_rate_t, quality_t = _prepare(test, "test", method, msssim_linear)
@@ -344,8 +527,9 @@ def _bd(anchor: Curve, test: Curve, delta: Delta, method: Method, msssim_linear:
         high - low
     )
     if delta == "rate":
-        value = (10.0**mean_gap - 1.0) * 100.0
-        outlier = abs(value) > OUTLIER_PERCENT
+        # A cubic swinging far can give a gap beyond float range: that is an infinite BD-rate.
+        value = math.inf if mean_gap > 300 else (10.0 ** float(mean_gap) - 1.0) * 100.0
+        outlier = not abs(value) <= OUTLIER_PERCENT  # NaN is an outlier too
     else:
         value, outlier = mean_gap, False
     return BDResult(
@@ -379,11 +563,27 @@ def _prepare(
             f"{which}: method {method!r} needs at least {_MIN_POINTS[method]} points, "
             f"got {rate.size}"
         )
-    if not (np.all(np.isfinite(rate)) and np.all(np.isfinite(quality))):
-        raise ValueError(f"{which}: rates and qualities must be finite (no NaN or inf)")
+    for i in range(rate.size):
+        for what, value in (("rate", rate[i]), ("quality", quality[i])):
+            if not math.isfinite(value):
+                raise ValueError(
+                    f"{which}: rates and qualities must be finite, but the {what} is {value} "
+                    f"at {_where(curve, i)}{_hint(value) if what == 'quality' else ''}"
+                )
     if np.any(rate <= 0):
         raise ValueError(f"{which}: rates must be positive, got {rate.tolist()}")
     if msssim_linear:
+        i = int(np.argmax(quality >= 1.0))
+        if quality[i] == 1.0:
+            raise ValueError(
+                f"{which}: MS-SSIM is 1 at {_where(curve, i)} (a lossless decode): infinite in "
+                "dB, where BD integrates MS-SSIM"
+            )
+        if quality[i] > 1.0:
+            raise ValueError(
+                f"{which}: linear MS-SSIM must be below 1 to convert to dB, got {quality[i]} at "
+                f"{_where(curve, i)}"
+            )
         quality = np.asarray(msssim_db(quality))
     order = np.argsort(rate, kind="stable")
     rate, quality = rate[order], quality[order]
@@ -397,11 +597,18 @@ def _prepare(
         )
     if np.any(np.diff(rate) == 0):
         raise ValueError(f"{which}: duplicate rates {rate.tolist()}")
-    if np.any(np.diff(quality) <= 0):
-        raise ValueError(
-            f"{which}: quality must increase strictly with rate; by rate {rate.tolist()} "
-            f"the qualities are {quality.tolist()}"
+    not_rising = np.flatnonzero(np.diff(quality) <= 0)
+    if not_rising.size:
+        i = int(not_rising[0])
+        (r0, r1), (q0, q1) = rate[i : i + 2], quality[i : i + 2]
+        unit = " dB" if msssim_linear else ""
+        how = (
+            f"falls by {q0 - q1:.3g}{unit} from rate {r0:g} to {r1:g} ({q0:.6g} to {q1:.6g})"
+            if q1 < q0
+            else f"stays at {q0:.6g}{unit} from rate {r0:g} to {r1:g}"
         )
+        more = f", and at {not_rising.size - 1} more point(s)" if not_rising.size > 1 else ""
+        raise ValueError(f"{which}: quality must increase strictly with rate; it {how}{more}")
     return np.log10(rate), quality
 
 

@@ -8,6 +8,17 @@ Optional extras that the harness uses when a codec has them:
 - `encode_to_target(...)` (SelfRateMatching below): the codec's own rate matching.
 - `rate_points`: the knob values of a variable-rate model's trained rate points, for the
   complexity sheet's per-rate-point parameter counts (an integer knob's values otherwise).
+- `label_for(version)`: a static method of the class that says what actually runs, in a few
+  words with its key settings and whether it stands in for a reference encoder, for any
+  version string the codec has written (None where it does not recognise one): e.g. "VVenC
+  1.15.0-dev preset fast, 4:2:0 10-bit, via FFmpeg — stand-in for VTM" for the "vvc" anchor,
+  whose `version()` stays the exact, long record. Reports and `ctc results` show it next to
+  the short name, for rows of earlier runs and frozen rows too (ctc.report.data.codec_label);
+  reports list each name with its label once and use the short names in their tables
+  (docs/reporting.md). It is looked up on the registered class without constructing it; the
+  module that the entry point names must contain the text `label_for` (other modules, a
+  learned codec's torch for one, are not imported for it). The anchors also have `label`,
+  the same for the codec as constructed.
 """
 
 from __future__ import annotations

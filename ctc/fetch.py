@@ -104,7 +104,10 @@ def _download(url: str, target: Path, timeout: float) -> None:
                 out.write(chunk)
     except (urllib.error.URLError, OSError, TimeoutError, ValueError) as e:
         reason = getattr(e, "reason", None) or e  # ValueError: e.g. an unknown URL type
-        raise FetchError(f"{url}: download failed ({reason})") from None
+        raise FetchError(
+            f"{url}: download failed ({reason}); offline, copy the files from a machine that has "
+            "them and use --base-url file:///FOLDER"
+        ) from None
 
 
 def _verified(remote: RemoteDataset, file: str, path: Path) -> str | None:

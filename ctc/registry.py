@@ -1,17 +1,30 @@
-"""Codec discovery through the `ctc.codecs` entry-point group (ctc imports no codec package).
+"""Codec discovery: the `ctc.codecs` entry-point group, or a class named by its module.
 
 A distribution registers a codec class in its pyproject.toml:
 
     [project.entry-points."ctc.codecs"]
     jpeg = "anchors.jpeg:JpegCodec"
 
-Loading a codec imports its module, instantiates the class without arguments and checks that
-the object has what the Codec interface needs. Any failure becomes a CodecLoadError that names
-that codec only, so one broken codec does not stop the others.
+Wherever ctc takes a codec (`ctc run --codec`, a condition's `codecs` and `anchors`, `ctc
+complexity`), it takes a codec spec:
+
+- `NAME`: the class registered as NAME, constructed without arguments;
+- `NAME:ARGUMENT`: the class registered as NAME, constructed with one text argument (nic:MODEL
+  selects a zoo model or a model file);
+- `MODULE:CLASS`: a class importable from the Python path or the current folder (MODULE is not a
+  registered name), constructed without arguments: a codec that is not packaged.
+
+The spec is the codec's name in results, so a worker process loads the same codec from it.
+Loading imports the module, constructs the object and checks that it has what the Codec
+interface needs. Any failure becomes a CodecLoadError that names that codec only, so one broken
+codec does not stop the others.
 """
 
 from __future__ import annotations
 
+import importlib
+import os
+import sys
 from importlib.metadata import entry_points
 
 from ctc.codec import Codec
@@ -49,20 +62,52 @@ def _check(name: str, codec: object) -> Codec:
     return codec  # type: ignore[return-value]
 
 
-def load_codec(name: str) -> Codec:
-    """Import, construct and check the codec registered as `name`."""
+def load_codec(spec: str) -> Codec:
+    """Import, construct and check the codec of a spec (NAME, NAME:ARGUMENT or MODULE:CLASS;
+    see the module docstring). Raises CodecLoadError naming the spec."""
+    name, colon, rest = spec.partition(":")
+    if colon and not (name and rest):
+        raise CodecLoadError(spec, "expected NAME, NAME:ARGUMENT or MODULE:CLASS")
     matches = [ep for ep in entry_points(group=GROUP) if ep.name == name]
-    if not matches:
+    if not colon and not matches:
         known = ", ".join(registered()) or "none"
-        raise CodecLoadError(name, f"not registered in entry-point group {GROUP!r} (have: {known})")
+        raise CodecLoadError(
+            spec,
+            f"not registered in entry-point group {GROUP!r} (have: {known}); a class that is not "
+            "registered is named MODULE:CLASS",
+        )
     try:
-        codec = matches[0].load()()
-        return _check(name, codec)
+        if matches:
+            factory = matches[0].load()
+            codec = factory(rest) if colon else factory()
+        else:
+            codec = _import_class(name, rest)()
+        return _check(spec, codec)
     except CodecLoadError:
         raise
     except Exception as e:  # a codec's own failure, whatever it is, is reported for it alone
         message = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise CodecLoadError(name, f"failed to load: {type(e).__name__}: {message}") from e
+        raise CodecLoadError(spec, f"failed to load: {type(e).__name__}: {message}") from e
+
+
+def _import_class(module_name: str, qualname: str) -> type:
+    """MODULE's attribute QUALNAME (dotted for a nested class); the current folder is searched
+    after the Python path, as `python -m` would find a module there."""
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        if e.name != module_name.split(".")[0] or os.getcwd() in sys.path:
+            raise
+        sys.path.append(os.getcwd())
+        module = importlib.import_module(module_name)
+    value: object = module
+    for part in qualname.split("."):
+        if not hasattr(value, part):
+            raise AttributeError(f"module {module_name!r} has no attribute {qualname!r}")
+        value = getattr(value, part)
+    if not callable(value):
+        raise TypeError(f"{module_name}:{qualname} is not a class")
+    return value  # type: ignore[return-value]
 
 
 def load_codecs(names: list[str]) -> tuple[dict[str, Codec], dict[str, CodecLoadError]]:

@@ -4,6 +4,12 @@ The per-target summary gives, for each condition, codec version and target: the 
 images, how many are within tolerance (or, for a condition whose tolerance applies to the
 dataset average, whether the mean bpp is), the mean bpp, the mean of each per-image metric,
 and the dataset PSNR that CLIC reports (ctc.metrics.aggregate).
+
+A mean is taken over the finite values only. A lossless decode has infinite PSNR (and MS-SSIM
+of 1, infinite in dB); one such image would make the mean infinite, so it is left out of that
+mean and counted in the line's `left_out` column ("inf: psnr_rgb 1, msssim_rgb_dB 1"). The
+dataset PSNR needs no such rule: it pools squared errors, where a lossless image adds 0 (it is
+infinite only when every image is lossless).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ HEADERS = {
     "target_bpp": "target", "deviation_percent": "dev%", "in_tolerance": "ok",
     "n_encodes": "encodes", "knob_value": "knob", "msssim_rgb_db": "msssim_rgb_dB",
     "msssim_y_db": "msssim_y_dB", "encode_seconds": "enc_s", "decode_seconds": "dec_s",
-    "psnr_clic": "psnr_dataset",
+    "psnr_clic": "psnr_dataset", "left_out": "left_out",
 }  # fmt: skip
 MEAN_METRICS = ("psnr_rgb", "psnr_yuv", "msssim_rgb_db", "msssim_y_db", "vmaf")
 
@@ -51,16 +57,28 @@ def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-def _mean(values: list[float | None]) -> float | None:
+def _mean(values: list[float | None]) -> tuple[float | None, dict[str, int]]:
+    """Mean of the finite values (None when there are none), and how many infinite or NaN
+    values it left out, by kind ("inf", "-inf", "nan"); missing values (None) are not counted."""
     present = [v for v in values if v is not None]
-    return sum(present) / len(present) if present else None
+    finite = [v for v in present if math.isfinite(v)]
+    left_out: dict[str, int] = {}
+    for v in present:
+        if not math.isfinite(v):
+            left_out[str(float(v))] = left_out.get(str(float(v)), 0) + 1
+    return (sum(finite) / len(finite) if finite else None), left_out
 
 
 def summarize(
     rows: Sequence[dict[str, Any]], conditions: dict[str, dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """One line per (condition, codec, codec version, target); `conditions` maps a condition
-    hash to the condition record (for its tolerance and scope)."""
+    hash to the condition record (for its tolerance and scope).
+
+    Metric and time columns hold means over the finite values; `left_out` names the infinite
+    (lossless) or NaN values left out of them per column, e.g. "inf: psnr_rgb 1,
+    msssim_rgb_dB 1", or is None when none was.
+    """
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in rows:
         key = (r["condition"], r["codec"], r["codec_version"], r["target_bpp"], r["condition_hash"])
@@ -83,8 +101,12 @@ def summarize(
             line["psnr_clic"] = dataset_psnr(
                 (r["sse_rgb"] for r in group), (r["n_values"] for r in group)
             )
+        left_out: dict[str, list[str]] = {}
         for m in (*MEAN_METRICS, "encode_seconds", "decode_seconds"):
-            line[m] = _mean([r[m] for r in group])
+            line[m], skipped = _mean([r[m] for r in group])
+            for kind, count in skipped.items():
+                left_out.setdefault(kind, []).append(f"{HEADERS.get(m, m)} {count}")
+        line["left_out"] = "; ".join(f"{k}: {', '.join(v)}" for k, v in left_out.items()) or None
         out.append(line)
     return out
 
@@ -92,7 +114,7 @@ def summarize(
 SUMMARY_COLUMNS = (
     "condition", "codec", "target_bpp", "images", "in_tolerance", "bpp", "deviation_percent",
     "psnr_rgb", "psnr_clic", "psnr_yuv", "msssim_rgb_db", "msssim_y_db", "vmaf",
-    "encode_seconds", "decode_seconds",
+    "encode_seconds", "decode_seconds", "left_out",
 )  # fmt: skip
 
 

@@ -18,6 +18,7 @@ import hashlib
 import multiprocessing
 import os
 import platform
+import re
 import signal
 import stat
 import sys
@@ -68,6 +69,11 @@ def _short_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
+def _folder_name(codec: str) -> str:
+    """A codec spec as one safe folder name (a spec may hold a model path: nic:../m.pt)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", codec).lstrip(".") or "_"
+
+
 def plan(
     condition: Condition,
     codecs: dict[str, Codec],
@@ -86,7 +92,7 @@ def plan(
         for image, digest in checksums.items():
             for target in condition.targets_bpp:
                 rel = (
-                    f"bitstreams/{name}-{_short_hash(ver)}/{condition.hash[:8]}/"
+                    f"bitstreams/{_folder_name(name)}-{_short_hash(ver)}/{condition.hash[:8]}/"
                     f"{image}-{digest[:8]}/{target!r}bpp.{ext}"
                 )
                 jobs.append(

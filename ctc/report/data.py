@@ -4,9 +4,11 @@ anchor rows read from CSV files (frozen anchor results in the `ctc results --csv
 from __future__ import annotations
 
 import csv
-import math
-from collections.abc import Sequence
+import functools
+import importlib.util
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +91,21 @@ class ReportData:
         runs = [r for r in self.runs if r["condition_hash"] == self.condition_hash]
         return runs[-1]["record"] if runs else {}
 
+    def label(self, codec: str) -> str:
+        """What a codec of the report is, in words (codec_label of its rows' versions), or ""
+        where its name says all there is (no label)."""
+        rows = self.rows.get(codec) or [{}]
+        versions = sorted({str(r.get("codec_version") or "") for r in rows} - {""})
+        name = str(rows[0].get("codec") or codec)
+        labels = [codec_label(name, v) for v in versions or [self.versions.get(codec, "")]]
+        labels = list(dict.fromkeys(lb for lb in labels if lb != name))
+        return "; ".join(labels)
+
+    def named(self, codec: str) -> str:
+        """The codec's name with its label: "vvc (VVenC 1.15.0-dev preset fast, ...)"."""
+        label = self.label(codec)
+        return f"{codec} ({label})" if label else codec
+
 
 def load(folder: str | Path, condition: str | None = None) -> ReportData:
     """Rows of one condition of a run folder: by default the condition of the latest run.
@@ -134,6 +151,52 @@ def load(folder: str | Path, condition: str | None = None) -> ReportData:
         runs=runs,
         notes=notes,
     )
+
+
+def codec_label(codec: str, version: str) -> str:
+    """What the codec `codec` was when it wrote rows of `version`, in a few words.
+
+    Asks the registered codec class (entry-point group ctc.codecs; for "nic:MODEL" the class of
+    nic) for `label_for(version)` without constructing it, so it names rows of earlier runs and
+    frozen rows as well as the codec as it is now. Falls back to the codec name: a codec without
+    label_for, a version it does not recognise, a codec that is not registered (or fails to
+    import).
+    """
+    label_for = _label_function(codec.split(":")[0])
+    if label_for is not None and version:
+        try:
+            label = label_for(version)
+        except Exception:  # a codec's own bug must not stop a report: the name stands
+            label = None
+        if isinstance(label, str) and label.strip():
+            return label.strip()
+    return codec
+
+
+@functools.lru_cache(maxsize=64)
+def _label_function(name: str) -> Callable[[str], str | None] | None:
+    """The label_for of the class registered as `name`, or None.
+
+    A codec module that does not mention label_for is not imported (importing a learned codec
+    imports torch: seconds, for nothing).
+    """
+    for ep in entry_points(group="ctc.codecs"):
+        if ep.name != name:
+            continue
+        try:
+            spec = importlib.util.find_spec(ep.module)
+            origin = spec.origin if spec is not None else None
+            if (
+                origin
+                and origin.endswith(".py")
+                and "label_for" not in Path(origin).read_text(encoding="utf-8", errors="replace")
+            ):
+                return None
+            function = getattr(ep.load(), "label_for", None)
+        except Exception:  # not importable here: no label
+            return None
+        return function if callable(function) else None
+    return None
 
 
 def _pick_condition(
@@ -246,16 +309,17 @@ def _matching_rows(
 def curves(rows: Sequence[dict[str, Any]], metric: Metric) -> dict[str, Curve]:
     """Per-image curves (achieved bpp, quality, target bpp) of one codec for one metric.
 
-    Images with a missing or non-finite value at some target are left out (the caller names
-    them); MS-SSIM stays linear here (bdrate converts it with msssim_linear=True).
+    Images with a missing value (None) at some target are left out (the caller names them as
+    missing the metric). Infinite or NaN values stay: ctc.bdrate.bd_dataset leaves such an
+    image out of its aggregations and says why (an infinite PSNR: a lossless decode). MS-SSIM
+    stays linear here (bdrate converts it with msssim_linear=True).
     """
     by_image: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         by_image.setdefault(r["image"], []).append(r)
     out = {}
     for image, group in sorted(by_image.items()):
-        values = [r.get(metric.column) for r in group]
-        if any(v is None or not math.isfinite(v) for v in values):
+        if any(r.get(metric.column) is None for r in group):
             continue
         group = sorted(group, key=lambda r: r["target_bpp"])
         out[image] = Curve(

@@ -4,7 +4,10 @@ BD follows docs/bdrate.md: every codec against every anchor, for every metric, o
 (0.06-0.5 bpp) and high (0.25-1.5 bpp) ranges and all points, both dataset aggregations (the
 FVC/NIC workbook's mean of per-image values, and the dataset-average curve of most papers).
 Time ratios are geometric means over image x target pairs, as the JVET CTC summary sheets
-report EncT and DecT (JVET-M1006 / JCTVC-L1100 templates).
+report EncT and DecT (JVET-M1006 / JCTVC-L1100 templates): each row's times are one encode at
+its final knob value and one decode (ctc.job), so the ratio compares like with like; pairs whose
+anchor times come from frozen results or a CSV file (another day, maybe another machine) are
+counted so that the report can say so.
 """
 
 from __future__ import annotations
@@ -17,7 +20,15 @@ from typing import Any
 
 import numpy as np
 
-from ctc.bdrate import LowOverlapWarning, bd_dataset, msssim_db
+from ctc.bdrate import (
+    LeftOutWarning,
+    LowOverlapWarning,
+    OutlierWarning,
+    bd_dataset,
+    describe_left_out,
+    msssim_db,
+)
+from ctc.frozen import is_frozen
 from ctc.report.data import Metric, ReportData, curves
 
 RANGES: tuple[str, ...] = ("low", "high", "all")
@@ -26,7 +37,15 @@ RANGE_LABELS = {"low": "0.06–0.5 bpp", "high": "0.25–1.5 bpp", "all": "all p
 
 @dataclass
 class BDCell:
-    """BD-rate of one codec against one anchor, one metric, one bpp range."""
+    """BD-rate of one codec against one anchor, one metric, one bpp range.
+
+    per_image_mean, average_curve: the two aggregations in percent (ctc.bdrate.bd_dataset), None
+    where that aggregation has no value (`error` then says why). images: the images with the
+    metric for both codecs; per_image: BD-rate (%) of each image in the per-image mean.
+    outliers, low_overlap: flagged images, "<average curve>" when the average is flagged.
+    left_out, average_curve_left_out: image -> why it is not in the per-image mean, not in the
+    average curve (left_out_note puts both in one line).
+    """
 
     per_image_mean: float | None = None
     average_curve: float | None = None
@@ -35,11 +54,26 @@ class BDCell:
     low_overlap: list[str] = field(default_factory=list)
     per_image: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    left_out: dict[str, str] = field(default_factory=dict)
+    average_curve_left_out: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def left_out_note(self) -> str:
+        """The left-out images of both aggregations with the reasons, "" when none."""
+        notes = []
+        if self.left_out:
+            notes.append(f"per-image mean leaves out {describe_left_out(self.left_out)}")
+        if self.average_curve_left_out:
+            notes.append(
+                f"average curve leaves out {describe_left_out(self.average_curve_left_out)}"
+            )
+        return "; ".join(notes)
 
 
 @dataclass
 class BDRow:
-    """One codec against one anchor for one metric, over every range."""
+    """One codec against one anchor for one metric, over every range. left_out: images without
+    the metric for one of the two codecs (in no cell); a cell names the images it leaves out."""
 
     codec: str
     anchor: str
@@ -74,7 +108,9 @@ def _bd_row(data: ReportData, codec: str, anchor: str, metric: Metric, method: s
         else:
             try:
                 with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", LowOverlapWarning)
+                    # The cell records what these warn about.
+                    for category in (LowOverlapWarning, OutlierWarning, LeftOutWarning):
+                        warnings.simplefilter("ignore", category)
                     result = bd_dataset(
                         {i: anchor_curves[i] for i in images},
                         {i: test_curves[i] for i in images},
@@ -82,15 +118,28 @@ def _bd_row(data: ReportData, codec: str, anchor: str, metric: Metric, method: s
                         bpp_range=bpp_range,
                         msssim_linear=metric.msssim,
                     )
-                cell.per_image_mean = result.per_image_mean
-                cell.average_curve = result.average_curve.value
-                cell.outliers = result.outliers
-                cell.low_overlap = result.low_overlap + (
-                    ["<average curve>"] if result.average_curve.low_overlap else []
-                )
-                cell.per_image = {name: r.value for name, r in result.per_image.items()}
             except ValueError as e:
                 cell.error = str(e)
+            else:
+                average = result.average_curve
+                cell.per_image_mean = result.per_image_mean
+                cell.average_curve = None if average is None else average.value
+                cell.outliers = result.outliers + (
+                    ["<average curve>"] if average is not None and average.outlier else []
+                )
+                cell.low_overlap = result.low_overlap + (
+                    ["<average curve>"] if average is not None and average.low_overlap else []
+                )
+                cell.per_image = {name: r.value for name, r in result.per_image.items()}
+                cell.left_out = result.left_out
+                cell.average_curve_left_out = result.average_curve_left_out
+                if result.per_image_mean is None:
+                    cell.error = (
+                        "per-image mean: every image is left out: "
+                        f"{describe_left_out(result.left_out)}"
+                    )
+                elif average is None:
+                    cell.error = f"average curve: {result.average_curve_error}"
         cells[bpp_range] = cell
     return BDRow(codec, anchor, metric, cells, left_out)
 
@@ -107,6 +156,9 @@ class CodecSummary:
     enc_ratio: dict[str, float | None]
     dec_ratio: dict[str, float | None]
     ratio_pairs: dict[str, int]
+    foreign_times: dict[str, int] = field(default_factory=dict)
+    """Per anchor: how many compared pairs take the anchor's times from elsewhere (frozen
+    results or a CSV file: another day, maybe another machine), not from this run."""
 
     @property
     def share(self) -> float:
@@ -130,12 +182,13 @@ def codec_summaries(data: ReportData, anchors: Sequence[str]) -> list[CodecSumma
     """One line per codec: pairs in tolerance, total times, EncT/DecT ratios per anchor."""
     out = []
     for codec, rows in data.rows.items():
-        enc, dec, pairs = {}, {}, {}
+        enc, dec, pairs, foreign = {}, {}, {}, {}
         for anchor in anchors:
             enc[anchor], pairs[anchor] = geometric_mean_ratio(
                 rows, data.rows[anchor], "encode_seconds"
             )
             dec[anchor], _ = geometric_mean_ratio(rows, data.rows[anchor], "decode_seconds")
+            foreign[anchor] = _foreign_pairs(data, rows, anchor)
         out.append(
             CodecSummary(
                 codec=codec,
@@ -146,9 +199,21 @@ def codec_summaries(data: ReportData, anchors: Sequence[str]) -> list[CodecSumma
                 enc_ratio=enc,
                 dec_ratio=dec,
                 ratio_pairs=pairs,
+                foreign_times=foreign,
             )
         )
     return out
+
+
+def _foreign_pairs(data: ReportData, rows: Sequence[dict[str, Any]], anchor: str) -> int:
+    """Pairs of `rows` whose `anchor` row was not timed in this run (frozen or from a CSV)."""
+    keys = {(r["image"], r["target_bpp"]) for r in rows}
+    from_file = anchor in data.anchor_sources
+    return sum(
+        1
+        for r in data.rows[anchor]
+        if (r["image"], r["target_bpp"]) in keys and (from_file or is_frozen(r))
+    )
 
 
 @dataclass(frozen=True)
@@ -163,7 +228,14 @@ class AveragePoint:
 
 def average_curve(rows: Sequence[dict[str, Any]], metric: Metric) -> list[AveragePoint]:
     """Mean bpp and mean quality over the images at each target (MS-SSIM: mean of linear
-    values, then dB, as bdrate's average curve), over the images that have the metric."""
+    values, then dB, as bdrate's average curve), for the charts and plots.
+
+    Each point averages the images that have a finite value at its target (`images` counts
+    them): a lossless decode's infinite PSNR is left out of its point, while its linear MS-SSIM
+    of 1 is averaged. A target with no such image, or where every image is at MS-SSIM 1 (a mean
+    of 1 has no dB value), has no point. The BD average curve (ctc.bdrate.bd_dataset) leaves out
+    whole images instead, so that every point averages the same images.
+    """
     points = []
     for target in sorted({r["target_bpp"] for r in rows}):
         group = [
@@ -175,6 +247,8 @@ def average_curve(rows: Sequence[dict[str, Any]], metric: Metric) -> list[Averag
             continue
         quality = float(np.mean([r[metric.column] for r in group]))
         if metric.msssim:
+            if quality >= 1.0:
+                continue
             quality = float(msssim_db(quality))
         bpp = float(np.mean([r["bpp"] for r in group]))
         points.append(AveragePoint(target, bpp, quality, len(group)))

@@ -2,8 +2,11 @@
 Complexity and Conditions (openpyxl), laid out like the JVET / FVC / JPEG AI reporting
 templates that users otherwise fill by hand.
 
-Every number is stored as a number with a display format; units are in the headers; header rows
-are frozen.
+Every number is stored as a number with a display format; booleans are Excel booleans shown
+TRUE/FALSE; units are in the headers; header rows are frozen and repeat on every printed page.
+Codecs appear by their short names in tables; the Summary, the Conditions sheet, the charts'
+legends and the results sheets' page headers also say what each one is (ReportData.label: the
+encoder, its key settings, whether it stands in for a reference encoder).
 """
 
 from __future__ import annotations
@@ -17,24 +20,31 @@ from pathlib import Path
 from typing import Any
 
 from openpyxl import Workbook
+from openpyxl.styles import Alignment
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
-from ctc.report.charts import add_rd_charts
+from ctc.report.charts import CHARTS_WIDTH, add_rd_charts
 from ctc.report.complexity_sheet import write_complexity
 from ctc.report.data import ReportData
 from ctc.report.style import (
     FLAG_FILL,
+    FORMATS,
+    HEADER_FILL,
+    LINE_HEIGHT,
+    REGULAR,
     SECTION_FONT,
+    WRAP,
     fit_columns,
     flatten,
     print_setup,
     title,
     wrap_rows,
+    wrapped_lines,
     write_header,
     write_row,
 )
-from ctc.report.summary import RANGE_LABELS, RANGES, BDRow, CodecSummary
+from ctc.report.summary import RANGE_LABELS, RANGES, BDCell, BDRow, CodecSummary
 
 AGGREGATION_LABELS = {
     "per_image_mean": "per-image mean (BD per image, then the mean: FVC/NIC workbook)",
@@ -105,13 +115,96 @@ def write_workbook(
         name = sheet_name(f"Results {codec}", wb.sheetnames)
         results_sheets[codec] = name
         _results(wb.create_sheet(name), data, codec)
-    add_rd_charts(wb, data)
+    legend_rows = add_rd_charts(wb, data, anchors)
     write_complexity(wb.create_sheet("Complexity"), complexity, complexity_notes)
     _conditions(wb.create_sheet("Conditions"), data, method, aggregation, command)
-    for ws in wb.worksheets:
-        print_setup(ws)
+    _finish(wb, data, results_sheets, legend_rows)
     wb.save(path)
     return results_sheets
+
+
+PRINT_TITLES = {
+    # sheet: (rows repeated on every printed page, columns repeated on pages across)
+    "Summary": ("4:5", "A:C"),
+    "BD per image": ("1:1", "A:D"),
+    "RD data": ("1:1", None),
+    "Complexity": ("2:2", "A:A"),
+    "Conditions": ("1:1", "A:A"),
+}
+RESULTS_TITLES = ("1:1", "A:B")  # the header row; Image and Target (bpp)
+
+
+def _finish(
+    wb: Workbook, data: ReportData, results_sheets: dict[str, str], legend_rows: int
+) -> None:
+    """What every sheet gets, whoever wrote it: booleans shown TRUE/FALSE (LibreOffice shows an
+    Excel boolean without that format as 1/0 in some cells), and the page setup."""
+    run = f"condition {data.condition.get('name', '')}, run {data.folder.name}"
+    codec_of = {sheet: codec for codec, sheet in results_sheets.items()}
+    for ws in wb.worksheets:
+        for row in ws.iter_rows():
+            for cell in row:
+                if isinstance(cell.value, bool):
+                    cell.number_format = FORMATS["bool"]
+        if ws.title != "RD charts":
+            _keep_text_on_the_page(ws)
+            _fit_header_rows(ws)
+        if ws.title in codec_of:
+            codec = codec_of[ws.title]
+            what = data.label(codec) or data.versions.get(codec, "")
+            header = f"{codec}: {what}" if what else codec
+            print_setup(ws, *RESULTS_TITLES, header=_shorten(header, 110))
+        elif ws.title == "RD charts":  # the lines that name the codecs on every page
+            print_setup(ws, f"1:{legend_rows}", header=run, width=CHARTS_WIDTH, gridlines=False)
+        else:
+            rows, columns = PRINT_TITLES.get(ws.title, (None, None))
+            print_setup(ws, rows, columns, header=run)
+
+
+def _keep_text_on_the_page(ws: Worksheet) -> None:
+    """Text that would run past the sheet's last column (LibreOffice prints as far as text runs,
+    at a smaller scale) wraps instead, in its cell merged with the empty cells to its right."""
+    last = ws.max_column
+    width = {c: (ws.column_dimensions[get_column_letter(c)].width or 8.43) + 0.71
+             for c in range(1, last + 1)}  # fmt: skip
+    in_merged = {
+        (r, c)
+        for m in ws.merged_cells.ranges
+        for r in range(m.min_row, m.max_row + 1)
+        for c in range(m.min_col, m.max_col + 1)
+    }
+    long = []
+    for row in ws.iter_rows():
+        for cell in row:
+            if not isinstance(cell.value, str) or (cell.row, cell.column) in in_merged:
+                continue
+            if cell.alignment is not None and cell.alignment.wrap_text:
+                continue
+            font = cell.font
+            factor = REGULAR * ((font.size or 11) / 11) * (1.1 if font.b else 1.0)
+            room = sum(width[c] for c in range(cell.column, last + 1))
+            if len(cell.value) * factor > room:
+                long.append((cell, factor))
+    for cell, factor in long:
+        end = cell.column
+        while end < last and ws.cell(cell.row, end + 1).value is None:
+            if (cell.row, end + 1) in in_merged:
+                break
+            end += 1
+        if end > cell.column:
+            ws.merge_cells(start_row=cell.row, start_column=cell.column, end_row=cell.row,
+                           end_column=end)  # fmt: skip
+        cell.alignment = Alignment(wrap_text=True, vertical="top",
+                                   horizontal=cell.alignment.horizontal)  # fmt: skip
+        room = sum(width[c] for c in range(cell.column, end + 1))
+        lines = wrapped_lines(cell.value, room, factor)
+        size = (cell.font.size or 11) / 11
+        height = ws.row_dimensions[cell.row].height or 15
+        ws.row_dimensions[cell.row].height = max(height, LINE_HEIGHT * size * lines + 3)
+
+
+def _shorten(text: str, most: int) -> str:
+    return text if len(text) <= most else text[: most - 1].rstrip() + "…"
 
 
 def _summary(
@@ -153,6 +246,7 @@ def _summary(
     for column in (1, 2, 3, 4, 11, 12, 13):
         ws.merge_cells(start_row=4, start_column=column, end_row=5, end_column=column)
     row = 6
+    in_full = []
     for r in bd:
         values: list[Any] = [r.codec, r.anchor, r.metric.label, r.cells["all"].images]
         formats: list[str | None] = [None, None, None, "int"]
@@ -166,10 +260,16 @@ def _summary(
             low |= set(cell.low_overlap)
             if cell.error:
                 notes.append(f"{bpp_range}: {cell.error}")
+            if cell.left_out_note:
+                notes.append(f"{bpp_range}: {cell.left_out_note}")
         if r.left_out:
             notes.append(f"left out (metric missing): {', '.join(r.left_out)}")
         values += [_names(outliers, r.cells["all"].images), _names(low, r.cells["all"].images)]
-        values.append("; ".join(notes))
+        note = "; ".join(notes)
+        if len(note) > NOTE_CHARS:  # a readable row; the whole note is under the tables
+            in_full.append(f"{len(in_full) + 1}. {r.codec} vs {r.anchor}, {r.metric.label}: {note}")
+            note = f"{note[:NOTE_CHARS].rstrip()}… (note {len(in_full)} below)"
+        values.append(note)
         formats += [None, None, None]
         write_row(ws, row, values, formats)
         for column in (11, 12):
@@ -181,6 +281,7 @@ def _summary(
         row += 1
     ws.freeze_panes = "E6"
 
+    row = _codecs_block(ws, row + 1, data, anchors)
     row += 1
     title(ws, row, "Rate matching and run times", SECTION_FONT)
     row += 1
@@ -193,9 +294,7 @@ def _summary(
             f"EncT vs {anchor} (ratio, geo. mean)", f"DecT vs {anchor} (ratio, geo. mean)",
             f"Pairs compared with {anchor} (count)",
         ]  # fmt: skip
-    headers.append("Version")
     write_header(ws, row, headers)
-    ws.row_dimensions[row].height = 45
     row += 1
     for s in summaries:
         values = [
@@ -205,23 +304,112 @@ def _summary(
         for anchor in anchors:
             values += [s.enc_ratio[anchor], s.dec_ratio[anchor], s.ratio_pairs[anchor]]
             formats += ["ratio", "ratio", "int"]
-        values.append(data.versions.get(s.codec, ""))
         write_row(ws, row, values, formats)
         row += 1
-    if data.notes:
-        row += 1
-        title(ws, row, "Notes", SECTION_FONT)
-        for note in data.notes:
+    time_notes = _time_notes(summaries, anchors)
+    for heading, notes in (
+        ("Notes", data.notes),
+        ("Run times", time_notes),
+        ("BD notes in full", in_full),
+    ):
+        if notes:
             row += 1
-            ws.cell(row=row, column=1, value=note)
-    widths = {"A": 12, "B": 12, "C": 17, "D": 9, "K": 26, "L": 26, "M": 50}
-    for column in range(5, 11):
-        widths[get_column_letter(column)] = 13
-    for letter, width in widths.items():
-        ws.column_dimensions[letter].width = width
-    ws.row_dimensions[4].height = 30
-    ws.row_dimensions[5].height = 45
-    wrap_rows(ws, 6, 5 + len(bd), (11, 12, 13))
+            title(ws, row, heading, SECTION_FONT)
+            for note in notes:
+                row += 1
+                ws.cell(row=row, column=1, value=note).alignment = WRAP
+                ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=13)
+    for column in range(1, max(13, len(headers)) + 1):
+        ws.column_dimensions[get_column_letter(column)].width = SUMMARY_WIDTHS.get(column, 10)
+    wrap_rows(ws, 6, 5 + len(bd), (1, 2, 11, 12, 13))
+    _fit_merged_rows(ws)
+
+
+NOTE_CHARS = 110
+"""The longest note a Summary row shows; longer ones are cut there and listed whole below."""
+
+
+def _fit_header_rows(ws: Worksheet) -> None:
+    """Header rows (shaded cells) tall enough for their wrapped texts, on any sheet; a header
+    merged across columns wraps in their width, one merged down rows is left as it is."""
+
+    def width(first: int, last: int) -> float:
+        return sum((ws.column_dimensions[get_column_letter(c)].width or 8.43) + 0.71
+                   for c in range(first, last + 1)) - 0.71  # fmt: skip
+
+    span: dict[tuple[int, int], float | None] = {}
+    for m in ws.merged_cells.ranges:
+        for r in range(m.min_row, m.max_row + 1):
+            for c in range(m.min_col, m.max_col + 1):
+                span[(r, c)] = None  # covered, or merged down: not sized here
+        if m.min_row == m.max_row:
+            span[(m.min_row, m.min_col)] = width(m.min_col, m.max_col)
+    needed: dict[int, int] = {}
+    for row in ws.iter_rows():
+        for c in row:
+            if not c.value or c.fill != HEADER_FILL:
+                continue
+            room = span.get((c.row, c.column), width(c.column, c.column))
+            if room is None:
+                continue
+            lines = wrapped_lines(str(c.value).replace("-", "- "), room, 1.1)
+            needed[c.row] = max(needed.get(c.row, 1), lines)
+    for row, lines in needed.items():
+        height = ws.row_dimensions[row].height or 15
+        ws.row_dimensions[row].height = max(height, LINE_HEIGHT * lines + 4)
+
+
+LEFT_WRAP = Alignment(horizontal="left", vertical="top", wrap_text=True)
+SUMMARY_WIDTHS = {1: 11, 2: 11, 3: 14, 4: 9, 11: 16, 12: 16, 13: 30}
+"""Summary column widths (others 10): the BD table prints about 170 characters wide, a landscape
+page at 87 %, where its numbers and wrapped headers stay readable."""
+CODEC_BLOCK = ((1, 1), (2, 2), (3, 6), (7, 13))
+"""Columns of the Summary's codecs block: codec, role, what runs (merged), exact version."""
+
+
+def _codecs_block(ws: Worksheet, row: int, data: ReportData, anchors: Sequence[str]) -> int:
+    """The Summary's list of what each codec name stands for; returns the next free row."""
+    row += 1
+    title(ws, row, "Codecs: what each name stands for", SECTION_FONT)
+    row += 1
+    headers = ["Codec", "Role", "What runs (encoder, key settings)", "Exact version [source]"]
+    for (first, last), text in zip(CODEC_BLOCK, headers, strict=True):
+        write_header(ws, row, [text], column=first)
+        if last > first:
+            ws.merge_cells(start_row=row, start_column=first, end_row=row, end_column=last)
+    row += 1
+    for codec in data.codecs:
+        role = "anchor" if codec in anchors else "tested"
+        source = data.anchor_sources.get(codec)
+        version = data.versions.get(codec, "")
+        values = [
+            codec, role, data.label(codec) or "—",
+            f"{version} [frozen rows: {Path(source).name}]" if source else version,
+        ]  # fmt: skip
+        for (first, last), value in zip(CODEC_BLOCK, values, strict=True):
+            cell = ws.cell(row=row, column=first, value=value)
+            cell.alignment = WRAP
+            if last > first:
+                ws.merge_cells(start_row=row, start_column=first, end_row=row, end_column=last)
+        row += 1
+    return row
+
+
+def _fit_merged_rows(ws: Worksheet) -> None:
+    """Rows of wrapped text in merged cells tall enough for it (no spreadsheet sizes them)."""
+    for merged in ws.merged_cells.ranges:
+        if merged.min_row != merged.max_row:
+            continue
+        cell = ws.cell(row=merged.min_row, column=merged.min_col)
+        if not isinstance(cell.value, str) or not (cell.alignment and cell.alignment.wrap_text):
+            continue
+        width = sum(
+            (ws.column_dimensions[get_column_letter(c)].width or 8.43) + 0.7
+            for c in range(merged.min_col, merged.max_col + 1)
+        )
+        lines = wrapped_lines(cell.value, width, REGULAR)
+        height = ws.row_dimensions[merged.min_row].height or 15
+        ws.row_dimensions[merged.min_row].height = max(height, LINE_HEIGHT * lines + 3)
 
 
 def _names(images: set[str], total: int, most: int = 6) -> str:
@@ -233,6 +421,30 @@ def _names(images: set[str], total: int, most: int = 6) -> str:
     return ", ".join(names + extra)
 
 
+def _left_out_text(cell: BDCell, image: str) -> str | None:
+    """ "left out: REASON" for an image the range's per-image mean leaves out, else None."""
+    reason = cell.left_out.get(image)
+    return f"left out: {reason}" if reason else None
+
+
+def _time_notes(summaries: Sequence[CodecSummary], anchors: Sequence[str]) -> list[str]:
+    """What the time columns compare, and which ratios use times from outside this run."""
+    notes = [
+        "Encode / decode time: one encode at the final knob value and one decode per image and "
+        "target (EncT / DecT as in JVET's CTC); the rate-matching search is in each results "
+        "sheet's rate-control time, not here."
+    ]
+    for anchor in anchors:
+        foreign = max((s.foreign_times.get(anchor, 0) for s in summaries), default=0)
+        if foreign:
+            notes.append(
+                f"EncT / DecT vs {anchor}: {anchor}'s times come from frozen results or a CSV "
+                "file (measured on another day, maybe on another machine), not from this run: "
+                "the ratio is indicative only; run it with --no-frozen to time it here."
+            )
+    return notes
+
+
 def _bd_per_image(ws: Worksheet, bd: Sequence[BDRow], method: str) -> None:
     headers = ["Codec", "Anchor", "Metric", "Image"]
     headers += [f"BD-rate, {RANGE_LABELS[r]} (%)" for r in RANGES]
@@ -240,10 +452,12 @@ def _bd_per_image(ws: Worksheet, bd: Sequence[BDRow], method: str) -> None:
     write_header(ws, 1, headers)
     row = 2
     for r in bd:
-        images = sorted({i for c in r.cells.values() for i in c.per_image})
+        images = sorted({i for c in r.cells.values() for i in (*c.per_image, *c.left_out)})
         for image in images:
             values: list[Any] = [r.codec, r.anchor, r.metric.label, image]
-            values += [r.cells[b].per_image.get(image) for b in RANGES]
+            values += [
+                r.cells[b].per_image.get(image, _left_out_text(r.cells[b], image)) for b in RANGES
+            ]
             outlier = any(image in r.cells[b].outliers for b in RANGES)
             low = any(image in r.cells[b].low_overlap for b in RANGES)
             values += [outlier, low]
@@ -318,6 +532,10 @@ def _conditions(
     for key, value in flatten(data.condition):
         pair(f"condition: {key}", value)
 
+    section("Codecs (what runs)")
+    for codec in data.codecs:
+        pair(codec, data.label(codec) or "—")
+
     section("Codecs (exact versions)")
     for codec, text in data.versions.items():
         source = data.anchor_sources.get(codec, "this run")
@@ -349,3 +567,6 @@ def _conditions(
             f"{run['started_at']} – {run['finished_at'] or ''}",
         )
     fit_columns(ws, maximum=100)
+    wrap_rows(ws, 2, ws.max_row, (2,))  # long values wrap rather than spill past the page
+    for (cell,) in ws.iter_rows(min_row=2, min_col=2, max_col=2):
+        cell.alignment = LEFT_WRAP

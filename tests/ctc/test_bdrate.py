@@ -10,7 +10,9 @@ import pytest
 from ctc.bdrate import (
     MIN_OVERLAP,
     Curve,
+    LeftOutWarning,
     LowOverlapWarning,
+    OutlierWarning,
     bd_dataset,
     bd_quality,
     bd_rate,
@@ -187,9 +189,14 @@ def test_overlap_at_threshold_does_not_warn():
 
 
 def test_outlier_flag():
-    worse = bd_result(ANCHOR_RATE, ANCHOR_PSNR, 2.5 * ANCHOR_RATE, ANCHOR_PSNR)
+    with pytest.warns(OutlierWarning, match="150 %"):
+        worse = bd_result(ANCHOR_RATE, ANCHOR_PSNR, 2.5 * ANCHOR_RATE, ANCHOR_PSNR)
     assert worse.value == pytest.approx(150.0) and worse.outlier
-    better = bd_result(ANCHOR_RATE, ANCHOR_PSNR, 0.4 * ANCHOR_RATE, ANCHOR_PSNR)
+    with pytest.warns(OutlierWarning):
+        bd_rate(ANCHOR_RATE, ANCHOR_PSNR, 2.5 * ANCHOR_RATE, ANCHOR_PSNR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        better = bd_result(ANCHOR_RATE, ANCHOR_PSNR, 0.4 * ANCHOR_RATE, ANCHOR_PSNR)
     assert better.value == pytest.approx(-60.0) and not better.outlier
     # BD-quality has no percent scale: never flagged.
     quality = bd_result(ANCHOR_RATE, ANCHOR_PSNR, ANCHOR_RATE, ANCHOR_PSNR + 150.0, "quality")
@@ -214,11 +221,37 @@ def test_outlier_flag():
         (([0.1, 0.2, 0.4], [30, 32, 34]), ([0.1, 0.2], [30, 32, 34]), "pchip", "rates but"),
         (([0.1, 0.2, 0.4], [30, 32, 34]), ([0.1, 0.2, 0.4], [35, 36, 37]), "pchip", "overlap"),
         (([0.1, 0.2, 0.4], [30, 32, 34]), ([0.1, 0.2, 0.4], [30, 32, 34]), "spline", "method"),
+        (
+            ([0.1, 0.2, 0.4], [30, 32, np.inf]),
+            ([0.1, 0.2, 0.4], [30, 32, 34]),
+            "pchip",
+            "quality is inf at rate 0.4 .infinite quality: a lossless decode",
+        ),
+        (
+            ([0.1, 0.2, 0.4, 0.8], [30, 32, 34, 33.99]),
+            ([0.1, 0.2, 0.4], [30, 32, 34]),
+            "pchip",
+            "quality must increase strictly with rate; it falls by 0.01 from rate 0.4 to 0.8",
+        ),
+        (
+            ([0.1, 0.2, 0.4, 0.8], [30, 31, 31, 30]),
+            ([0.1, 0.2, 0.4], [30, 32, 34]),
+            "pchip",
+            "it stays at 31 from rate 0.2 to 0.4, and at 1 more point",
+        ),
     ],
 )
 def test_errors(anchor, test, method, message):
     with pytest.raises(ValueError, match=message):
         bd_rate(*anchor, *test, method=method)
+
+
+def test_msssim_of_one_is_named():
+    rates, msssim = [0.1, 0.2, 0.4], [0.95, 0.99, 1.0]
+    with pytest.raises(ValueError, match=r"test: MS-SSIM is 1 at rate 0.4 \(a lossless decode\)"):
+        bd_rate(rates, [0.9, 0.95, 0.98], rates, msssim, msssim_linear=True)
+    with pytest.raises(ValueError, match="below 1 to convert to dB, got 1.2 at rate 0.4"):
+        bd_rate(rates, [0.9, 0.95, 0.98], rates, [0.9, 0.95, 1.2], msssim_linear=True)
 
 
 def test_curve_problem_says_why_a_curve_cannot_enter_a_bd():
@@ -364,7 +397,10 @@ def test_dataset_flags_and_warning():
     test["b"] = Curve(2.5 * anchor["b"].rate, PSNR6, FVC_TARGETS)  # +150 %: an outlier
     psnr_shifted = np.array(PSNR6) + 6.0  # quality overlap 6/18 on image a
     test["a"] = Curve(anchor["a"].rate, psnr_shifted, FVC_TARGETS)
-    with pytest.warns(LowOverlapWarning, match="'a'"):
+    with (
+        pytest.warns(LowOverlapWarning, match="'a'"),
+        pytest.warns(OutlierWarning, match=r"\['b'\]"),
+    ):
         result = bd_dataset(anchor, test)
     assert result.outliers == ["b"]
     assert result.low_overlap == ["a"]
@@ -381,17 +417,50 @@ def test_dataset_errors():
         bd_dataset(anchor, test, delta="distortion")
     with pytest.raises(ValueError, match="no images"):
         bd_dataset({}, {})
-    with pytest.raises(ValueError, match="image 'a'.*at least 4"):
+    # Every image left out of both aggregations: one error naming each image's reason.
+    with pytest.raises(ValueError, match="images 'a', 'b', 'c': anchor: .*at least 4 points"):
         bd_dataset(anchor, test, bpp_range=(0.1, 0.3), method="cubic")
-    uneven = dict(anchor, b=Curve(anchor["b"].rate[:5], PSNR6[:5], FVC_TARGETS[:5]))
-    with pytest.raises(ValueError, match="average curve: every image needs the same targets"):
-        bd_dataset(uneven, test)
-    repeated = dict(anchor, a=Curve(anchor["a"].rate, PSNR6, [0.06, 0.06, 0.25, 0.5, 1.0, 1.5]))
-    with pytest.raises(ValueError, match="image 'a' repeats a target"):
-        bd_dataset(repeated, test)
-    untargeted = {"a": (anchor["a"].rate, PSNR6), "b": (anchor["b"].rate[:5], PSNR6[:5])}
-    with pytest.raises(ValueError, match="same numbers of points"):
+    untargeted = {"a": (anchor["a"].rate[:1], PSNR6[:1]), "b": (anchor["b"].rate[:1], PSNR6[:1])}
+    with pytest.raises(ValueError, match="average curve: anchor: .*at least 2 points, got 1"):
         bd_dataset(untargeted, untargeted)
+
+
+def test_dataset_leaves_out_images_the_average_cannot_match():
+    anchor, test = _three_image_dataset(with_targets=True)
+    uneven = dict(anchor, b=Curve(anchor["b"].rate[:5], PSNR6[:5], FVC_TARGETS[:5]))
+    with pytest.warns(LeftOutWarning, match="average curve leaves out image 'b': anchor: targets"):
+        result = bd_dataset(uneven, test)
+    assert result.left_out == {} and set(result.per_image) == {"a", "b", "c"}
+    assert list(result.average_curve_left_out) == ["b"]
+    # a and c: the same rates, PSNR and savings of 10 % and 40 %: -25 % on the average curve.
+    assert result.average_curve.value == pytest.approx(-25.0)
+
+    repeated = dict(anchor, a=Curve(anchor["a"].rate, PSNR6, [0.06, 0.06, 0.25, 0.5, 1.0, 1.5]))
+    with pytest.warns(LeftOutWarning):
+        result = bd_dataset(repeated, test)
+    assert "a target is repeated" in result.average_curve_left_out["a"]
+    assert set(result.per_image) == {"a", "b", "c"}
+
+    # Without targets, by rank: the image with another number of points is left out.
+    untargeted = {"a": (anchor["a"].rate, PSNR6), "b": (anchor["b"].rate[:5], PSNR6[:5]),
+                  "c": (anchor["c"].rate, PSNR6)}  # fmt: skip
+    with pytest.warns(LeftOutWarning):
+        result = bd_dataset(untargeted, untargeted)
+    assert "5 points where 2 other image(s) have 6" in result.average_curve_left_out["b"]
+    assert result.average_curve.value == pytest.approx(0.0, abs=1e-12)
+
+    # An infinite PSNR cannot be averaged: that image is left out of both aggregations.
+    lossless = dict(anchor, c=Curve(anchor["c"].rate, [*PSNR6[:5], np.inf], FVC_TARGETS))
+    with pytest.warns(LeftOutWarning):
+        result = bd_dataset(lossless, test)
+    assert "quality is inf at target 1.5" in result.left_out["c"]
+    assert "quality is inf at target 1.5" in result.average_curve_left_out["c"]
+    assert result.per_image_mean == pytest.approx(-15.0)
+    # ...but only in a range that holds the lossless point.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        low = bd_dataset(lossless, test, bpp_range="low")
+    assert low.left_out == {} and low.average_curve_left_out == {}
 
 
 def test_a_point_repeated_exactly_counts_once():
