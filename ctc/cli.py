@@ -57,10 +57,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     names = [n for arg in args.codec or [] for n in arg.split(",") if n]
     if args.codec and not names:
         raise UsageError("--codec names no codec")
-    unknown = sorted(set(names) - set(registry.registered()))
+    for name in names:
+        try:
+            _codec_spec(name)
+        except argparse.ArgumentTypeError as e:
+            raise UsageError(f"--codec: {e}") from None
+    unknown = sorted(n for n in set(names) - set(registry.registered()) if ":" not in n)
     if unknown:
         known = ", ".join(registry.registered())
-        raise UsageError(f"unknown codec {unknown[0]!r} (registered: {known})")
+        raise UsageError(
+            f"unknown codec {unknown[0]!r} (registered: {known}; a class that is not registered "
+            "is named MODULE:CLASS)"
+        )
     summary = runner.run(
         cond,
         codecs=names or None,
@@ -105,9 +113,14 @@ def cmd_results(args: argparse.Namespace) -> int:
         print()
         print(results.format_table(results.summarize(rows, records), results.SUMMARY_COLUMNS))
         print()
+        from ctc.report.data import codec_label
+
         versions = sorted({(r["codec"], r["codec_version"]) for r in rows})
         for codec, ver in versions:
             print(f"{codec}: {ver}")
+            label = codec_label(codec, ver)  # what runs, stand-in or not, where the codec says
+            if label != codec:
+                print(f"{' ' * len(codec)}  what runs: {label}")
     for f in failures:
         print(f"failed: {f['codec']} {f['image']} {f['target_bpp']:g} bpp: {f['message']}")
     return EXIT_OK
@@ -146,15 +159,23 @@ def _usable_url(url: str) -> bool:
     return parts.scheme in URL_SCHEMES and (has_host or parts.scheme == "file")
 
 
+def _complexity_progress(codec: str, step: str) -> None:
+    """One stderr line per step of a complexity measurement (they take minutes at 4K); codec
+    '' for a line about every codec."""
+    subject = f"complexity of {_printable(codec)}" if codec else "complexity"
+    print(f"ctc: {subject}: {_printable(step)}", file=sys.stderr, flush=True)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from ctc import report
+    from ctc.complexity_cache import ComplexityCache
 
     anchors = [a for arg in args.anchor or [] for a in arg.split(",") if a]
     if args.anchor and not anchors:
         raise UsageError("--anchor names no anchor")
     complexity = _complexity_file(args.complexity) if args.complexity else None
     picture = None
-    if args.complexity_size and not args.complexity and not args.no_complexity:
+    if args.complexity_size and not args.no_complexity:
         from ctc.complexity import test_picture
 
         picture = test_picture(*args.complexity_size)
@@ -170,6 +191,9 @@ def cmd_report(args: argparse.Namespace) -> int:
             measure=not args.no_complexity,
             complexity_picture=picture,
             complexity_repeat=args.repeat,
+            complexity_cache=None if args.no_cache else ComplexityCache(),
+            remeasure=args.remeasure,
+            progress=_complexity_progress,
             command=" ".join(["ctc", *sys.argv[1:]]),
         )
     except report.ReportError as e:
@@ -181,16 +205,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMPLEXITY_SECTIONS = ("picture", "knob", "encoder", "decoder", "gpu", "platform")
-"""The parts of a `ctc complexity --json` measurement that a report reads, all mappings."""
-
-
 MAX_COMPLEXITY_FILE_BYTES = 1 << 24
 """16 MiB: far more than `ctc complexity --json` writes for many codecs."""
 
 
 def _complexity_file(path: str) -> list[dict]:
     """The measurements in a `ctc complexity --json` file (one, or a list of them)."""
+    from ctc.complexity_cache import problem
+
     try:
         # Non-blocking open and a size cap: a FIFO or /dev/zero is refused, not waited on.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -206,64 +228,119 @@ def _complexity_file(path: str) -> list[dict]:
         raise UsageError(f"cannot read complexity file {path}: {e}") from None
     entries = loaded if isinstance(loaded, list) else [loaded]
     for number, entry in enumerate(entries, 1):
-        problem = "not a mapping"
-        if isinstance(entry, dict):
-            keys = ("codec", "version", "networks", "rate_points", *COMPLEXITY_SECTIONS)
-            missing = [key for key in keys if key not in entry]
-            wrong = [key for key in COMPLEXITY_SECTIONS if not isinstance(entry.get(key), dict)]
-            problem = f"no {', '.join(missing)}" if missing else f"{', '.join(wrong)} not mappings"
-            if not missing and not wrong:
-                continue
-        raise UsageError(
-            f"complexity file {path}: entry {number} is not `ctc complexity --json` output "
-            f"({problem})"
-        )
+        wrong = problem(entry)
+        if wrong:
+            raise UsageError(
+                f"complexity file {path}: entry {number} is not `ctc complexity --json` output "
+                f"({wrong})"
+            )
     return entries
 
 
 def _bd_table(result) -> str:
-    """The BD-rate table of a report as plain text (the headline aggregation per range)."""
-    from ctc.report.summary import RANGES
+    """The report's BD-rate table as aligned plain text: every range with both aggregations,
+    under a header that names every column."""
+    from ctc.report.summary import RANGE_LABELS, RANGES
 
-    lines = []
+    def number(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:+.2f}"
+
+    head = ["codec vs anchor", "metric"] + ["per-image", "curve"] * len(RANGES)
+    body = []
     for row in result.bd:
-        cells = []
+        cells = [f"{row.codec} vs {row.anchor}", row.metric.label]
         for bpp_range in RANGES:
             cell = row.cells[bpp_range]
-            pair = (cell.per_image_mean, cell.average_curve)
-            cells += [f"{v:+8.2f}" if v is not None else f"{'n/a':>8}" for v in pair]
-        lines.append(
-            {"codec": row.codec, "anchor": row.anchor, "metric": row.metric.label, "cells": cells}
-        )
-    header = "BD-rate (%): per-image mean / average curve, for low (0.06-0.5), high (0.25-1.5), all"
-    table = [header]
-    for line in lines:
-        table.append(
-            f"{line['codec']:>10} vs {line['anchor']:<10} {line['metric']:<16} "
-            + "  ".join(line["cells"])
-        )
+            cells += [number(cell.per_image_mean), number(cell.average_curve)]
+        body.append(cells)
+    widths = [max(len(line[i]) for line in [head, *body]) for i in range(len(head))]
+    titles = [_range_title(RANGE_LABELS[r], r) for r in RANGES]
+    for n, text in enumerate(titles):  # a range's title fits over its two columns
+        first = 2 + 2 * n
+        widths[first + 1] = max(widths[first + 1], len(text) - widths[first] - 2)
+
+    def line(cells: list[str]) -> str:
+        left = [f"{c:<{w}}" for c, w in zip(cells[:2], widths, strict=False)]
+        right = [f"{c:>{w}}" for c, w in zip(cells[2:], widths[2:], strict=True)]
+        return "  ".join(left + right).rstrip()
+
+    groups = [" " * (widths[0] + 2 + widths[1])]
+    for n, text in enumerate(titles):
+        groups.append(f"{text:>{widths[2 + 2 * n] + 2 + widths[3 + 2 * n]}}")
+    table = [
+        "BD-rate (%) of each codec against each anchor; negative: fewer bits at equal quality.",
+        "per-image: mean of the per-image BD-rates; curve: BD-rate of the dataset-average curves.",
+        "  ".join(groups).rstrip(),
+        line(head),
+        "-" * len(line(head)),
+        *(line(cells) for cells in body),
+    ]
     return "\n".join(table)
 
 
-def cmd_complexity(args: argparse.Namespace) -> int:
-    from ctc import complexity
+def _range_title(label: str, name: str) -> str:
+    """A range's title: "low: 0.06–0.5 bpp", "all points"."""
+    return label if label.startswith(name) else f"{name}: {label}"
 
-    name, colon, argument = args.codec.partition(":")
-    if colon and not argument:
-        raise UsageError(f"codec {args.codec!r}: nothing after the colon (NAME or NAME:ARGUMENT)")
-    codec = _load_with_argument(name, argument) if argument else registry.load_codec(name)
-    picture = complexity.test_picture(*args.size)
-    name_text = f"astronaut mirrored to {args.size[0]}x{args.size[1]}"
+
+def cmd_complexity(args: argparse.Namespace) -> int:
+    import time
+
+    from ctc import complexity
+    from ctc.complexity_cache import ComplexityCache, make_key, picture_key
+
+    codec = registry.load_codec(args.codec)
     if args.image:
         picture = load_image(args.image)
         name_text = Path(args.image).name
-    try:
-        result = complexity.measure(
-            codec, picture, knob_value=args.knob, repeat=args.repeat, picture_name=name_text
+    else:
+        picture = complexity.test_picture(*args.size)
+        name_text = f"astronaut mirrored to {args.size[0]}x{args.size[1]}"
+    cache = None if args.no_cache else ComplexityCache()
+    key = make_key(
+        codec.name, codec.version(), picture_key(picture, name_text), args.knob, args.repeat
+    )
+    found = None
+    if cache is not None and not args.remeasure:
+        found, why = cache.get(key)
+        if found is None and why != "none cached":
+            _complexity_progress(args.codec, f"ignoring a cached measurement: {why}")
+    if found is not None:
+        took = f", measuring took {found.seconds:.1f} s" if found.seconds else ""
+        _complexity_progress(
+            args.codec,
+            f"using the measurement cached {found.measured_at}{took} ({found.path}); "
+            "--remeasure measures again",
         )
-    except complexity.ComplexityError as e:
-        _error(str(e))
-        return EXIT_FAILURE
+        result = found.result
+    else:
+        height, width = picture.shape[:2]
+        _complexity_progress(
+            args.codec,
+            f"measuring on {width}x{height} with {args.repeat} timed "
+            f"run{'s' * (args.repeat != 1)} per operation",
+        )
+        start = time.perf_counter()
+        try:
+            result = complexity.measure(
+                codec,
+                picture,
+                knob_value=args.knob,
+                repeat=args.repeat,
+                picture_name=name_text,
+                progress=lambda step: _complexity_progress(args.codec, step),
+            )
+        except complexity.ComplexityError as e:
+            _error(str(e))
+            return EXIT_FAILURE
+        seconds = time.perf_counter() - start
+        stored = ""
+        if cache is not None:
+            try:
+                stored = f"; cached in {cache.put(key, result, seconds)}"
+            except OSError as e:
+                _warn(f"complexity cache not written: {e}")
+        _complexity_progress(args.codec, f"measured in {seconds:.1f} s{stored}")
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))
     else:
@@ -271,25 +348,15 @@ def cmd_complexity(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _load_with_argument(name: str, argument: str):
-    """A registered codec constructed with one argument (e.g. nic:MODEL, a zoo model name)."""
-    from importlib.metadata import entry_points
-
-    matches = [ep for ep in entry_points(group=registry.GROUP) if ep.name == name]
-    if not matches:
-        raise UsageError(f"unknown codec {name!r} (registered: {', '.join(registry.registered())})")
-    try:
-        return registry._check(name, matches[0].load()(argument))
-    except registry.CodecLoadError:
-        raise
-    except Exception as e:  # the codec's own failure (unknown model name, missing file)
-        raise registry.CodecLoadError(name, f"failed to load with {argument!r}: {e}") from e
-
-
 def _complexity_text(result: dict) -> str:
+    """A measurement of ctc.complexity.measure() as plain text, encoder and decoder columns."""
+    from ctc.complexity import UHD
+
     enc, dec = result["encoder"], result["decoder"]
     pe, pd = enc["parameters"], dec["parameters"]
     pic = result["picture"]
+    gpu = result.get("gpu") or {}
+    uhd = UHD[0] * UHD[1] / 1e6  # kMAC/pixel -> GMAC per picture
     rows = [
         ("parameters, total", pe["total"], pd["total"]),
         ("shared", pe["shared"], pd["shared"]),
@@ -303,16 +370,30 @@ def _complexity_text(result: dict) -> str:
         ("kMAC/pixel", f"{enc['kmac_per_pixel']:.3f}", f"{dec['kmac_per_pixel']:.3f}"),
         (f"GMAC per {pic['width']}x{pic['height']}", f"{enc['gmac_per_picture']:.3f}",
          f"{dec['gmac_per_picture']:.3f}"),
+        *([(f"GMAC per {UHD[0]}x{UHD[1]} (derived)", f"{enc['kmac_per_pixel'] * uhd:.3f}",
+            f"{dec['kmac_per_pixel'] * uhd:.3f}")]
+          if (pic["width"], pic["height"]) != UHD else []),
         ("conv / fc layers", f"{enc['conv_layers']} / {enc['fc_layers']}",
          f"{dec['conv_layers']} / {dec['fc_layers']}"),
         ("peak memory, process (MB)", _num(enc["peak_memory_mb"]), _num(dec["peak_memory_mb"])),
         ("CPU time, median (s)", f"{enc['cpu_seconds_median']:.4f}",
          f"{dec['cpu_seconds_median']:.4f}"),
+        *([("GPU time, median (s)", f"{gpu['encode_seconds_median']:.4f}",
+            f"{gpu['decode_seconds_median']:.4f}")]
+          if gpu.get("encode_seconds_median") is not None else []),
     ]  # fmt: skip
     lines = [f"{result['codec']}: {result['version']}", f"picture: {pic['name']}"]
     lines += [f"{'':28} {'encoder':>14} {'decoder':>14}"]
     lines += [f"{label:28} {e!s:>14} {d!s:>14}" for label, e, d in rows]
-    lines.append(f"GPU: {result['gpu']['note']}")
+    lines.append(f"GPU: {gpu.get('note', 'not measured')}")
+    tiling = result.get("tiling") or {}
+    if tiling.get("declared"):
+        tile = tiling.get("tile_size")
+        lines.append(f"inference tile: {f'{tile[0]}x{tile[1]}' if tile else 'the whole picture'}")
+    lineage = result.get("training_lineage") or {}
+    if lineage.get("total_wall_time_s") is not None:
+        hours = lineage["total_wall_time_s"] / 3600
+        lines.append(f"training time, whole lineage: {hours:.2f} h ({lineage['note']})")
     plat = result["platform"]
     lines.append(
         f"platform: {plat['cpu']}, {plat['logical_cpus']} CPUs, {plat['torch_threads']} torch "
@@ -381,6 +462,16 @@ def _nonempty(text: str) -> str:
     return text
 
 
+def _codec_spec(text: str) -> str:
+    """An argparse type: a codec spec of a valid form (NAME, NAME:ARGUMENT or MODULE:CLASS)."""
+    name, colon, rest = text.partition(":")
+    if not name or (colon and not rest):
+        raise argparse.ArgumentTypeError(
+            f"expected NAME, NAME:ARGUMENT or MODULE:CLASS, got {text!r}"
+        )
+    return text
+
+
 def _workbook_path(text: str) -> str:
     """An argparse type: a path ending in .xlsx that is not an existing non-regular file."""
     path = Path(_nonempty(text))
@@ -416,8 +507,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--codec",
         action="append",
         metavar="NAME",
-        help="codec to run (repeatable or comma-separated; default: the condition's codecs "
-        "and anchors; registered: " + ", ".join(registry.registered()) + ")",
+        help="codec to run: a registered NAME, NAME:ARGUMENT (nic:MODEL) or MODULE:CLASS of "
+        "a class on the Python path or in the current folder (repeatable or comma-separated; "
+        "default: the condition's codecs and anchors; registered: "
+        + ", ".join(registry.registered())
+        + ")",
     )
     p.add_argument(
         "--dataset",
@@ -499,16 +593,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--complexity",
         metavar="FILE.json",
-        help="use `ctc complexity --json` output instead of measuring",
+        help="use this `ctc complexity --json` output for the codecs it measured",
     )
     p.add_argument(
-        "--no-complexity", action="store_true", help="do not measure the codecs' complexity"
+        "--no-complexity",
+        action="store_true",
+        help="do not measure the codecs' complexity (nor read cached measurements)",
     )
     p.add_argument(
         "--complexity-size",
         type=_size,
         metavar="WxH",
-        help="picture size for the complexity measurement (default 3840x2160)",
+        help="picture size for the complexity measurement (default: the run's largest image)",
     )
     p.add_argument(
         "--repeat",
@@ -517,6 +613,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="timed runs per operation in the complexity measurement (default 2)",
     )
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="measure complexity without reading or writing the complexity cache",
+    )
+    p.add_argument(
+        "--remeasure",
+        action="store_true",
+        help="measure complexity again and replace the cached measurements",
+    )
     p.set_defaults(func=cmd_report, writes_stdout=True)
 
     p = sub.add_parser(
@@ -524,13 +630,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure a codec's encoder and decoder complexity",
         description="Parameters (shared / independent / used per rate point), precision and "
         "memory, kMAC/pixel and GMAC per picture (torch FlopCounterMode), layer counts, peak "
-        "memory, CPU times, platform and training information, from real encodes and decodes.",
+        "memory, CPU (and GPU) times, platform and training information, from real encodes and "
+        "decodes. A measurement is cached per codec version, picture, knob, repeat and machine "
+        "and reused (docs/reporting.md).",
     )
     p.add_argument(
         "codec",
-        metavar="CODEC[:MODEL]",
-        help="a registered codec, optionally with a constructor argument such as a "
-        "zoo model name (nic:NAME)",
+        type=_codec_spec,
+        metavar="SPEC",
+        help="a codec spec: a registered NAME, NAME:ARGUMENT (nic:MODEL, a zoo model name or "
+        "model file) or MODULE:CLASS of a class on the Python path or in the current folder",
     )
     p.add_argument(
         "--size",
@@ -554,6 +663,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="timed runs per operation (default 2; the median is reported)",
     )
     p.add_argument("--json", action="store_true", help="print the measurement as JSON")
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="measure without reading or writing the complexity cache",
+    )
+    p.add_argument(
+        "--remeasure",
+        action="store_true",
+        help="measure even where a measurement is cached, and replace it",
+    )
     p.set_defaults(func=cmd_complexity, writes_stdout=True)
 
     p = sub.add_parser("dataset", help="dataset commands", description="Dataset commands.")

@@ -26,12 +26,24 @@ needs no knowledge of the codec's package:
   products; element-wise work (GDN's square roots, activations) and entropy coding are not MACs;
 - peak memory is the process's peak resident set (VmHWM, reset through /proc/self/clear_refs)
   during the operation, on Linux.
+
+Optional codec attributes it reads when present (a codec needs none of them):
+- `on_device(device) -> codec`: the codec with its networks on a torch device, for the GPU
+  encode and decode times (measured only where torch sees a CUDA GPU);
+- `tile_size`: (width, height) of the patches inference runs on, None for the whole picture;
+- `training_lineage() -> [{"model", "training"}, ...]`: the model's training record (its data
+  described by name and licence) and its parents', for the total training time.
+
+ctc.complexity_cache stores measurements so that each codec version is measured once.
 """
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import os
 import platform
+import re
 import statistics
 import sys
 import time
@@ -301,7 +313,8 @@ def peak_memory(operation: Callable[[], Any]) -> tuple[float | None, float | Non
 # --- platform -------------------------------------------------------------------------------------
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux, else what platform reports)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -332,17 +345,22 @@ def _package_version(name: str) -> str | None:
         return None
 
 
+def gpu_names() -> list[str]:
+    """The names of the CUDA devices torch sees here (empty without a GPU or a CUDA build)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+
+
 def platform_info() -> dict[str, Any]:
     """CPU, cores, threads, GPU and framework versions of this machine."""
     import torch
 
-    gpus = (
-        [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-        if torch.cuda.is_available()
-        else []
-    )
+    gpus = gpu_names()
     return {
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "physical_cores": _physical_cores(),
         "logical_cpus": os.cpu_count(),
         "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
@@ -360,6 +378,10 @@ def platform_info() -> dict[str, Any]:
 # --- the measurement ------------------------------------------------------------------------------
 
 
+Progress = Callable[[str], None]
+"""Told each step of a measurement as it starts, in words ('timing encode 1/2')."""
+
+
 def _rate_points(codec: Any) -> list[float] | None:
     """The knob values of the codec's trained rate points (its optional `rate_points`), else
     every value of an integer knob, else None."""
@@ -372,13 +394,213 @@ def _rate_points(codec: Any) -> list[float] | None:
     return [float(v) for v in range(int(knob.low), int(knob.high) + 1)]
 
 
-def _timed(operation: Callable[[], Any], repeat: int) -> list[float]:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        operation()
-        times.append(time.perf_counter() - start)
-    return times
+def release_memory() -> None:
+    """Free what the last step left: unreachable objects (gc), then the C heap's free pages
+    (glibc's malloc_trim), which the allocator otherwise keeps after a large encode, so that
+    the resident size before the next step, and so its peak, is not inflated by them."""
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None).malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc
+            pass
+
+
+def _timed(
+    operation: Callable[[], Any], repeat: int, progress: Progress, label: str
+) -> tuple[list[float], float | None, float | None]:
+    """(seconds of each of `repeat` calls, peak resident MB during the first, resident MB
+    before it); every output is dropped before the next call."""
+    times: list[float] = []
+    peak = before = None
+    for run in range(repeat):
+        progress(f"{label} {run + 1}/{repeat}")
+        release_memory()
+        if run == 0:
+            peak, before, seconds = peak_memory(lambda: _seconds(operation))
+        else:
+            seconds = _seconds(operation)
+        times.append(seconds)
+    return times, peak, before
+
+
+def _seconds(operation: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    operation()  # the output is dropped here, not held through the next call
+    return time.perf_counter() - start
+
+
+def _device_name(device: str) -> str:
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    return cpu_model() if device == "cpu" else device
+
+
+def _accelerator(
+    codec: Any,
+    picture: np.ndarray,
+    knob_value: float,
+    repeat: int,
+    device: str | None,
+    progress: Progress,
+) -> dict[str, Any]:
+    """Encode and decode times (and, on CUDA, peak device memory) of the codec on `device`
+    (default: "cuda" where a GPU is present), through its optional `on_device(device)`, which
+    returns a codec that runs its networks there; a note says why nothing was measured."""
+    import torch
+
+    gpus = gpu_names()
+    result: dict[str, Any] = {
+        "present": bool(gpus), "names": gpus, "device": None, "device_name": None,
+        "encode_seconds": [], "decode_seconds": [], "encode_seconds_median": None,
+        "decode_seconds_median": None, "encode_peak_memory_mb": None,
+        "decode_peak_memory_mb": None, "seconds": None,
+    }  # fmt: skip
+    if device is None and not gpus:
+        return result | {"note": "not measured: no GPU on this machine"}
+    device = device or "cuda"
+    on_device = getattr(codec, "on_device", None)
+    if not callable(on_device):
+        where = f"a GPU is present ({', '.join(gpus)}), but" if gpus else "no GPU here, and"
+        return result | {
+            "note": f"not measured: {where} the codec runs on the CPU only (it offers no "
+            "on_device(device))"
+        }
+    cuda = device.startswith("cuda")
+
+    def run(operation: Callable[[], Any], label: str) -> tuple[list[float], float | None]:
+        times: list[float] = []
+        if cuda:
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+        for n in range(repeat):
+            progress(f"{label} on {device} {n + 1}/{repeat}")
+            start = time.perf_counter()
+            operation()
+            if cuda:
+                torch.cuda.synchronize(device)
+            times.append(time.perf_counter() - start)
+        peak = torch.cuda.max_memory_allocated(device) / 1e6 if cuda else None
+        return times, peak
+
+    moved = None
+    try:
+        moved = on_device(device)
+        progress(f"warming up on {device} (one encode and decode)")
+        data = moved.encode(picture, knob_value)  # kernels are chosen and loaded on first use
+        moved.decode(data)
+        enc, enc_peak = run(lambda: moved.encode(picture, knob_value), "timing encode")
+        dec, dec_peak = run(lambda: moved.decode(data), "timing decode")
+    except Exception as e:  # the codec's own failure there: say so, keep the CPU figures
+        message = " ".join(str(e).split())[:300]
+        return result | {"device": device, "note": f"not measured on {device}: {message}"}
+    finally:
+        moved = None  # the device's copy of the networks goes before the next step
+        release_memory()
+        if cuda:
+            torch.cuda.empty_cache()
+    name = _device_name(device)
+    return result | {
+        "device": device,
+        "device_name": name,
+        "encode_seconds": enc,
+        "decode_seconds": dec,
+        "encode_seconds_median": statistics.median(enc),
+        "decode_seconds_median": statistics.median(dec),
+        "encode_peak_memory_mb": enc_peak,
+        "decode_peak_memory_mb": dec_peak,
+        "note": f"on {name} ({device}), median of {repeat} timed run{'s' * (repeat != 1)} "
+        "after a warm-up"
+        + (", peak device memory from torch.cuda.max_memory_allocated" if cuda else ""),
+    }
+
+
+def _tiling(codec: Any) -> dict[str, Any]:
+    """The codec's optional `tile_size`: (width, height) of the patches its inference runs on,
+    None for the whole picture in one pass."""
+    if not hasattr(codec, "tile_size"):
+        return {"declared": False, "tile_size": None}
+    size = codec.tile_size
+    if size is None:
+        return {"declared": True, "tile_size": None}
+    width, height = (int(v) for v in size)
+    return {"declared": True, "tile_size": [width, height]}
+
+
+_PATH = re.compile(r"(?<![\w.:/\\])(?:~|\.{1,2})?/[^\s,;:()\[\]]*|(?<![\w\\])[A-Za-z]:\\[^\s,;:]*")
+"""A file-system path in text: /abs/path, ~/p, ./p, ../p, C:\\p (not a/b, N=128/M=192, 1/256)."""
+PATH_KEYS = frozenset({"path", "paths", "dir", "dirs", "folder", "folders"})
+"""Keys of training metadata whose values are paths of the training machine: left out."""
+
+
+def without_paths(value: Any) -> Any:
+    """`value` (JSON-like) with the machine's paths taken out: keys in PATH_KEYS dropped, and
+    path-like words in text replaced by '(path withheld)', so that no sheet shows where a
+    model was trained (a home folder, a user name)."""
+    if isinstance(value, dict):
+        return {k: without_paths(v) for k, v in value.items() if k not in PATH_KEYS}
+    if isinstance(value, list):
+        return [without_paths(v) for v in value]
+    if isinstance(value, str):
+        return _PATH.sub("(path withheld)", value)
+    return value
+
+
+def training_lineage(chain: list[dict[str, Any]], followed: bool) -> dict[str, Any]:
+    """The training time of a model and of every model it was initialised from.
+
+    chain: the model, then each parent, as {"model": name, "training": its training record,
+    or None where the parent is not available}; followed: whether the parents were followed
+    (a codec's `training_lineage()`), else the chain is the model's own record, whose `init`
+    cannot be followed. Returns {"models": [{model, steps, wall_time_s, hardware, init}],
+    "total_wall_time_s" (seconds, the sum of the recorded wall times; None for an empty
+    chain), "complete", "note"}; the note names what is not recorded.
+    """
+    models, missing = [], []
+    for link in chain:
+        record = link.get("training")
+        name = str(link.get("model"))
+        if not isinstance(record, dict) or not record:
+            missing.append(f"{name}'s training is not recorded here")
+            models.append({"model": name, "steps": None, "wall_time_s": None, "hardware": None,
+                           "init": None})  # fmt: skip
+            continue
+        wall = record.get("wall_time_s")
+        hardware = record.get("hardware")
+        if isinstance(hardware, list):
+            hardware = ", ".join(
+                str(h.get("hardware", h)) if isinstance(h, dict) else str(h) for h in hardware
+            )
+        if not isinstance(wall, (int, float)) or isinstance(wall, bool):
+            missing.append(f"{name} records no wall time")
+            wall = None
+        init = record.get("init")
+        models.append({"model": name, "steps": record.get("steps"), "wall_time_s": wall,
+                       "hardware": hardware, "init": init})  # fmt: skip
+    if models and models[-1]["init"] and not followed:
+        missing.append(f"its parent {models[-1]['init']} (the codec offers no "
+                       "training_lineage() to follow it)")  # fmt: skip
+    recorded = [m for m in models if m["wall_time_s"] is not None]
+    if recorded:
+        parts = " + ".join(f"{m['model']} ({m['wall_time_s']:g} s)" for m in recorded)
+        note = f"sum of the recorded wall times: {parts}; a resumed run's time includes its " \
+            "earlier chunks"  # fmt: skip
+    else:
+        note = "no training time recorded"
+    if models and models[-1]["init"] is None and models[-1]["wall_time_s"] is not None:
+        note += f"; the lineage starts at {models[-1]['model']}, which records no parent"
+    if missing:
+        note += "; not counted: " + "; ".join(missing)
+    return without_paths(
+        {
+            "models": models,
+            "total_wall_time_s": sum(m["wall_time_s"] for m in recorded) if models else None,
+            "complete": bool(models) and not missing,
+            "note": note,
+        }
+    )
 
 
 def measure(
@@ -387,19 +609,35 @@ def measure(
     *,
     knob_value: float | None = None,
     repeat: int = 2,
-    picture_name: str = "astronaut mirrored to 3840x2160",
+    picture_name: str | None = None,
+    progress: Progress | None = None,
+    device: str | None = None,
 ) -> dict[str, Any]:
     """Measure a codec's encoder and decoder; returns a JSON-ready dict (see docs/reporting.md).
 
-    picture: uint8 (H, W, 3), default test_picture() at 3840x2160. knob_value: the rate point
-    (or quality) the picture is coded at, default the middle of the knob's range. repeat: timed
-    runs after the counted one (their median is reported).
+    picture: uint8 (H, W, 3), default test_picture() at 3840x2160; picture_name says what it is
+    (default: the astronaut test picture, or 'a W×H picture'). knob_value: the rate point (or
+    quality) the picture is coded at, default the middle of the knob's range. repeat: timed
+    runs after the counted one (their median is reported; the first also gives the peak
+    memory). progress: told each step as it starts. device: the torch device of the
+    accelerator times (default "cuda" where a GPU is present; they need the codec's optional
+    `on_device`). Raises ComplexityError when the codec fails to code a small crop.
+
+    Memory: the counted (traced) encode and decode, then each timed call, run one after the
+    other, each output dropped and the heap trimmed in between, so the process peaks at what
+    the codec's largest single call needs (for a whole-picture learned codec, its activations:
+    several GB at 3840x2160), not at a sum.
     """
     import torch
 
+    say: Progress = progress or (lambda step: None)
     if picture is None:
         picture = test_picture()
+        picture_name = (
+            picture_name or f"astronaut mirrored to {picture.shape[1]}x{picture.shape[0]}"
+        )
     height, width = picture.shape[:2]
+    picture_name = picture_name or f"a {width}×{height} picture"
     knob = codec.knob
     if knob_value is None:
         knob_value = (knob.low + knob.high) / 2
@@ -407,6 +645,8 @@ def measure(
 
     small = picture[: min(64, height), : min(64, width)]
     values = _rate_points(codec)
+    crop = f"{small.shape[1]}x{small.shape[0]}"
+    say(f"loading: coding a {crop} crop at {1 + len(values or [])} knob values")
     try:
         for value in [knob_value, *(values or [])]:  # loads lazily loaded models and parts
             codec.decode(codec.encode(small, value))
@@ -421,13 +661,21 @@ def measure(
     ids = {id(p): name for name, p in named.items()}
 
     ranks = {name: p.dim() for name, p in named.items()}
+    release_memory()
+    say(f"counting MACs and parameters: encode of {width}x{height}")
     encoded = trace(lambda: codec.encode(picture, knob_value), ids, ranks=ranks)
-    decoded = trace(lambda: codec.decode(encoded.output), ids, ranks=ranks)
-    data = encoded.output
-    enc_peak, enc_before, _ = peak_memory(lambda: codec.encode(picture, knob_value))
-    dec_peak, dec_before, _ = peak_memory(lambda: codec.decode(data))
-    enc_times = _timed(lambda: codec.encode(picture, knob_value), repeat)
-    dec_times = _timed(lambda: codec.decode(data), repeat)
+    data, encoded.output = encoded.output, None
+    release_memory()
+    say(f"counting MACs and parameters: decode of {width}x{height}")
+    decoded = trace(lambda: codec.decode(data), ids, ranks=ranks)
+    decoded.output = None
+    enc_times, enc_peak, enc_before = _timed(
+        lambda: codec.encode(picture, knob_value), repeat, say, "timing encode"
+    )
+    dec_times, dec_peak, dec_before = _timed(
+        lambda: codec.decode(data), repeat, say, "timing decode"
+    )
+    release_memory()
 
     per_point: list[dict[str, Any]] = []
     independent: set[str] = set()
@@ -435,6 +683,7 @@ def measure(
     enc_used, dec_used = set(encoded.used), set(decoded.used)
     if values is not None and networks:
         count = len(values)
+        say(f"parameters of each of {count} rate points ({crop} crop)")
         for k, value in enumerate(values):
             e = trace(lambda v=value: codec.encode(small, v), ids, count=False, ranks=ranks)
             d = trace(lambda e=e: codec.decode(e.output), ids, count=False, ranks=ranks)
@@ -520,14 +769,16 @@ def measure(
     all_params = sum(p.numel() for p in named.values())
     unused = set(named) - enc_used - dec_used
     table_values, table_bytes = other_arrays(codec, networks)
-    gpus = platform_info()["gpus"]
-    gpu_note = (
-        "no GPU on this machine"
-        if not gpus
-        else "a GPU is present, but the codec's Codec interface (encode/decode) runs on the "
-        "CPU and offers no device choice, so no GPU time was measured"
-    )
+    accelerator = _accelerator(codec, picture, knob_value, repeat, device, say)
     metadata = find_metadata(codec)
+    training = without_paths(metadata.get("training", {}))
+    offered = getattr(codec, "training_lineage", None)
+    chain = list(offered()) if callable(offered) else None
+    if chain and isinstance(chain[0].get("training"), dict):  # the codec's account of its data
+        training = without_paths(chain[0]["training"])
+    if chain is None:
+        chain = [{"model": "this model", "training": training}] if training else []
+    lineage = training_lineage(chain, followed=callable(offered))
     return {
         "codec": codec.name,
         "version": codec.version(),
@@ -543,9 +794,11 @@ def measure(
         "other_arrays": {"values": table_values, "memory_mb": table_bytes / 1e6},
         "encoder": side(encoded, enc_used, enc_peak, enc_before, enc_times),
         "decoder": side(decoded, dec_used, dec_peak, dec_before, dec_times),
-        "gpu": {"present": bool(gpus), "names": gpus, "seconds": None, "note": gpu_note},
+        "tiling": _tiling(codec),
+        "gpu": accelerator,
         "platform": platform_info(),
-        "training": metadata.get("training", {}),
-        "model_metadata": {k: v for k, v in metadata.items() if k != "training"},
+        "training": training,
+        "training_lineage": lineage,
+        "model_metadata": without_paths({k: v for k, v in metadata.items() if k != "training"}),
         "torch_interop_threads": torch.get_num_interop_threads(),
     }

@@ -15,6 +15,8 @@ refusal is a BitstreamError.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,6 +46,15 @@ from nic.image_io import check_rgb8
 from nic.model_file import CodecModel, ModelHashError
 from nic.models import DOWNSAMPLING
 from nic.models.integer_synthesis import IntegerOverflowError
+
+SYNTHESIS_THREADS: int | None = 1
+"""Threads the synthesis transform runs on when the model is on a CPU, whatever torch's own
+setting (restored after). Its float result depends on the thread count: PyTorch computes GDN's
+1x1 convolution with another kernel on one thread than on several, and oneDNN splits a
+transposed convolution's work by the thread count, which can change its rounding. With a fixed
+count, one build on one kind of processor decodes a stream to the same pixels under any
+torch.set_num_threads, OMP_NUM_THREADS or `ctc run -j` (docs/codec.md, "Determinism").
+None runs it on torch's setting (the pixels then depend on the thread count)."""
 
 
 class ModelMismatchError(BitstreamError):
@@ -161,11 +172,32 @@ def quantize(
     return Latents(rate_network.index, z, y_int, y_hat, index.cpu().numpy(), steps)
 
 
+@contextmanager
+def synthesis_threads(device: torch.device) -> Iterator[None]:
+    """torch on SYNTHESIS_THREADS threads inside (on a CPU), its own setting restored after.
+
+    torch.set_num_threads acts on the calling thread's OpenMP setting (and on the default of
+    threads that start later), so concurrent decodes in several Python threads each keep their
+    own count."""
+    if SYNTHESIS_THREADS is None or torch.device(device).type != "cpu":
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(SYNTHESIS_THREADS)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 @torch.inference_mode()
 def reconstruct(model: CodecModel, latents: Latents, rate: float, height: int, width: int):
-    """Decoder's synthesis from the latents: uint8 (height, width, 3)."""
+    """Decoder's synthesis from the latents: uint8 (height, width, 3), on SYNTHESIS_THREADS
+    threads on a CPU (the same pixels whatever torch's thread count)."""
     network = model.rate_network(gain_code(model, rate), latents.network)
-    x_hat = network.net.synthesize(latents.y_hat.float(), network.position)[0, :, :height, :width]
+    with synthesis_threads(latents.y_hat.device):
+        x_hat = network.net.synthesize(latents.y_hat.float(), network.position)
+    x_hat = x_hat[0, :, :height, :width]
     pixels = torch.round(x_hat.clamp(0, 1) * 255).to(torch.uint8)
     return pixels.permute(1, 2, 0).contiguous().cpu().numpy()
 

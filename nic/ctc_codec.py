@@ -6,6 +6,7 @@ the attributes and methods it names.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -13,8 +14,38 @@ import numpy as np
 
 import nic
 from nic import codec, zoo
-from nic.model_file import CodecModel
+from nic.model_file import CodecModel, load_model_file
 from nic.ratecontrol import encode_to_target
+
+TRAINING_SETS = {
+    "c157f35ad3cb0324": {
+        "name": "737 natural photos: BSDS500 (500), Urban100 (100), Sun-Hays 80 (79), PolyU "
+        "real-world noisy images' mean images (40), McMaster (18)",
+        "licence": "non-commercial research use only: BSDS500's Corel photos are released by "
+        "Berkeley for non-commercial research, and PolyU's licence allows non-commercial use "
+        "only; no licence was recorded for Urban100, Sun-Hays 80 and McMaster (academic "
+        "benchmark sets: check their terms before redistributing)",
+    },
+}
+"""Training sets by the `names_sha` a model file records (the sha256 of its file names, 16 hex
+digits): their public name and licence, which the recorded folder (a path on the training
+machine) does not give."""
+
+
+def training_data(data: dict) -> dict:
+    """A model file's `training.data` record as a public description: the set's name and
+    licence (TRAINING_SETS) in place of the training machine's paths."""
+    known = TRAINING_SETS.get(str(data.get("names_sha")))
+    described = {
+        "name": known["name"] if known else f"{data.get('images', '?')} images, not a known set",
+        "licence": known["licence"] if known else "not recorded",
+        "images": data.get("images"),
+        "names_sha": data.get("names_sha"),
+    }
+    if data.get("description"):  # "FOLDER: what it held, how it was packed" -> what and how
+        text = re.sub(r"^\S*/\S*:\s*", "", str(data["description"]))
+        described["description"] = text
+    return described
 
 
 @dataclass(frozen=True)
@@ -33,6 +64,8 @@ class NicCodec:
     rate control (nic.ratecontrol): an estimate over the gain code, then real encodes."""
 
     name = "nic"
+    tile_size = None
+    """nic codes the whole picture in one pass (no tiling): memory grows with the picture."""
 
     def __init__(self, model: str | None = None) -> None:
         self._model_name = model
@@ -52,6 +85,39 @@ class NicCodec:
 
     def version(self) -> str:
         return f"nic {nic.__version__}, model {self.model.name} sha256:{self.model.sha256[:16]}"
+
+    def on_device(self, device: str) -> NicCodec:
+        """This codec with its own copy of the model on a torch device ("cuda"): the zoo's
+        cached model stays where it is. The entropy coding runs on the CPU."""
+        name = self._model_name or zoo.default_name()
+        if zoo.is_registered(name):
+            entry = next(e for e in zoo.entries() if e.name == name)
+            model = load_model_file(entry.path, expected_sha256=entry.sha256)
+        else:
+            model = load_model_file(name)
+        model.net.to(device)
+        other = NicCodec(self._model_name)
+        other.__dict__["model"] = model  # the cached_property's value
+        return other
+
+    def training_lineage(self) -> list[dict]:
+        """This model's training record, then its `init` parent's, and so on, each with its
+        data described by training_data(); a parent that the zoo does not hold ends the list
+        with "training": None. nic records `init` for masked models only."""
+        chain, model, seen = [], self.model, set()
+        while True:
+            training = dict(model.metadata.get("training") or {})
+            if isinstance(training.get("data"), dict):
+                training["data"] = training_data(training["data"])
+            chain.append({"model": model.name, "training": training or None})
+            seen.add(model.name)
+            parent = training.get("init")
+            if not parent or parent in seen:
+                return chain
+            if not zoo.is_registered(parent):
+                chain.append({"model": str(parent), "training": None})
+                return chain
+            model = zoo.load_registered(parent)
 
     # The harness bounds image sizes when it reads originals, and decodes only streams it has
     # just encoded, so nic's own pixel budget does not apply here.

@@ -7,19 +7,21 @@ conditions, written as one .xlsx workbook (openpyxl) and PNG plots next to it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ctc.complexity_cache import ComplexityCache
 from ctc.report.data import ReportData, ReportError, add_anchors, load
 from ctc.report.plots import write_plots
 from ctc.report.summary import BDRow, CodecSummary, bd_rows, codec_summaries
 from ctc.report.workbook import AGGREGATION_LABELS, METHOD_LABELS, write_workbook
 
-__all__ = ["Report", "ReportError", "build_report", "measure_codecs"]
+__all__ = ["Report", "ReportError", "build_report", "largest_picture", "measure_codecs"]
 
 
 @dataclass
@@ -36,34 +38,135 @@ class Report:
     results_sheets: dict[str, str]
 
 
-def measure_codecs(
-    data: ReportData, picture: np.ndarray | None = None, repeat: int = 2
-) -> tuple[list[dict[str, Any]], list[str]]:
-    """ctc.complexity measurements of the run's codecs that load here; notes on the others."""
-    from ctc import complexity, registry
+ComplexityProgress = Callable[[str, str], None]
+"""Told (codec, step in words) as a complexity measurement goes: which codec ('' for all of
+them), what it does."""
 
-    results, notes = [], []
+
+def largest_picture(data: ReportData) -> tuple[int, int]:
+    """(width, height) of the run's largest image (by pixels); UHD where the rows hold none."""
+    from ctc.complexity import UHD
+
+    sizes = {
+        (int(r["width"]), int(r["height"]))
+        for rows in data.rows.values()
+        for r in rows
+        if isinstance(r.get("width"), int) and isinstance(r.get("height"), int)
+    }
+    return max(sizes, key=lambda s: (s[0] * s[1], s)) if sizes else UHD
+
+
+def _given_entry(given: Sequence[dict[str, Any]], name: str, version: str) -> dict[str, Any] | None:
+    """The measurement of `given` for a codec of the run: the one of its exact version, else
+    the one of its name."""
+    same = [g for g in given if g.get("version") == version]
+    same = same or [g for g in given if g.get("codec") == name]
+    return same[0] if same else None
+
+
+def measure_codecs(
+    data: ReportData,
+    picture: np.ndarray | None = None,
+    repeat: int = 2,
+    *,
+    given: Sequence[dict[str, Any]] = (),
+    measure: bool = True,
+    cache: ComplexityCache | None = None,
+    remeasure: bool = False,
+    progress: ComplexityProgress | None = None,
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The complexity of each codec of the run, and notes on those without one.
+
+    Per codec: the measurement in `given` (read from `ctc complexity --json`) of its version
+    or name; else (with `measure`) the one in `cache` of the run's version of it on this
+    machine (unless `remeasure`); else ctc.complexity.measure() of the codec installed here,
+    which is then stored in `cache`. Frozen anchor rows are not measured. picture: uint8
+    (H, W, 3), default the astronaut test picture of the size of the run's largest image, so a
+    report measures in the time and memory the run's own encodes took (kMAC/pixel does not
+    depend on the size). Measurements of `given` that match no codec of the run are kept too.
+    Raises nothing for a codec that fails: it gets a note.
+    """
+    from ctc import complexity, registry
+    from ctc.complexity_cache import make_key, picture_key
+
+    say: ComplexityProgress = progress or (lambda codec, step: None)
+    name, key_picture = "", {}
+    largest = largest_picture(data)
+    if measure and picture is None:
+        picture = complexity.test_picture(*largest)
+    elif measure and picture.shape[0] * picture.shape[1] > largest[0] * largest[1]:
+        say("", f"measuring on {picture.shape[1]}x{picture.shape[0]}, larger than the run's "
+            f"largest image ({largest[0]}x{largest[1]}): time and memory grow with the pixels "
+            "(a whole-picture learned codec can take GBs)")  # fmt: skip
+    if picture is not None:  # named as `ctc complexity --size WxH` names it: one cache entry
+        name = f"astronaut mirrored to {picture.shape[1]}x{picture.shape[0]}"
+        key_picture = picture_key(picture, name)
+    results, notes, used = [], [], []
     for codec_name in data.codecs:
+        version = data.versions[codec_name]
+        entry = _given_entry(given, codec_name, version)
+        if entry is not None:
+            used.append(id(entry))
+            if entry["version"] != version:
+                notes.append(f"{codec_name}: the --complexity measurement is of version "
+                             f"{entry['version']!r}, the run's is {version!r}")  # fmt: skip
+            results.append(entry)
+            continue
         if codec_name in data.anchor_sources:
             notes.append(f"{codec_name}: frozen rows from a file, not measured")
+            continue
+        if not measure:
+            notes.append(f"{codec_name}: complexity not measured (--no-complexity)")
             continue
         try:
             codec = registry.load_codec(codec_name)
         except registry.CodecLoadError as e:
             notes.append(f"{codec_name}: not measured ({e})")
             continue
-        result = complexity.measure(codec, picture, repeat=repeat) if picture is None else (
-            complexity.measure(
-                codec, picture, repeat=repeat,
-                picture_name=f"a {picture.shape[1]}×{picture.shape[0]} picture",
+        installed = codec.version()
+        versions = [version] if installed == version else [version, installed]
+        keys = [make_key(codec.name, v, key_picture, None, repeat) for v in versions]
+        result = None
+        for key in keys if cache is not None and not remeasure else ():
+            found, why = cache.get(key)
+            if found is not None:
+                took = f", measuring took {found.seconds:.1f} s" if found.seconds else ""
+                say(codec_name, f"using the measurement cached {found.measured_at}{took} "
+                    f"({found.path})")  # fmt: skip
+                result = found.result
+                break
+            if why != "none cached":
+                say(codec_name, f"ignoring a cached measurement: {why}")
+        if result is None:
+            pixels = f"{picture.shape[1]}x{picture.shape[0]}"
+            say(
+                codec_name,
+                f"measuring on {pixels} with {repeat} timed run{'s' * (repeat != 1)} per operation",
             )
-        )  # fmt: skip
-        if result["version"] != data.versions[codec_name]:
+            start = time.perf_counter()
+            try:
+                result = complexity.measure(
+                    codec, picture, repeat=repeat, picture_name=name,
+                    progress=lambda step, c=codec_name: say(c, step),
+                )  # fmt: skip
+            except complexity.ComplexityError as e:
+                notes.append(f"{codec_name}: not measured ({e})")
+                continue
+            seconds = time.perf_counter() - start
+            stored = ""
+            if cache is not None:
+                try:
+                    stored = f"; cached in {cache.put(keys[-1], result, seconds)}"
+                except OSError as e:
+                    stored = f"; not cached ({e.strerror or e})"
+            say(codec_name, f"measured in {seconds:.1f} s{stored}")
+        if result["version"] != version:
             notes.append(
                 f"{codec_name}: measured version {result['version']!r} differs from the run's "
-                f"{data.versions[codec_name]!r}"
+                f"{version!r}"
             )
         results.append(result)
+    results += [g for g in given if id(g) not in used]
     return results, notes
 
 
@@ -79,6 +182,9 @@ def build_report(
     measure: bool = True,
     complexity_picture: np.ndarray | None = None,
     complexity_repeat: int = 2,
+    complexity_cache: ComplexityCache | None = None,
+    remeasure: bool = False,
+    progress: ComplexityProgress | None = None,
     plots: bool = True,
     command: str = "",
 ) -> Report:
@@ -86,8 +192,11 @@ def build_report(
 
     anchors: codec names of the run or CSV files of frozen rows (`ctc results --csv` format);
     default: the condition's anchors. complexity: measurements to put in the Complexity sheet
-    (e.g. read from `ctc complexity --json`); without them and with `measure`, every codec of
-    the run that loads here is measured on complexity_picture (default 3840x2160).
+    (e.g. read from `ctc complexity --json`), used for the codecs they are of; with `measure`,
+    every other codec of the run that loads here takes its measurement from complexity_cache
+    (None: no cache; `ctc report` passes ComplexityCache()) unless `remeasure`, or is measured
+    on complexity_picture (default: the size of the run's largest image) and cached; progress
+    is told each step (see measure_codecs). Raises ReportError for what cannot be reported.
     """
     if method not in METHOD_LABELS:
         raise ReportError(f"method must be one of {tuple(METHOD_LABELS)}, not {method!r}")
@@ -106,13 +215,13 @@ def build_report(
     labels = add_anchors(data, anchors)
     bd = bd_rows(data, labels, method)
     summaries = codec_summaries(data, labels)
-    notes: list[str] = []
-    if complexity is None:
-        if measure:
-            measured, notes = measure_codecs(data, complexity_picture, complexity_repeat)
-            complexity = measured
-        else:
-            complexity, notes = [], ["complexity not measured (--no-complexity)"]
+    if measure or complexity:
+        complexity, notes = measure_codecs(
+            data, complexity_picture, complexity_repeat, given=complexity or (),
+            measure=measure, cache=complexity_cache, remeasure=remeasure, progress=progress,
+        )  # fmt: skip
+    else:
+        complexity, notes = [], ["complexity not measured (--no-complexity)"]
     out = Path(out) if out else Path(folder) / "report.xlsx"
     out.parent.mkdir(parents=True, exist_ok=True)
     sheets = write_workbook(

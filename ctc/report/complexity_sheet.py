@@ -1,5 +1,13 @@
 """The Complexity sheet: ctc.complexity's measurements of each codec, encoder and decoder side by
-side, in the spirit of JVET-M1006's complexity reporting and the JPEG AI reporting template."""
+side, in the spirit of JVET-M1006's complexity reporting and the JPEG AI reporting template.
+
+JVET-M1006 asks, per tool, for the encoder and decoder separately: parameters and their
+precision, memory, MACs per pixel, run times on CPU and on GPU (with the platform named), the
+inference patch size, and the training: its data (name and licence) and total time. Each of
+these is a row here, or a note saying why it is not available. Text from model files (training
+records) is shown without the training machine's paths (ctc.complexity.without_paths), so
+measurements from older `ctc complexity --json` files do not leak one either.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +17,7 @@ from typing import Any
 from openpyxl.styles import Alignment
 from openpyxl.worksheet.worksheet import Worksheet
 
+from ctc.complexity import UHD, without_paths
 from ctc.report.style import (
     SECTION_FONT,
     TITLE_FONT,
@@ -24,14 +33,47 @@ NO_BASELINE = (
 )
 
 
+def _gpu_rows(result: dict[str, Any]) -> list[tuple[str, Any, Any, str | None, str]]:
+    """GPU time (and device memory), encoder and decoder, with the device named; one row with
+    the reason where nothing was measured (a file from an older ctc has only a note)."""
+    gpu = result.get("gpu") or {}
+    enc, dec = gpu.get("encode_seconds_median"), gpu.get("decode_seconds_median")
+    note = gpu.get("note") or "not measured"
+    if enc is None and dec is None:
+        return [("GPU time, median (s)", None, None, "sec", note)]
+    device = f"{gpu.get('device_name')} ({gpu.get('device')})"
+    rows = [(f"GPU time on {device}, median (s)", enc, dec, "sec", note)]
+    if gpu.get("encode_peak_memory_mb") is not None:
+        rows.append((f"GPU peak memory on {device} (MB)", gpu["encode_peak_memory_mb"],
+                     gpu.get("decode_peak_memory_mb"), "mb",
+                     "torch.cuda.max_memory_allocated over the timed calls"))  # fmt: skip
+    return rows
+
+
+def _tile_row(result: dict[str, Any]) -> tuple[str, Any, Any, str | None, str]:
+    """The inference patch (tile) size the codec declares (its optional `tile_size`)."""
+    tiling = result.get("tiling") or {}
+    label = "Inference patch / tile size (pixels)"
+    if not tiling.get("declared"):
+        return (label, "not declared", "not declared", None,
+                "the codec has no tile_size attribute")  # fmt: skip
+    tile = tiling.get("tile_size")
+    if not tile:
+        return (label, "whole picture", "whole picture", None,
+                "the codec runs its networks on the whole picture in one pass (no tiling), so "
+                "its memory grows with the picture")  # fmt: skip
+    text = f"{tile[0]}×{tile[1]}"
+    return (label, text, text, None, "width × height of the patches inference runs on")
+
+
 def _quantities(result: dict[str, Any]) -> list[tuple[str, Any, Any, str | None, str]]:
     """(quantity, encoder, decoder, format, note) rows."""
     enc, dec = result["encoder"], result["decoder"]
     pe, pd = enc["parameters"], dec["parameters"]
     picture = result["picture"]
     size = f"{picture['width']}×{picture['height']}"
+    uhd = f"{UHD[0]}×{UHD[1]}"
     stored = result.get("model_metadata", {}).get("exported", {}).get("weight_dtype")
-    gpu = result["gpu"]
     rows: list[tuple[str, Any, Any, str | None, str]] = [
         ("Parameters, total (count)", pe["total"], pd["total"], "int",
          "touched by the encoder / decoder at some rate point"),
@@ -54,19 +96,66 @@ def _quantities(result: dict[str, Any]) -> list[tuple[str, Any, Any, str | None,
          f"torch FlopCounterMode on a real encode / decode of {size}, FLOPs / 2"),
         (f"Complexity (GMAC per {size} picture)", enc["gmac_per_picture"],
          dec["gmac_per_picture"], "k", "including the padding the codec adds"),
+    ]  # fmt: skip
+    if (picture["width"], picture["height"]) != UHD:
+        rows.append((f"Complexity (GMAC per {uhd} picture, derived)",
+                     enc["kmac_per_pixel"] * UHD[0] * UHD[1] / 1e6,
+                     dec["kmac_per_pixel"] * UHD[0] * UHD[1] / 1e6, "k",
+                     f"kMAC/pixel measured on {size} × {UHD[0] * UHD[1]:,} pixels; it includes "
+                     f"the padding of {size}, which a real {uhd} encode pads differently (a "
+                     "small picture's padding can weigh a lot)"))  # fmt: skip
+    rows += [
         ("Convolution layers (count)", enc["conv_layers"], dec["conv_layers"], "int",
          "incl. transposed convolutions"),
         ("Fully-connected layers (count)", enc["fc_layers"], dec["fc_layers"], "int", ""),
+        _tile_row(result),
         ("Peak memory, process (MB)", enc["peak_memory_mb"], dec["peak_memory_mb"], "mb",
-         "peak resident set during the call (Linux VmHWM), whole process"),
+         f"peak resident set during one call on {size} (Linux VmHWM), whole process"),
         ("Resident before the call (MB)", enc["memory_before_mb"], dec["memory_before_mb"],
          "mb", "so peak minus this is what the call added"),
         ("CPU time, median (s)", enc["cpu_seconds_median"], dec["cpu_seconds_median"], "sec",
-         f"{len(enc['cpu_seconds'])} timed runs of {size}, "
+         f"{_runs(len(enc['cpu_seconds']))} of {size} on {result['platform']['cpu']}, "
          f"{result['platform']['torch_threads']} torch threads"),
-        ("GPU time (s)", gpu["seconds"], gpu["seconds"], "sec", gpu["note"]),
+        *_gpu_rows(result),
     ]  # fmt: skip
     return rows
+
+
+def _lineage(ws: Worksheet, row: int, result: dict[str, Any]) -> int:
+    """The training time of the model and of each model it was initialised from."""
+    lineage = result.get("training_lineage")
+    ws.cell(row=row, column=1, value="Training time, whole lineage").font = SECTION_FONT
+    row += 1
+    if not lineage or not lineage.get("models"):
+        training = result.get("training") or {}
+        wall = training.get("wall_time_s")
+        write_row(ws, row, ["Total training time (h)", wall / 3600 if wall else None, None,
+                            "this model's own record only (no lineage in this measurement)"
+                            if wall else "not recorded"], [None, "k"])  # fmt: skip
+        return row + 1
+    write_header(ws, row, ["Model", "Steps", "Wall time (h)", "Hardware", "Initialised from"])
+    row += 1
+    for model in lineage["models"]:
+        wall = model.get("wall_time_s")
+        write_row(ws, row, [model["model"], model.get("steps"),
+                            wall / 3600 if wall is not None else None,
+                            _clean(model.get("hardware")), model.get("init")],
+                  [None, "int", "k"])  # fmt: skip
+        row += 1
+    total = lineage.get("total_wall_time_s")
+    write_row(ws, row, ["Total training time, whole lineage (h)",
+                        total / 3600 if total is not None else None, None,
+                        _clean(lineage.get("note", ""))], [None, "k"])  # fmt: skip
+    return row + 1
+
+
+def _runs(count: int) -> str:
+    return f"{count} timed run{'s' * (count != 1)}"
+
+
+def _clean(value: Any) -> Any:
+    """Text without the training machine's paths."""
+    return without_paths(value) if isinstance(value, str) else value
 
 
 def write_complexity(
@@ -80,7 +169,7 @@ def write_complexity(
     ws.freeze_panes = "A3"
     row = 3
     for note in notes:
-        ws.cell(row=row, column=1, value=note)
+        ws.cell(row=row, column=1, value=_clean(note))
         row += 1
     for result in results:
         row += 1
@@ -93,8 +182,10 @@ def write_complexity(
         ws.cell(
             row=row,
             column=1,
-            value=f"Measured on {picture['name']} ({picture['width']}×{picture['height']}), "
-            f"{knob['name']} = {knob['value']:g}, {result['bytes']} bytes.",
+            value=_clean(
+                f"Measured on {picture['name']} ({picture['width']}×{picture['height']}), "
+                f"{knob['name']} = {knob['value']:g}, {result['bytes']} bytes."
+            ),
         )
         row += 1
         if not result["networks"]:
@@ -103,9 +194,8 @@ def write_complexity(
             row += 1
         quantities = _quantities(result)
         if not result["networks"]:
-            quantities = [
-                q for q in quantities if q[0].split()[0] in ("Peak", "Resident", "CPU", "GPU")
-            ]
+            kept = ("Peak", "Resident", "CPU", "GPU", "Inference")
+            quantities = [q for q in quantities if q[0].split()[0] in kept]
         for quantity, enc, dec, fmt, note in quantities:
             write_row(ws, row, [quantity, enc, dec, note], [None, fmt, fmt, None])
             row += 1
@@ -119,13 +209,17 @@ def write_complexity(
                                 other["memory_mb"], "e.g. entropy-coding tables"],
                       [None, "int", "mb"])  # fmt: skip
             row += 1
-        if not result["networks"]:
-            continue
-        row = _rate_points(ws, row + 1, result)
-        row = _pairs(ws, row + 1, "Training information (from the model file)",
-                     result.get("training") or {"training": "none recorded"})  # fmt: skip
+        if result["networks"]:
+            row = _rate_points(ws, row + 1, result)
+        elif not result.get("training"):
+            continue  # a conventional codec: no training to report
+        training = without_paths(result.get("training") or {"training": "none recorded"})
+        row = _pairs(ws, row + 1, "Training information (from the model file)", training)
+        row = _lineage(ws, row + 1, result)
         if result.get("model_metadata"):
-            row = _pairs(ws, row + 1, "Model file metadata", result["model_metadata"])
+            row = _pairs(
+                ws, row + 1, "Model file metadata", without_paths(result["model_metadata"])
+            )
     if results:
         row = _pairs(ws, row + 1, "Platform (where the measurements ran)", results[0]["platform"])
     for cells in ws.iter_rows(min_col=4, max_col=4):
@@ -197,7 +291,7 @@ def _pairs(ws: Worksheet, row: int, heading: str, values: dict[str, Any]) -> int
     ws.cell(row=row, column=1, value=heading).font = SECTION_FONT
     row += 1
     for key, value in flatten(values):
-        write_row(ws, row, [key, value])
+        write_row(ws, row, [key, _clean(value)])
         row += 1
     return row
 

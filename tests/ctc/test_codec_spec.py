@@ -95,3 +95,18 @@ def test_a_spec_with_a_path_keeps_bitstreams_inside_the_output_folder(tmp_path, 
     for job in jobs:
         first = Path(job.bitstream).parts[:2]
         assert first[0] == "bitstreams" and first[1].startswith("nic_.._.._x-"), first
+
+
+def test_nic_on_another_device_codes_the_same_bytes(crops):
+    codec = load_codec("nic")
+    moved = codec.on_device("cpu")
+    assert moved.model is not codec.model  # its own copy: the zoo's cached model stays put
+    assert moved.encode(crops["astro"], 2.5) == codec.encode(crops["astro"], 2.5)
+
+
+def test_ctc_complexity_takes_a_spec(tmp_path):
+    module, _ = _worked_example()
+    (tmp_path / "my_codec.py").write_text(module)
+    proc = ctc(["complexity", "my_codec:Jpeg444", "--size", "64x48", "--no-cache"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("jpeg444: Pillow ")

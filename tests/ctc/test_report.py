@@ -64,6 +64,12 @@ def _write_store(folder, floor: int = 0) -> None:
         store.end_run(run_id, "finished")
 
 
+@pytest.fixture(autouse=True)
+def complexity_cache(tmp_path, monkeypatch):
+    """`ctc report` caches complexity measurements: in the test's folder, not the user's."""
+    monkeypatch.setenv("CTC_COMPLEXITY_CACHE", str(tmp_path / "complexity-cache"))
+
+
 @pytest.fixture()
 def run_dir(tmp_path):
     folder = tmp_path / "run"
@@ -299,3 +305,27 @@ def test_an_anchor_file_that_is_not_text_is_one_error(run_dir, tmp_path, capsys)
     code = main(["report", str(run_dir), "--anchor", str(bad), "--out", str(tmp_path / "y.xlsx")])
     err = capsys.readouterr().err
     assert code != 0 and err.count("\n") == 1 and "anchor.csv" in err
+
+
+def _summary_text(path) -> str:
+    ws = load_workbook(path)["Summary"]
+    return "\n".join(str(c.value) for row in ws.iter_rows() for c in row if c.value is not None)
+
+
+def test_time_ratios_say_when_the_anchor_was_not_timed_in_this_run(run_dir, tmp_path):
+    with Store(run_dir) as store:
+        rows = [r for r in store.results() if r["codec"] == "anchor"]
+    text = io.StringIO()
+    write_csv(rows, text)
+    frozen = tmp_path / "anchor.csv"
+    frozen.write_text(text.getvalue())
+    direct = build_report(run_dir, ["anchor"], tmp_path / "a.xlsx", measure=False, plots=False)
+    via_csv = build_report(run_dir, [str(frozen)], tmp_path / "b.xlsx", measure=False, plots=False)
+    label = "anchor (anchor.csv)"
+    test = next(s for s in via_csv.summaries if s.codec == "test")
+    assert test.foreign_times[label] == test.ratio_pairs[label] > 0
+    assert next(s for s in direct.summaries if s.codec == "test").foreign_times["anchor"] == 0
+    assert "one encode at the final knob value and one decode" in _summary_text(direct.workbook)
+    assert "not from this run" not in _summary_text(direct.workbook)
+    assert f"EncT / DecT vs {label}: " in _summary_text(via_csv.workbook)
+    assert "not from this run" in _summary_text(via_csv.workbook)
