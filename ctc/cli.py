@@ -284,10 +284,8 @@ def _range_title(label: str, name: str) -> str:
 
 
 def cmd_complexity(args: argparse.Namespace) -> int:
-    import time
-
     from ctc import complexity
-    from ctc.complexity_cache import ComplexityCache, make_key, picture_key
+    from ctc.complexity_cache import ComplexityCache, make_key, measure_or_reuse, picture_key
 
     codec = registry.load_codec(args.codec)
     if args.image:
@@ -300,47 +298,15 @@ def cmd_complexity(args: argparse.Namespace) -> int:
     key = make_key(
         codec.name, codec.version(), picture_key(picture, name_text), args.knob, args.repeat
     )
-    found = None
-    if cache is not None and not args.remeasure:
-        found, why = cache.get(key)
-        if found is None and why != "none cached":
-            _complexity_progress(args.codec, f"ignoring a cached measurement: {why}")
-    if found is not None:
-        took = f", measuring took {found.seconds:.1f} s" if found.seconds else ""
-        _complexity_progress(
-            args.codec,
-            f"using the measurement cached {found.measured_at}{took} ({found.path}); "
-            "--remeasure measures again",
-        )
-        result = found.result
-    else:
-        height, width = picture.shape[:2]
-        _complexity_progress(
-            args.codec,
-            f"measuring on {width}x{height} with {args.repeat} timed "
-            f"run{'s' * (args.repeat != 1)} per operation",
-        )
-        start = time.perf_counter()
-        try:
-            result = complexity.measure(
-                codec,
-                picture,
-                knob_value=args.knob,
-                repeat=args.repeat,
-                picture_name=name_text,
-                progress=lambda step: _complexity_progress(args.codec, step),
-            )
-        except complexity.ComplexityError as e:
-            _error(str(e))
-            return EXIT_FAILURE
-        seconds = time.perf_counter() - start
-        stored = ""
-        if cache is not None:
-            try:
-                stored = f"; cached in {cache.put(key, result, seconds)}"
-            except OSError as e:
-                _warn(f"complexity cache not written: {e}")
-        _complexity_progress(args.codec, f"measured in {seconds:.1f} s{stored}")
+    try:
+        result = measure_or_reuse(
+            codec, picture, [key], cache=cache, remeasure=args.remeasure, knob_value=args.knob,
+            repeat=args.repeat, picture_name=name_text,
+            say=lambda step: _complexity_progress(args.codec, step),
+        )  # fmt: skip
+    except complexity.ComplexityError as e:
+        _error(str(e))
+        return EXIT_FAILURE
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))
     else:

@@ -27,6 +27,8 @@ import os
 import re
 import stat
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -192,3 +194,50 @@ class ComplexityCache:
                 os.unlink(temporary)
             raise
         return path
+
+
+def measure_or_reuse(
+    codec: Any,
+    picture: np.ndarray,
+    keys: list[dict[str, Any]],
+    *,
+    cache: ComplexityCache | None,
+    remeasure: bool = False,
+    knob_value: float | None = None,
+    repeat: int = 2,
+    picture_name: str = "",
+    say: Callable[[str], None] = lambda step: None,
+) -> dict[str, Any]:
+    """The cached measurement of the first of `keys` found in `cache` (unless `remeasure`),
+    else ctc.complexity.measure() of `codec` on `picture`, stored under keys[-1].
+
+    say(step) is called with one line per step (what was reused or ignored, each measuring
+    step, where it was cached). Raises ctc.complexity.ComplexityError when measuring fails; a
+    cache that cannot be written is said, not raised (the cache is an optimisation).
+    """
+    from ctc import complexity
+
+    for key in keys if cache is not None and not remeasure else ():
+        found, why = cache.get(key)
+        if found is not None:
+            took = f", measuring took {found.seconds:.1f} s" if found.seconds else ""
+            say(f"using the measurement cached {found.measured_at}{took} ({found.path})")
+            return found.result
+        if why != "none cached":
+            say(f"ignoring a cached measurement: {why}")
+    height, width = picture.shape[:2]
+    say(f"measuring on {width}x{height} with {repeat} timed run{'s' * (repeat != 1)} per operation")
+    start = time.perf_counter()
+    result = complexity.measure(
+        codec, picture, knob_value=knob_value, repeat=repeat, picture_name=picture_name,
+        progress=say,
+    )  # fmt: skip
+    seconds = time.perf_counter() - start
+    stored = ""
+    if cache is not None:
+        try:
+            stored = f"; cached in {cache.put(keys[-1], result, seconds)}"
+        except OSError as e:
+            stored = f"; not cached ({e.strerror or e})"
+    say(f"measured in {seconds:.1f} s{stored}")
+    return result

@@ -7,7 +7,6 @@ conditions, written as one .xlsx workbook (openpyxl) and PNG plots next to it.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,7 +86,7 @@ def measure_codecs(
     Raises nothing for a codec that fails: it gets a note.
     """
     from ctc import complexity, registry
-    from ctc.complexity_cache import make_key, picture_key
+    from ctc.complexity_cache import make_key, measure_or_reuse, picture_key
 
     say: ComplexityProgress = progress or (lambda codec, step: None)
     name, key_picture = "", {}
@@ -126,40 +125,14 @@ def measure_codecs(
         installed = codec.version()
         versions = [version] if installed == version else [version, installed]
         keys = [make_key(codec.name, v, key_picture, None, repeat) for v in versions]
-        result = None
-        for key in keys if cache is not None and not remeasure else ():
-            found, why = cache.get(key)
-            if found is not None:
-                took = f", measuring took {found.seconds:.1f} s" if found.seconds else ""
-                say(codec_name, f"using the measurement cached {found.measured_at}{took} "
-                    f"({found.path})")  # fmt: skip
-                result = found.result
-                break
-            if why != "none cached":
-                say(codec_name, f"ignoring a cached measurement: {why}")
-        if result is None:
-            pixels = f"{picture.shape[1]}x{picture.shape[0]}"
-            say(
-                codec_name,
-                f"measuring on {pixels} with {repeat} timed run{'s' * (repeat != 1)} per operation",
-            )
-            start = time.perf_counter()
-            try:
-                result = complexity.measure(
-                    codec, picture, repeat=repeat, picture_name=name,
-                    progress=lambda step, c=codec_name: say(c, step),
-                )  # fmt: skip
-            except complexity.ComplexityError as e:
-                notes.append(f"{codec_name}: not measured ({e})")
-                continue
-            seconds = time.perf_counter() - start
-            stored = ""
-            if cache is not None:
-                try:
-                    stored = f"; cached in {cache.put(keys[-1], result, seconds)}"
-                except OSError as e:
-                    stored = f"; not cached ({e.strerror or e})"
-            say(codec_name, f"measured in {seconds:.1f} s{stored}")
+        try:
+            result = measure_or_reuse(
+                codec, picture, keys, cache=cache, remeasure=remeasure, repeat=repeat,
+                picture_name=name, say=lambda step, c=codec_name: say(c, step),
+            )  # fmt: skip
+        except complexity.ComplexityError as e:
+            notes.append(f"{codec_name}: not measured ({e})")
+            continue
         if result["version"] != version:
             notes.append(
                 f"{codec_name}: measured version {result['version']!r} differs from the run's "

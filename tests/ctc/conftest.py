@@ -40,3 +40,13 @@ def test_codecs(tmp_path_factory, monkeypatch) -> dict[str, str]:
     monkeypatch.syspath_prepend(str(folder))
     pythonpath = os.pathsep.join([str(folder), here, os.environ.get("PYTHONPATH", "")])
     return {**os.environ, "PYTHONPATH": pythonpath}
+
+
+@pytest.fixture(autouse=True)
+def cache_folder(tmp_path, monkeypatch) -> Path:
+    """Complexity measurements are cached in the test's folder, never the user's."""
+    from ctc.complexity_cache import ENV
+
+    folder = tmp_path / "cache"
+    monkeypatch.setenv(ENV, str(folder))
+    return folder

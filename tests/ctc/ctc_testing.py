@@ -3,6 +3,7 @@ knob whose rate falls as it grows, and a codec that does its own rate matching).
 
 from __future__ import annotations
 
+import re
 import struct
 import time
 import zlib
@@ -13,6 +14,9 @@ import yaml
 
 from anchors.jpeg import JpegCodec
 from ctc.codec import Knob
+
+PATH_LIKE = re.compile(r"(?:^|[\s(\"'])(?:~|\.{1,2})?/\w")
+"""Text that looks like a file path (a machine path must not leak into a report)."""
 
 
 class QuantZlibCodec:

@@ -19,12 +19,6 @@ from nic.ctc_codec import NicCodec
 RATE_POINTS = 3
 
 
-@pytest.fixture(autouse=True)
-def complexity_cache(tmp_path, monkeypatch):
-    """`ctc complexity` caches its measurements: in the test's folder, not the user's."""
-    monkeypatch.setenv("CTC_COMPLEXITY_CACHE", str(tmp_path / "complexity-cache"))
-
-
 class ToyNet(nn.Module):
     def __init__(self) -> None:
         super().__init__()

@@ -4,12 +4,12 @@ that it shows no path of the training machine."""
 
 import json
 import os
-import re
 
 import numpy as np
 import openpyxl
 import pytest
 import torch
+from ctc_testing import PATH_LIKE
 
 from ctc import complexity
 from ctc.cli import main
@@ -17,15 +17,6 @@ from ctc.codec import Knob
 from ctc.complexity_cache import ENV, ComplexityCache, cache_dir, make_key, picture_key
 from ctc.report.complexity_sheet import write_complexity
 from nic.ctc_codec import NicCodec
-
-PATH_LIKE = re.compile(r"(?:^|[\s(\"'])(?:~|\.{1,2})?/\w")
-
-
-@pytest.fixture(autouse=True)
-def cache_folder(tmp_path, monkeypatch):
-    folder = tmp_path / "cache"
-    monkeypatch.setenv(ENV, str(folder))
-    return folder
 
 
 def _cells(ws) -> list[str]:

@@ -64,12 +64,6 @@ def _write_store(folder, floor: int = 0) -> None:
         store.end_run(run_id, "finished")
 
 
-@pytest.fixture(autouse=True)
-def complexity_cache(tmp_path, monkeypatch):
-    """`ctc report` caches complexity measurements: in the test's folder, not the user's."""
-    monkeypatch.setenv("CTC_COMPLEXITY_CACHE", str(tmp_path / "complexity-cache"))
-
-
 @pytest.fixture()
 def run_dir(tmp_path):
     folder = tmp_path / "run"

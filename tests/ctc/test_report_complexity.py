@@ -3,22 +3,12 @@ stderr, cached, and taken from the cache the next time; --complexity files, --no
 --no-complexity; no machine path in the Complexity sheet."""
 
 import json
-import re
 
 import pytest
+from ctc_testing import PATH_LIKE
 from openpyxl import load_workbook
 
 from ctc.cli import main
-from ctc.complexity_cache import ENV
-
-PATH_LIKE = re.compile(r"(?:^|[\s(\"'])(?:~|\.{1,2})?/\w")
-
-
-@pytest.fixture(autouse=True)
-def cache_folder(tmp_path, monkeypatch):
-    folder = tmp_path / "cache"
-    monkeypatch.setenv(ENV, str(folder))
-    return folder
 
 
 @pytest.fixture()
