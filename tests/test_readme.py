@@ -3,8 +3,8 @@
 Three kinds of command cannot run here as written, and each is replaced by the nearest thing
 that can, said below: the installs (this suite runs in the installed project), the test command
 itself, and the Kodak download (no network in the tests). Every `ctc run` takes a small folder
-of photos (`--dataset`), so that the chain runs in seconds; everything else runs as written. Benchmarks
-need data folders and minutes, so only their command lines are checked, through `--help`.
+of photos (`--dataset`), so that the chain runs in seconds; everything else runs as written.
+Benchmarks need data folders and minutes, so only their command lines are checked (`--help`).
 """
 
 from __future__ import annotations
