@@ -10,6 +10,10 @@ of 1, infinite in dB); one such image would make the mean infinite, so it is lef
 mean and counted in the line's `left_out` column ("inf: psnr_rgb 1, msssim_rgb_dB 1"). The
 dataset PSNR needs no such rule: it pools squared errors, where a lossless image adds 0 (it is
 infinite only when every image is lossless).
+
+The metrics that only some conditions compute (JPEG AI's PSNR-HVS(-M), VIF-P, IW-SSIM, FSIM(c),
+NLPD and the FVC's MS-SSIM YUV: OPTIONAL_METRICS) are left out of a printed table where no line
+has a value; NLPD is a distance (lower is better), its mean is shown as it is.
 """
 
 from __future__ import annotations
@@ -26,15 +30,20 @@ from ctc.store import COLUMN_NAMES
 ROW_COLUMNS = (
     "codec", "image", "target_bpp", "bpp", "deviation_percent", "in_tolerance", "n_encodes",
     "knob_value", "psnr_rgb", "psnr_yuv", "msssim_rgb_db", "msssim_y_db", "vmaf",
+    "psnr_hvs", "psnr_hvsm", "msssim_yuv_db", "vif_p", "iw_ssim", "fsim", "fsimc", "nlpd",
     "encode_seconds", "decode_seconds",
 )  # fmt: skip
 HEADERS = {
     "target_bpp": "target", "deviation_percent": "dev%", "in_tolerance": "ok",
     "n_encodes": "encodes", "knob_value": "knob", "msssim_rgb_db": "msssim_rgb_dB",
-    "msssim_y_db": "msssim_y_dB", "encode_seconds": "enc_s", "decode_seconds": "dec_s",
+    "msssim_y_db": "msssim_y_dB", "msssim_yuv_db": "msssim_yuv_dB", "encode_seconds": "enc_s",
+    "decode_seconds": "dec_s",
     "psnr_clic": "psnr_dataset", "left_out": "left_out",
 }  # fmt: skip
-MEAN_METRICS = ("psnr_rgb", "psnr_yuv", "msssim_rgb_db", "msssim_y_db", "vmaf")
+OPTIONAL_METRICS = (
+    "psnr_hvs", "psnr_hvsm", "msssim_yuv_db", "vif_p", "iw_ssim", "fsim", "fsimc", "nlpd",
+)  # fmt: skip
+MEAN_METRICS = ("psnr_rgb", "psnr_yuv", "msssim_rgb_db", "msssim_y_db", "vmaf", *OPTIONAL_METRICS)
 
 
 def _fmt(value: Any) -> str:
@@ -48,7 +57,11 @@ def _fmt(value: Any) -> str:
 
 
 def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
-    """A plain fixed-width text table."""
+    """A plain fixed-width text table; an OPTIONAL_METRICS column that no row has a value in
+    is left out."""
+    columns = [
+        c for c in columns if c not in OPTIONAL_METRICS or any(r.get(c) is not None for r in rows)
+    ]
     header = [HEADERS.get(c, c) for c in columns]
     cells = [[_fmt(r.get(c)) for c in columns] for r in rows]
     widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(header)]
@@ -103,7 +116,7 @@ def summarize(
             )
         left_out: dict[str, list[str]] = {}
         for m in (*MEAN_METRICS, "encode_seconds", "decode_seconds"):
-            line[m], skipped = _mean([r[m] for r in group])
+            line[m], skipped = _mean([r.get(m) for r in group])
             for kind, count in skipped.items():
                 left_out.setdefault(kind, []).append(f"{HEADERS.get(m, m)} {count}")
         line["left_out"] = "; ".join(f"{k}: {', '.join(v)}" for k, v in left_out.items()) or None
@@ -114,7 +127,7 @@ def summarize(
 SUMMARY_COLUMNS = (
     "condition", "codec", "target_bpp", "images", "in_tolerance", "bpp", "deviation_percent",
     "psnr_rgb", "psnr_clic", "psnr_yuv", "msssim_rgb_db", "msssim_y_db", "vmaf",
-    "encode_seconds", "decode_seconds", "left_out",
+    *OPTIONAL_METRICS, "encode_seconds", "decode_seconds", "left_out",
 )  # fmt: skip
 
 

@@ -9,6 +9,11 @@ tool versions, platform), and failed jobs are kept apart so that a rerun tries t
 A file that is not such a store (not SQLite, damaged, tables of another schema, unreadable)
 raises StoreError, on opening or on the first read that meets the damage; it is never
 written over.
+
+A store written before some nullable result columns existed (new metrics) is brought up to date
+when opened: the missing columns are added (ALTER TABLE ... ADD COLUMN), empty (NULL) in the rows
+already there, which are kept. Only nullable columns are added this way; a table that lacks a
+NOT NULL column, or has a column or table this schema does not know, is refused as before.
 """
 
 from __future__ import annotations
@@ -55,6 +60,15 @@ RESULT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("msssim_y", "REAL"),
     ("msssim_y_db", "REAL"),
     ("vmaf", "REAL"),
+    ("psnr_hvs", "REAL"),
+    ("psnr_hvsm", "REAL"),
+    ("msssim_yuv", "REAL"),
+    ("msssim_yuv_db", "REAL"),
+    ("vif_p", "REAL"),
+    ("iw_ssim", "REAL"),
+    ("fsim", "REAL"),
+    ("fsimc", "REAL"),
+    ("nlpd", "REAL"),
     ("encode_seconds", "REAL NOT NULL"),
     ("decode_seconds", "REAL NOT NULL"),
     ("rate_control_seconds", "REAL NOT NULL"),
@@ -92,6 +106,8 @@ TABLES = {
     "runs": {"id", "started_at", "finished_at", "status", "condition", "condition_hash", "record"},
     "failures": {*KEY, "run_id", "message", "at"},
 }
+# Columns that an older store may lack, added on opening: the nullable result columns.
+ADDABLE = {"results": {name: kind for name, kind in RESULT_COLUMNS if "NOT NULL" not in kind}}
 
 
 class StoreError(RuntimeError):
@@ -164,12 +180,32 @@ class Store:
                 f"{self.path}: not a ctc results store (it has tables {', '.join(sorted(foreign))})"
             )
         for name, columns in tables.items():
-            if columns and columns != TABLES[name]:
+            missing = TABLES[name] - columns
+            if columns and (columns - TABLES[name] or missing - set(ADDABLE.get(name, ()))):
                 raise StoreError(f"{self.path}: not a ctc results store (its {name} table differs)")
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         with self.db:
             self.db.executescript(_SCHEMA)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Add the nullable columns that a store of an earlier schema lacks, in one transaction
+        (another process opening the same store at once waits, then finds them there)."""
+
+        def missing() -> list[tuple[str, str, str]]:
+            out = []
+            for table, addable in ADDABLE.items():
+                have = {column for _, column, *_ in self.db.execute(f"PRAGMA table_info({table})")}
+                out += [(table, name, kind) for name, kind in addable.items() if name not in have]
+            return out
+
+        if not missing():
+            return
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            for table, name, kind in missing():
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
     def close(self) -> None:
         self.db.close()

@@ -26,21 +26,25 @@ class Metric:
 
     msssim: linear MS-SSIM, integrated and plotted in dB (-10 log10(1 - x)); BD on the dB scale
     is what docs/bdrate.md prescribes, and the dataset-average curve averages linear values.
+    lower_better: a distance, lower for better quality (NLPD). It is plotted as it is; BD, which
+    needs a quality that rises with rate, integrates its negation (curves()), so a BD-rate keeps
+    its meaning (negative: fewer bits than the anchor for the same quality).
     """
 
     column: str
     label: str
     unit: str
     msssim: bool = False
+    lower_better: bool = False
 
     @property
     def axis(self) -> str:
         """Axis title: the quality as it is integrated and plotted."""
-        return (
-            f"{self.label} (dB)"
-            if self.msssim
-            else (f"{self.label} ({self.unit})" if self.unit else self.label)
-        )
+        if self.msssim:
+            return f"{self.label} (dB)"
+        if self.lower_better:
+            return f"{self.label} (lower is better)"
+        return f"{self.label} ({self.unit})" if self.unit else self.label
 
 
 METRICS: tuple[Metric, ...] = (
@@ -52,6 +56,14 @@ METRICS: tuple[Metric, ...] = (
     Metric("msssim_rgb", "MS-SSIM RGB", "", msssim=True),
     Metric("msssim_y", "MS-SSIM Y", "", msssim=True),
     Metric("vmaf", "VMAF", ""),
+    Metric("psnr_hvs", "PSNR-HVS", "dB"),
+    Metric("psnr_hvsm", "PSNR-HVS-M", "dB"),
+    Metric("msssim_yuv", "MS-SSIM YUV", "", msssim=True),
+    Metric("vif_p", "VIF-P", ""),
+    Metric("iw_ssim", "IW-SSIM", ""),
+    Metric("fsim", "FSIM", ""),
+    Metric("fsimc", "FSIMc", ""),
+    Metric("nlpd", "NLPD", "", lower_better=True),
 )
 
 _TYPES = {name: kind.split()[0] for name, kind in RESULT_COLUMNS}
@@ -312,7 +324,8 @@ def curves(rows: Sequence[dict[str, Any]], metric: Metric) -> dict[str, Curve]:
     Images with a missing value (None) at some target are left out (the caller names them as
     missing the metric). Infinite or NaN values stay: ctc.bdrate.bd_dataset leaves such an
     image out of its aggregations and says why (an infinite PSNR: a lossless decode). MS-SSIM
-    stays linear here (bdrate converts it with msssim_linear=True).
+    stays linear here (bdrate converts it with msssim_linear=True). A lower-is-better metric
+    (NLPD) is negated, so that its quality rises with rate as BD needs.
     """
     by_image: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
@@ -322,9 +335,10 @@ def curves(rows: Sequence[dict[str, Any]], metric: Metric) -> dict[str, Curve]:
         if any(r.get(metric.column) is None for r in group):
             continue
         group = sorted(group, key=lambda r: r["target_bpp"])
+        sign = -1.0 if metric.lower_better else 1.0
         out[image] = Curve(
             [r["bpp"] for r in group],
-            [r[metric.column] for r in group],
+            [sign * r[metric.column] for r in group],
             [r["target_bpp"] for r in group],
         )
     return out

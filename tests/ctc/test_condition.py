@@ -74,7 +74,7 @@ def test_hash_covers_row_values_not_the_selection(tmp_path):
             },
             "metrics.vmaf: VMAF takes 8- or 10-bit input",
         ),
-        ({"metrics": {"psnr_hvs": {}}}, "metrics.psnr_hvs: unknown field"),
+        ({"metrics": {"butteraugli": {}}}, "metrics.butteraugli: unknown field"),
         ({"metrics": {"vmaf": {"chroma": "422"}}}, "metrics.vmaf.chroma: expected one of 420"),
         ({"metrics": {"psnr_rgb": {"chroma": "420"}}}, "metrics.psnr_rgb.chroma: unknown field"),
         ({"anchors": []}, "codecs: a condition needs at least one codec"),
