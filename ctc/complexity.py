@@ -650,8 +650,9 @@ def measure(
     try:
         for value in [knob_value, *(values or [])]:  # loads lazily loaded models and parts
             codec.decode(codec.encode(small, value))
-    except Exception as e:
-        raise ComplexityError(f"{codec.name}: encoding a test picture failed: {e}") from e
+    except (Exception, SystemExit) as e:
+        what = f"called sys.exit({e.code!r})" if isinstance(e, SystemExit) else str(e)
+        raise ComplexityError(f"{codec.name}: encoding a test picture failed: {what}") from e
     networks = find_networks(codec)
     named = {
         f"{prefix}.{name}": p
@@ -802,3 +803,62 @@ def measure(
         "model_metadata": without_paths({k: v for k, v in metadata.items() if k != "training"}),
         "torch_interop_threads": torch.get_num_interop_threads(),
     }
+
+
+# --- as text ---------------------------------------------------------------------------------
+
+
+def summary_text(result: dict[str, Any]) -> str:
+    """A measurement of ctc.complexity.measure() as plain text, encoder and decoder columns."""
+    enc, dec = result["encoder"], result["decoder"]
+    pe, pd = enc["parameters"], dec["parameters"]
+    pic = result["picture"]
+    gpu = result.get("gpu") or {}
+    uhd = UHD[0] * UHD[1] / 1e6  # kMAC/pixel -> GMAC per picture
+    rows = [
+        ("parameters, total", pe["total"], pd["total"]),
+        ("shared", pe["shared"], pd["shared"]),
+        ("independent per rate point", pe["independent_per_rate_point"],
+         pd["independent_per_rate_point"]),
+        ("used per rate point", pe["used_per_rate_point"], pd["used_per_rate_point"]),
+        ("nonzero layer weights", enc["nonzero_weights"], dec["nonzero_weights"]),
+        *[(f"  at rate point {p['index']}", p["encoder_nonzero_weights"],
+           p["decoder_nonzero_weights"]) for p in result["rate_points"]],
+        ("parameter memory (MB)", f"{pe['memory_mb']:.2f}", f"{pd['memory_mb']:.2f}"),
+        ("kMAC/pixel", f"{enc['kmac_per_pixel']:.3f}", f"{dec['kmac_per_pixel']:.3f}"),
+        (f"GMAC per {pic['width']}x{pic['height']}", f"{enc['gmac_per_picture']:.3f}",
+         f"{dec['gmac_per_picture']:.3f}"),
+        *([(f"GMAC per {UHD[0]}x{UHD[1]} (derived)", f"{enc['kmac_per_pixel'] * uhd:.3f}",
+            f"{dec['kmac_per_pixel'] * uhd:.3f}")]
+          if (pic["width"], pic["height"]) != UHD else []),
+        ("conv / fc layers", f"{enc['conv_layers']} / {enc['fc_layers']}",
+         f"{dec['conv_layers']} / {dec['fc_layers']}"),
+        ("peak memory, process (MB)", _mb(enc["peak_memory_mb"]), _mb(dec["peak_memory_mb"])),
+        ("CPU time, median (s)", f"{enc['cpu_seconds_median']:.4f}",
+         f"{dec['cpu_seconds_median']:.4f}"),
+        *([("GPU time, median (s)", f"{gpu['encode_seconds_median']:.4f}",
+            f"{gpu['decode_seconds_median']:.4f}")]
+          if gpu.get("encode_seconds_median") is not None else []),
+    ]  # fmt: skip
+    lines = [f"{result['codec']}: {result['version']}", f"picture: {pic['name']}"]
+    lines += [f"{'':28} {'encoder':>14} {'decoder':>14}"]
+    lines += [f"{label:28} {e!s:>14} {d!s:>14}" for label, e, d in rows]
+    lines.append(f"GPU: {gpu.get('note', 'not measured')}")
+    tiling = result.get("tiling") or {}
+    if tiling.get("declared"):
+        tile = tiling.get("tile_size")
+        lines.append(f"inference tile: {f'{tile[0]}x{tile[1]}' if tile else 'the whole picture'}")
+    lineage = result.get("training_lineage") or {}
+    if lineage.get("total_wall_time_s") is not None:
+        hours = lineage["total_wall_time_s"] / 3600
+        lines.append(f"training time, whole lineage: {hours:.2f} h ({lineage['note']})")
+    plat = result["platform"]
+    lines.append(
+        f"platform: {plat['cpu']}, {plat['logical_cpus']} CPUs, {plat['torch_threads']} torch "
+        f"threads, torch {plat['torch']}, python {plat['python']}"
+    )
+    return "\n".join(lines)
+
+
+def _mb(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}"

@@ -114,7 +114,25 @@ def problem(result: object) -> str | None:
     if missing:
         return f"no {', '.join(missing)}"
     wrong = [key for key in SECTIONS if not isinstance(result[key], dict)]
-    return f"{', '.join(wrong)} not mappings" if wrong else None
+    if wrong:
+        return f"{', '.join(wrong)} not mappings"
+    return _unreadable(result)
+
+
+def _unreadable(result: dict[str, Any]) -> str | None:
+    """What stops `ctc complexity`'s text or a report's Complexity sheet from reading `result`
+    (a field missing or of the wrong type deeper down), found by writing both; None if nothing."""
+    from openpyxl import Workbook
+
+    from ctc.complexity import summary_text
+    from ctc.report.complexity_sheet import write_complexity
+
+    try:
+        summary_text(result)
+        write_complexity(Workbook().active, [result])
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        return f"{type(e).__name__}: {e} in its fields"
+    return None
 
 
 @dataclass

@@ -82,8 +82,16 @@ def execute(job: Job, codec: Codec) -> dict[str, Any]:
     """Rate-match, write the bitstream, decode it from disk, measure; return the row.
 
     encode_seconds and decode_seconds are one encode at the final knob value and one decode
-    (JVET EncT / DecT); rate_control_seconds is the whole rate-matching search.
+    (JVET EncT / DecT); rate_control_seconds is the whole rate-matching search. A codec that
+    calls sys.exit fails this job (JobError), not the run.
     """
+    try:
+        return _execute(job, codec)
+    except SystemExit as e:
+        raise JobError(f"codec {job.codec!r} called sys.exit({e.code!r})") from None
+
+
+def _execute(job: Job, codec: Codec) -> dict[str, Any]:
     image = load_image(job.image_path, max_pixels=job.max_pixels)
     if pixel_sha256(image) != job.image_sha256:
         raise JobError(f"{job.image_path} changed since the run started")

@@ -85,7 +85,7 @@ def load_codec(spec: str) -> Codec:
         return _check(spec, codec)
     except CodecLoadError:
         raise
-    except Exception as e:  # a codec's own failure, whatever it is, is reported for it alone
+    except (Exception, SystemExit) as e:  # a codec's own failure is reported for it alone
         message = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise CodecLoadError(spec, f"failed to load: {type(e).__name__}: {message}") from e
 

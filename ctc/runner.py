@@ -69,6 +69,22 @@ def _short_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
+class _LogLines:
+    """A stream for tqdm that writes each redraw of its bar as a line of its own: a log (not a
+    terminal) gets at most one progress line every 30 s instead of carriage returns."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> None:
+        line = text.replace("\r", "").rstrip()
+        if line:
+            self.stream.write(line + "\n")
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
 def _folder_name(codec: str) -> str:
     """A codec spec as one safe folder name (a spec may hold a model path: nic:../m.pt)."""
     return re.sub(r"[^A-Za-z0-9_.-]", "_", codec).lstrip(".") or "_"
@@ -283,10 +299,11 @@ def run(
             run_id, folder, cond, len(all_jobs), len(all_jobs) - len(todo),
             codec_errors={n: str(e) for n, e in errors.items()},
         )  # fmt: skip
+        terminal = sys.stderr.isatty()
         bar = tqdm(
             total=len(all_jobs), initial=summary.skipped, desc=f"ctc {cond.name}", unit="job",
-            disable=progress is False, dynamic_ncols=True,
-            mininterval=0.1 if sys.stderr.isatty() else 30,  # a log file gets a line every 30 s
+            disable=progress is False, dynamic_ncols=True, mininterval=0.1 if terminal else 30,
+            file=sys.stderr if terminal else _LogLines(sys.stderr),
         )  # fmt: skip
         for key, row in stand_ins.items():
             entry = finished.get(key)

@@ -10,10 +10,12 @@ A file that is not such a store (not SQLite, damaged, tables of another schema, 
 raises StoreError, on opening or on the first read that meets the damage; it is never
 written over.
 
-A store written before some nullable result columns existed (new metrics) is brought up to date
-when opened: the missing columns are added (ALTER TABLE ... ADD COLUMN), empty (NULL) in the rows
-already there, which are kept. Only nullable columns are added this way; a table that lacks a
-NOT NULL column, or has a column or table this schema does not know, is refused as before.
+A store written before some nullable result columns existed (new metrics) reads as if they were
+empty, and is brought up to date when a run starts writing to it: the missing columns are added
+(ALTER TABLE ... ADD COLUMN), empty (NULL) in the rows already there, which are kept. Reading it
+changes nothing, so the ctc that wrote it can still read it. Only nullable columns are added
+this way; a table that lacks a NOT NULL column, or has a column or table this schema does not
+know, is refused as before.
 """
 
 from __future__ import annotations
@@ -187,7 +189,6 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL")
         with self.db:
             self.db.executescript(_SCHEMA)
-        self._add_missing_columns()
 
     def _add_missing_columns(self) -> None:
         """Add the nullable columns that a store of an earlier schema lacks, in one transaction
@@ -218,7 +219,10 @@ class Store:
 
     @_store_errors
     def begin_run(self, condition: str, condition_hash: str, record: dict[str, Any]) -> int:
-        """Record a run's start; earlier runs still marked running were killed."""
+        """Record a run's start; earlier runs still marked running were killed. A store of an
+        earlier schema gains its missing nullable columns here, when a run writes to it (reading
+        leaves it as it is, so that the ctc that made it can still read it)."""
+        self._add_missing_columns()
         with self.db:
             self.db.execute("UPDATE runs SET status = 'killed' WHERE status = 'running'")
             cur = self.db.execute(
@@ -280,7 +284,8 @@ class Store:
     def results(self, keys: Iterable[JobKey] | None = None) -> list[dict[str, Any]]:
         """All result rows (or those with the given keys), ordered for reading."""
         order = "ORDER BY condition, codec, codec_version, target_bpp, image"
-        rows = [dict(r) for r in self.db.execute(f"SELECT * FROM results {order}")]
+        absent = dict.fromkeys(COLUMN_NAMES)  # columns a store of an earlier schema lacks: None
+        rows = [{**absent, **r} for r in self.db.execute(f"SELECT * FROM results {order}")]
         if keys is None:
             return rows
         wanted = set(keys)

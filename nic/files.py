@@ -75,6 +75,8 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
 def torch_load_reason(error: Exception) -> str:
     """One line on why torch.load refused or failed to read a file (its messages span several
     lines, and suggest loading the file unsafely, which nic never does)."""
+    if isinstance(error, (IndexError, KeyError, EOFError, UnicodeDecodeError, OverflowError)):
+        return "not a file torch.save wrote"  # torch's parser tripping over other bytes
     text = str(error)
     unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", text)
     if unsafe:

@@ -138,7 +138,7 @@ def measure_codecs(
                 f"{codec_name}: measured version {result['version']!r} differs from the run's "
                 f"{version!r}"
             )
-        results.append(result)
+        results.append({**result, "codec": codec_name})  # named as the run names it
     results += [g for g in given if id(g) not in used]
     return results, notes
 

@@ -81,6 +81,7 @@ class ReportData:
     runs: list[dict[str, Any]]
     anchor_sources: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    unfinished: str | None = None  # why the rows may be partial: the latest run did not finish
 
     @property
     def codecs(self) -> list[str]:
@@ -153,7 +154,15 @@ def load(folder: str | Path, condition: str | None = None) -> ReportData:
         dropped = sorted({r["codec_version"] for r in rows if r["codec"] == codec} - {version})
         if dropped:
             notes.append(f"{codec}: rows of older versions not reported: {dropped}")
-    record = next((r["record"] for r in reversed(runs) if r["condition_hash"] == chash), {})
+    latest_run = next((r for r in reversed(runs) if r["condition_hash"] == chash), None)
+    record = latest_run["record"] if latest_run else {}
+    unfinished = None
+    if latest_run and latest_run["status"] != "finished":
+        unfinished = (
+            f"the latest run of this condition (run {latest_run['id']}) is "
+            f"{latest_run['status']}: this report covers the jobs finished so far"
+        )
+        notes.append(unfinished)
     return ReportData(
         folder=folder,
         condition=record.get("condition", {"name": rows[0]["condition"]}),
@@ -162,6 +171,7 @@ def load(folder: str | Path, condition: str | None = None) -> ReportData:
         versions=versions,
         runs=runs,
         notes=notes,
+        unfinished=unfinished,
     )
 
 

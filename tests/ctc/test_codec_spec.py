@@ -110,3 +110,30 @@ def test_ctc_complexity_takes_a_spec(tmp_path):
     proc = ctc(["complexity", "my_codec:Jpeg444", "--size", "64x48", "--no-cache"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("jpeg444: Pillow ")
+
+
+EXITING = """
+import sys
+
+from my_codec import Jpeg444
+
+
+class EncodeExits(Jpeg444):
+    def encode(self, image, knob_value):
+        sys.exit(3)
+"""
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_codec_that_calls_sys_exit_fails_alone(tmp_path, jobs):
+    module, _ = _worked_example()
+    (tmp_path / "my_codec.py").write_text(module)
+    (tmp_path / "bad_codec.py").write_text(EXITING)
+    args = ["run", "quick", "--codec", "jpeg,bad_codec:EncodeExits", "--out", "o", "-j", jobs]
+    proc = ctc([*args, "--no-progress"], tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "'bad_codec:EncodeExits' called sys.exit(3)" in proc.stderr
+    with Store(tmp_path / "o") as store:
+        assert {r["codec"] for r in store.results()} == {"jpeg"}  # the others ran
+    proc = ctc(["run", "quick", "--codec", "sys:exit", "--out", "p"], tmp_path)
+    assert proc.returncode == 1 and "'sys:exit': failed to load: SystemExit" in proc.stderr

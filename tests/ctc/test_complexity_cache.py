@@ -109,7 +109,11 @@ def test_hit_miss_damaged_and_foreign_files(cache_folder):
         assert cache.path(other) != path and cache.get(other) == (None, "none cached")
     assert key["machine"]["torch_threads"] >= 1 and "cpu" in key["machine"]
     # Damaged, foreign and non-regular files are ignored with a reason, never raised.
-    for content in (b"{not json", b"\xff\xfe", b"[]", json.dumps({"key": key, "result": {}})):
+    hollow = {**result, "encoder": {}}  # valid JSON, every section there, its fields not
+    short_platform = {**result, "platform": {"cpu": "x"}}
+    contents = (b"{not json", b"\xff\xfe", b"[]", json.dumps({"key": key, "result": {}}))
+    contents += tuple(json.dumps({"key": key, "result": r}) for r in (hollow, short_platform))
+    for content in contents:
         path.write_bytes(content if isinstance(content, bytes) else content.encode())
         entry, why = cache.get(key)
         assert entry is None and str(path) in why
@@ -244,3 +248,15 @@ def test_without_paths():
     kept = "N=128/M=192, 1/256, benchmarks/masked_vs_separate.py, https://example.org/a"
     assert scrub(kept) == kept
     assert scrub("at ~/x and C:\\data\\y") == "at (path withheld) and (path withheld)"
+
+
+def test_a_complexity_file_with_hollow_sections_is_one_usage_line(tmp_path, capsys):
+    from ctc_testing import QuantZlibCodec
+
+    result = complexity.measure(QuantZlibCodec(), complexity.test_picture(32, 24), repeat=1)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**result, "encoder": {}}))
+    (tmp_path / "run").mkdir()
+    assert main(["report", str(tmp_path / "run"), "--complexity", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "entry 1 is not `ctc complexity --json` output" in err

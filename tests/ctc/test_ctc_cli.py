@@ -262,3 +262,11 @@ def test_empty_or_malformed_values_are_usage_errors(args, tmp_path, capsys, monk
         code = e.code
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err, err
+
+
+def test_a_log_gets_progress_as_lines_not_carriage_returns(tmp_path, crop_folder):
+    proc = ctc("run", "quick", "--codec", "jpeg", "--dataset", crop_folder, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "\r" not in proc.stderr
+    lines = proc.stderr.splitlines()
+    assert lines[0].startswith("ctc quick:   0%") and "100%" in lines[-2]

@@ -323,3 +323,13 @@ def test_time_ratios_say_when_the_anchor_was_not_timed_in_this_run(run_dir, tmp_
     assert "not from this run" not in _summary_text(direct.workbook)
     assert f"EncT / DecT vs {label}: " in _summary_text(via_csv.workbook)
     assert "not from this run" in _summary_text(via_csv.workbook)
+
+
+def test_a_report_of_a_run_that_did_not_finish_says_so(run_dir, tmp_path, capsys):
+    with Store(run_dir) as store:
+        run_id = store.runs()[-1]["id"]
+        store.end_run(run_id, "interrupted")
+    assert main(["report", str(run_dir), "--no-complexity", "-o", str(tmp_path / "r.xlsx")]) == 0
+    err = capsys.readouterr().err
+    assert f"ctc: warning: the latest run of this condition (run {run_id}) is interrupted" in err
+    assert "finished so far" in _summary_text(tmp_path / "r.xlsx")

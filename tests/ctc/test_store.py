@@ -111,11 +111,21 @@ def test_a_store_of_the_previous_schema_gains_the_new_columns_and_keeps_its_rows
     assert set(NEW_COLUMNS) <= set(COLUMN_NAMES)
     assert {n for n, _ in OLD_COLUMNS} | set(NEW_COLUMNS) == set(COLUMN_NAMES)
     old_store(tmp_path)
-    with Store(tmp_path) as store:
+
+    def columns() -> set[str]:
+        con = sqlite3.connect(tmp_path / FILENAME)
+        names = {name for _, name, *_ in con.execute("PRAGMA table_info(results)")}
+        con.close()
+        return names
+
+    with Store(tmp_path) as store:  # reading: the new columns read as empty, nothing changes
         (kept,) = store.results()
         assert kept["psnr_rgb"] == 30.5 and kept["vmaf"] == 80.0
         assert all(kept[c] is None for c in NEW_COLUMNS)
         assert [r["status"] for r in store.runs()] == ["finished"]
+    assert columns() == {n for n, _ in OLD_COLUMNS}  # the ctc that wrote it can still read it
+    with Store(tmp_path) as store:  # a run writing to it brings it up to date
+        store.begin_run("c", "h" * 64, {})
         store.add_result(row(target_bpp=1.0, psnr_hvs=33.0, nlpd=0.2))
         rows = store.results()
     assert [(r["target_bpp"], r["psnr_hvs"], r["nlpd"]) for r in rows] == [
