@@ -78,6 +78,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress=False if args.no_progress else None,
         frozen=not args.no_frozen,
         max_pixels=args.max_pixels,
+        keep_reconstructions=args.keep_reconstructions,
     )
     for message in summary.codec_errors.values():
         (_error if names else _warn)(f"{message}; skipped")
@@ -90,6 +91,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"{summary.frozen} from frozen anchor results, {summary.done} done now, "
         f"{len(summary.failures)} failed; results in {summary.out}"
     )
+    if summary.reconstructed:
+        summary_line += f"; {summary.reconstructed} reconstructions decoded from kept bitstreams"
     print(f"ctc: {_printable(summary_line)}", file=sys.stderr)
     explicit_codec_failed = bool(names and summary.codec_errors)
     return EXIT_FAILURE if summary.failures or explicit_codec_failed else EXIT_OK
@@ -99,10 +102,21 @@ def cmd_results(args: argparse.Namespace) -> int:
     folder = Path(args.dir)
     if not (folder / FILENAME).is_file():
         raise UsageError(f"no results in {folder} (no {FILENAME})")
+    classes = ()
+    if args.dataset:
+        from ctc.datasets import dataset_classes
+
+        classes = dataset_classes(args.dataset)  # a ManifestError is a usage error
     with Store(folder) as store:
         rows = store.results()
-        records = {r["condition_hash"]: r["record"].get("condition", {}) for r in store.runs()}
+        runs = store.runs()
         failures = store.failures()
+    records = {r["condition_hash"]: r["record"].get("condition", {}) for r in runs}
+    if not classes:  # the classes a run recorded (its dataset's manifest), the latest first
+        from ctc.datasets import classes_from_record
+
+        found = (classes_from_record(r["record"].get("dataset")) for r in reversed(runs))
+        classes = next((c for c in found if c), ())
     if args.csv:
         results.write_csv(rows, sys.stdout)
         return EXIT_OK
@@ -111,7 +125,14 @@ def cmd_results(args: argparse.Namespace) -> int:
     else:
         print(results.format_table(rows, results.ROW_COLUMNS))
         print()
-        print(results.format_table(results.summarize(rows, records), results.SUMMARY_COLUMNS))
+        if classes:
+            lines = results.summarize_classes(rows, records, classes)
+            print(results.format_table(lines, results.CLASS_SUMMARY_COLUMNS))
+            outside = results.unclassified(rows, classes)
+            if outside:
+                print(f"in no class (only in 'all'): {', '.join(outside)}")
+        else:
+            print(results.format_table(results.summarize(rows, records), results.SUMMARY_COLUMNS))
         print()
         from ctc.report.data import codec_label
 
@@ -127,6 +148,24 @@ def cmd_results(args: argparse.Namespace) -> int:
 
 
 URL_SCHEMES = ("http", "https", "ftp", "file")
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from ctc import export
+
+    try:
+        written = export.export(
+            args.dir,
+            args.dest,
+            layout=args.layout,
+            condition=args.condition,
+            codecs=[n for arg in args.codec or [] for n in arg.split(",") if n] or None,
+            force=args.force,
+        )
+    except export.ExportError as e:
+        raise UsageError(str(e)) from None
+    print(f"ctc: {_printable(f'{written} rows exported to {args.dest}')}", file=sys.stderr)
+    return EXIT_OK
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
@@ -194,6 +233,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             complexity_cache=None if args.no_cache else ComplexityCache(),
             remeasure=args.remeasure,
             progress=_complexity_progress,
+            dataset=args.dataset,
             command=" ".join(["ctc", *sys.argv[1:]]),
         )
     except report.ReportError as e:
@@ -427,7 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--dataset",
         type=_nonempty,
         metavar="NAME|DIR",
-        help="skimage, kodak, or a folder of images",
+        help="skimage, kodak, a folder of images, or a dataset manifest (.yaml) with classes",
     )
     p.add_argument("-j", "--jobs", type=_positive_int, default=1, metavar="N",
                    help="parallel worker processes (default 1)")  # fmt: skip
@@ -447,7 +487,39 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="encode anchors even where matching frozen results exist (docs/anchors.md)",
     )
+    p.add_argument(
+        "--keep-reconstructions",
+        action="store_true",
+        help="also keep each decoded image as a PNG under DIR/reconstructions/ (finished jobs "
+        "without one get it by decoding their bitstream); needed by `ctc export`",
+    )
     p.set_defaults(func=cmd_run, writes_stdout=False)
+
+    p = sub.add_parser(
+        "export",
+        help="write a run's bitstreams and reconstructions for another scorer",
+        description="Copy the bitstreams and kept reconstructions of an output folder into "
+        "OUT_DIR/bit/ and OUT_DIR/rec/ under JPEG AI's file names, with OUT_DIR/manifest.csv "
+        "mapping each file to its row (docs/ctc.md, Submission layout).",
+    )
+    p.add_argument("dir", type=_nonempty, metavar="RUN_DIR", help="output folder of `ctc run`")
+    p.add_argument("dest", type=_nonempty, metavar="OUT_DIR", help="folder to write (new or empty)")
+    p.add_argument(
+        "--layout", choices=["jpeg-ai"], required=True, help="file layout and naming: jpeg-ai"
+    )
+    p.add_argument(
+        "--condition", type=_nonempty, metavar="NAME|HASH", help="only this condition's rows"
+    )
+    p.add_argument(
+        "--codec",
+        action="append",
+        metavar="SPEC",
+        help="only this codec's rows, as named in the store (repeatable or comma-separated)",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="write into OUT_DIR even if it is not empty"
+    )
+    p.set_defaults(func=cmd_export, writes_stdout=False)
 
     p = sub.add_parser(
         "results",
@@ -457,6 +529,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("dir", type=_nonempty, metavar="DIR", help="output folder of `ctc run`")
     p.add_argument("--csv", action="store_true", help="every column of every row, as CSV")
+    p.add_argument(
+        "--dataset",
+        type=_nonempty,
+        metavar="MANIFEST",
+        help="dataset manifest (.yaml) whose classes get summary lines of their own, each "
+        "codec and target followed by the overall line (default: the classes the run "
+        "recorded, if any); the images need not be here",
+    )
     p.set_defaults(func=cmd_results, writes_stdout=True)
 
     p = sub.add_parser(
@@ -509,6 +589,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-complexity",
         action="store_true",
         help="do not measure the codecs' complexity (nor read cached measurements)",
+    )
+    p.add_argument(
+        "--dataset",
+        type=_nonempty,
+        metavar="MANIFEST",
+        help="a dataset manifest (.yaml) whose classes get BD-rates of their own (default: the "
+        "classes the run recorded, if any)",
     )
     p.add_argument(
         "--complexity-size",

@@ -1,12 +1,17 @@
 """One job of a CTC run: one codec, one image, one target bpp.
 
 Runs in a worker process (or in the runner's own process with -j 1) and returns the result row;
-it writes only the bitstream file, never the store. bpp is counted from that file as written,
-and the decoder reads it back from the file, so that the row describes exactly what is on disk.
+it writes only the bitstream file (and, when asked, the decoded image as a PNG), never the store.
+bpp is counted from that file as written, and the decoder reads it back from the file, so that
+the row describes exactly what is on disk.
+
+A kept reconstruction lies at a path derived from the bitstream's (`reconstruction_path`), so
+the store needs no column for it and keeping one changes neither a job's key nor its row.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import time
 from dataclasses import dataclass
@@ -14,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from ctc import metrics
 from ctc.codec import Codec
@@ -41,6 +47,7 @@ class Job:
     out: str
     bitstream: str  # relative to `out`
     max_pixels: int | None = MAX_PIXELS  # the run's limit on an original's size (not in the key)
+    keep_reconstruction: bool = False  # also write the decoded image (not in the key)
 
     @property
     def key(self) -> JobKey:
@@ -50,11 +57,54 @@ class Job:
         )  # fmt: skip
 
 
+BITSTREAMS = "bitstreams/"
+RECONSTRUCTIONS = "reconstructions/"
+
+
+def reconstruction_path(bitstream: str) -> str | None:
+    """Where the decoded image of a bitstream is kept, relative to the output folder: the same
+    path under reconstructions/ instead of bitstreams/, its extension replaced by .png. None for
+    a row without a bitstream of its own (a frozen anchor result)."""
+    if not bitstream.startswith(BITSTREAMS):
+        return None
+    rest = bitstream[len(BITSTREAMS) :]
+    folder, _, name = rest.rpartition("/")
+    stem = name.rpartition(".")[0] or name
+    return f"{RECONSTRUCTIONS}{folder}/{stem}.png" if folder else f"{RECONSTRUCTIONS}{stem}.png"
+
+
 def _write_atomically(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """An 8-bit RGB image as a lossless PNG."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def write_reconstruction(out: str | Path, bitstream: str, decoded: np.ndarray) -> Path:
+    """Write `decoded` as the kept reconstruction of `bitstream` (atomically); its path."""
+    rel = reconstruction_path(bitstream)
+    if rel is None:
+        raise JobError(f"{bitstream}: no bitstream of its own, so no reconstruction to keep")
+    path = Path(out) / rel
+    _write_atomically(path, png_bytes(decoded))
+    return path
+
+
+def decode_checked(codec: Codec, name: str, data: bytes, shape: tuple[int, ...]) -> np.ndarray:
+    """`codec.decode(data)` as an array, JobError unless it is uint8 of `shape`."""
+    decoded = np.asarray(codec.decode(data))
+    if decoded.shape != shape or decoded.dtype != np.uint8:
+        raise JobError(
+            f"codec {name!r} decoded {decoded.dtype} {decoded.shape}, expected uint8 {shape}"
+        )
+    return decoded
 
 
 def _time_one_encode(
@@ -113,6 +163,10 @@ def _execute(job: Job, codec: Codec) -> dict[str, Any]:
             f"codec {job.codec!r} decoded {decoded.dtype} {decoded.shape}, "
             f"expected uint8 {image.shape}"
         )
+    if job.keep_reconstruction:
+        write_reconstruction(job.out, job.bitstream, decoded)
+    elif (rec := reconstruction_path(job.bitstream)) is not None:
+        (Path(job.out) / rec).unlink(missing_ok=True)  # one kept before is of another bitstream
     return {
         "codec": job.codec,
         "codec_version": job.codec_version,

@@ -14,6 +14,9 @@ infinite only when every image is lossless).
 The metrics that only some conditions compute (JPEG AI's PSNR-HVS(-M), VIF-P, IW-SSIM, FSIM(c),
 NLPD and the FVC's MS-SSIM YUV: OPTIONAL_METRICS) are left out of a printed table where no line
 has a value; NLPD is a distance (lower is better), its mean is shown as it is.
+
+For a test set with classes (a dataset manifest, ctc.datasets), summarize_classes gives the
+same lines per class, each followed by the overall line (class "all").
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import math
 from collections.abc import Sequence
 from typing import IO, Any
 
+from ctc.datasets import ImageClass, class_of
 from ctc.metrics.aggregate import dataset_psnr
 from ctc.ratecontrol import Tolerance
 from ctc.store import COLUMN_NAMES
@@ -137,3 +141,40 @@ def write_csv(rows: Sequence[dict[str, Any]], stream: IO[str]) -> None:
     writer.writerow(COLUMN_NAMES)
     for r in rows:
         writer.writerow(["" if r.get(c) is None else r[c] for c in COLUMN_NAMES])
+
+
+def summarize_classes(
+    rows: Sequence[dict[str, Any]],
+    conditions: dict[str, dict[str, Any]],
+    classes: Sequence[ImageClass],
+) -> list[dict[str, Any]]:
+    """summarize() of each class's rows (a row is in the class that holds its image name and
+    pixel sha256, ctc.datasets.ImageClass.holds) and of all rows, with a `class` column ("all"
+    for the overall line): per (condition, codec, codec version, target) the class lines in the
+    classes' order, then the overall line. Rows that no class holds count only in "all"."""
+    order = {c.name: n for n, c in enumerate(classes)}
+    lines = []
+    for c in classes:
+        held = [r for r in rows if c.holds(r["image"], r.get("image_sha256"))]
+        lines += [{**line, "class": c.name} for line in summarize(held, conditions)]
+    lines += [{**line, "class": ALL_CLASSES} for line in summarize(rows, conditions)]
+    groups = list(dict.fromkeys(_group(line) for line in summarize(rows, conditions)))
+    rank = {g: n for n, g in enumerate(groups)}
+    return sorted(
+        lines, key=lambda line: (rank[_group(line)], order.get(line["class"], len(order)))
+    )
+
+
+def unclassified(rows: Sequence[dict[str, Any]], classes: Sequence[ImageClass]) -> list[str]:
+    """Images of the rows that no class holds (another name, or other pixels)."""
+    return sorted(
+        {r["image"] for r in rows if class_of(classes, r["image"], r.get("image_sha256")) is None}
+    )
+
+
+def _group(line: dict[str, Any]) -> tuple:
+    return (line["condition"], line["codec"], line["codec_version"], line["target_bpp"])
+
+
+ALL_CLASSES = "all"
+CLASS_SUMMARY_COLUMNS = ("condition", "codec", "class", *SUMMARY_COLUMNS[2:])

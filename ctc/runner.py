@@ -39,8 +39,14 @@ from ctc import metrics
 from ctc.codec import Codec
 from ctc.condition import Condition, load_condition
 from ctc.datasets import Dataset, resolve_dataset
-from ctc.images import MAX_PIXELS
-from ctc.job import Job, execute
+from ctc.images import MAX_PIXELS, load_image
+from ctc.job import (
+    Job,
+    decode_checked,
+    execute,
+    reconstruction_path,
+    write_reconstruction,
+)
 from ctc.registry import CodecLoadError, load_codec, load_codecs
 from ctc.store import JobKey, Store, now
 
@@ -60,6 +66,7 @@ class RunSummary:
     skipped: int
     done: int = 0
     frozen: int = 0  # jobs answered by an anchor's frozen results (ctc.frozen), not encoded
+    reconstructed: int = 0  # finished jobs whose missing kept reconstruction was decoded now
     failures: list[tuple[JobKey, str]] = field(default_factory=list)
     codec_errors: dict[str, str] = field(default_factory=dict)
     rows: list[dict[str, Any]] = field(default_factory=list)
@@ -96,6 +103,7 @@ def plan(
     dataset: Dataset,
     out: Path,
     max_pixels: int | None = MAX_PIXELS,
+    keep_reconstructions: bool = False,
 ) -> tuple[list[Job], dict[str, str]]:
     """Every job of the run, and the dataset's pixel checksums by image name (every image read,
     one at a time, and refused above max_pixels; DatasetError names every unusable one)."""
@@ -114,7 +122,7 @@ def plan(
                 jobs.append(
                     Job(
                         name, ver, image, paths[image], digest, target, condition, str(out), rel,
-                        max_pixels,
+                        max_pixels, keep_reconstructions,
                     )
                 )  # fmt: skip
     return jobs, checksums
@@ -126,6 +134,29 @@ def _is_finished(job: Job, finished: dict[JobKey, Any], out: Path) -> bool:
         return False
     path = out / entry.bitstream
     return path.is_file() and path.stat().st_size == entry.bytes
+
+
+def _missing_reconstructions(
+    jobs: list[Job], finished: dict[JobKey, Any], out: Path
+) -> list[tuple[Job, str]]:
+    """Finished jobs (their own bitstream intact) whose kept reconstruction is not there, with
+    their bitstream paths."""
+    missing = []
+    for job in jobs:
+        if _is_finished(job, finished, out):
+            bitstream = finished[job.key].bitstream
+            rec = reconstruction_path(bitstream)
+            if rec is not None and not (out / rec).is_file():
+                missing.append((job, bitstream))
+    return missing
+
+
+def _reconstruct(job: Job, bitstream: str, codec: Codec, out: Path) -> None:
+    """Decode a finished job's kept bitstream and keep the result as its reconstruction (the
+    row is left as it is: the decoder is deterministic, so this is what the row measured)."""
+    data = (out / bitstream).read_bytes()
+    shape = load_image(job.image_path, max_pixels=job.max_pixels).shape
+    write_reconstruction(out, bitstream, decode_checked(codec, job.codec, data, shape))
 
 
 def _refuse_changed_images(finished: dict[JobKey, Any], checksums: dict[str, str], out: Path):
@@ -236,7 +267,11 @@ def _record(
     return {
         "condition": condition.to_dict(),
         "condition_hash": condition.hash,
-        "dataset": {"name": dataset.name, "pixel_sha256": checksums},
+        "dataset": {
+            "name": dataset.name,
+            "pixel_sha256": checksums,
+            **({"classes": dataset.class_record()} if dataset.classes else {}),
+        },
         "codecs": {name: codec.version() for name, codec in codecs.items()},
         "tools": metrics.tool_versions() if "vmaf" in condition.metrics else {},
         "ctc_version": ctc_version,
@@ -257,6 +292,7 @@ def run(
     progress: bool | None = None,
     frozen: bool = True,
     max_pixels: int | None = MAX_PIXELS,
+    keep_reconstructions: bool = False,
 ) -> RunSummary:
     """Run a condition (name, path or Condition) and return what was done.
 
@@ -267,7 +303,9 @@ def run(
     (None: also when stderr is not a terminal, redrawn every 30 s). frozen: answer an anchor's
     jobs from its matching frozen results (ctc.frozen) instead of encoding; False encodes all.
     max_pixels: the largest original (width x height) read, None for no limit; a larger one is
-    named in the DatasetError raised before any job starts.
+    named in the DatasetError raised before any job starts. keep_reconstructions: every job
+    also keeps its decoded image as a PNG (ctc.job.reconstruction_path); finished jobs that lack
+    one get it by decoding their kept bitstream, without encoding again or changing their rows.
     """
     cond = condition if isinstance(condition, Condition) else load_condition(condition)
     names = list(dict.fromkeys(codecs or (*cond.codecs, *cond.anchors)))
@@ -280,7 +318,7 @@ def run(
         reasons = "; ".join(str(e) for e in errors.values())
         raise RunError(f"no codec could be loaded: {reasons}")
     with _locked(folder), Store(folder) as store:
-        all_jobs, checksums = plan(cond, loaded, data, folder, max_pixels)
+        all_jobs, checksums = plan(cond, loaded, data, folder, max_pixels, keep_reconstructions)
         finished = store.finished(cond.hash)
         _refuse_changed_images(finished, checksums, folder)
         available = frozen_results.matching(all_jobs, loaded) if frozen else {}
@@ -311,7 +349,16 @@ def run(
                 store.add_result({**row, "run_id": run_id, "finished_at": now()})
         summary.frozen = len(stand_ins)
         status = "interrupted"
+        missing = (
+            _missing_reconstructions(all_jobs, finished, folder) if keep_reconstructions else []
+        )
         try:
+            for job, bitstream in missing:
+                try:
+                    _reconstruct(job, bitstream, loaded[job.codec], folder)
+                    summary.reconstructed += 1
+                except Exception as e:  # the row stays; the run goes on
+                    summary.failures.append((job.key, f"reconstruction: {type(e).__name__}: {e}"))
             with closing(_execute_all(todo, loaded, jobs)) as outcomes:  # ends workers on errors
                 for job, row, error in outcomes:
                     if error is None:

@@ -8,16 +8,24 @@ conditions, written as one .xlsx workbook (openpyxl) and PNG plots next to it.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ctc.complexity_cache import ComplexityCache
-from ctc.report.data import ReportData, ReportError, add_anchors, load
+from ctc.datasets import DatasetError
+from ctc.report.data import ReportData, ReportError, add_anchors, load, use_classes
 from ctc.report.plots import write_plots
-from ctc.report.summary import BDRow, CodecSummary, bd_rows, codec_summaries
+from ctc.report.summary import (
+    BDRow,
+    ClassBDRow,
+    CodecSummary,
+    bd_rows,
+    class_bd_rows,
+    codec_summaries,
+)
 from ctc.report.workbook import AGGREGATION_LABELS, METHOD_LABELS, write_workbook
 
 __all__ = ["Report", "ReportError", "build_report", "largest_picture", "measure_codecs"]
@@ -35,6 +43,8 @@ class Report:
     summaries: list[CodecSummary]
     complexity: list[dict[str, Any]]
     results_sheets: dict[str, str]
+    class_bd: list[ClassBDRow] = field(default_factory=list)
+    """Per class of the test set, then overall (class "all"); [] when it has no classes."""
 
 
 ComplexityProgress = Callable[[str, str], None]
@@ -160,6 +170,7 @@ def build_report(
     progress: ComplexityProgress | None = None,
     plots: bool = True,
     command: str = "",
+    dataset: str | Path | None = None,
 ) -> Report:
     """Read a run folder's store and write the workbook (default FOLDER/report.xlsx) and plots.
 
@@ -169,7 +180,9 @@ def build_report(
     every other codec of the run that loads here takes its measurement from complexity_cache
     (None: no cache; `ctc report` passes ComplexityCache()) unless `remeasure`, or is measured
     on complexity_picture (default: the size of the run's largest image) and cached; progress
-    is told each step (see measure_codecs). Raises ReportError for what cannot be reported.
+    is told each step (see measure_codecs). dataset: a manifest file (.yaml) whose classes get
+    BD-rates of their own (a "BD per class" sheet); default: the classes the run recorded, if
+    any. Raises ReportError for what cannot be reported.
     """
     if method not in METHOD_LABELS:
         raise ReportError(f"method must be one of {tuple(METHOD_LABELS)}, not {method!r}")
@@ -178,6 +191,10 @@ def build_report(
             f"aggregation must be one of {tuple(AGGREGATION_LABELS)}, not {aggregation!r}"
         )
     data = load(folder, condition)
+    try:
+        use_classes(data, dataset)
+    except DatasetError as e:
+        raise ReportError(str(e)) from None
     if not anchors:
         anchors = [a for a in data.condition.get("anchors", []) if a in data.rows]
         if not anchors:
@@ -188,6 +205,7 @@ def build_report(
     labels = add_anchors(data, anchors)
     bd = bd_rows(data, labels, method)
     summaries = codec_summaries(data, labels)
+    class_bd = class_bd_rows(data, labels, method, overall=bd)
     if measure or complexity:
         complexity, notes = measure_codecs(
             data, complexity_picture, complexity_repeat, given=complexity or (),
@@ -200,6 +218,7 @@ def build_report(
     sheets = write_workbook(
         out, data, labels, bd, summaries, method=method, aggregation=aggregation,
         complexity=list(complexity), complexity_notes=notes, command=command,
+        class_bd=class_bd,
     )  # fmt: skip
     written = write_plots(data, labels, out.parent, out.stem) if plots else []
-    return Report(out, written, data, labels, bd, summaries, list(complexity), sheets)
+    return Report(out, written, data, labels, bd, summaries, list(complexity), sheets, class_bd)

@@ -1,9 +1,11 @@
 """The rows a report is made of: one condition of a run's store, one version per codec, plus
-anchor rows read from CSV files (frozen anchor results in the `ctc results --csv` format)."""
+anchor rows read from CSV files (frozen anchor results in the `ctc results --csv` format), and
+the classes of the test set where it has them (use_classes)."""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import functools
 import importlib.util
 from collections.abc import Callable, Sequence
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ctc.bdrate import Curve
+from ctc.datasets import ImageClass, classes_from_record, dataset_classes
 from ctc.store import FILENAME, RESULT_COLUMNS, Store
 
 
@@ -82,6 +85,7 @@ class ReportData:
     anchor_sources: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     unfinished: str | None = None  # why the rows may be partial: the latest run did not finish
+    classes: tuple[ImageClass, ...] = ()  # the test set's classes (use_classes), () for none
 
     @property
     def codecs(self) -> list[str]:
@@ -173,6 +177,43 @@ def load(folder: str | Path, condition: str | None = None) -> ReportData:
         notes=notes,
         unfinished=unfinished,
     )
+
+
+def use_classes(data: ReportData, manifest: str | Path | None = None) -> tuple[ImageClass, ...]:
+    """Set and return the classes of the reported dataset: those of a manifest file when given
+    (the images need not be here), else those the run recorded (its dataset's "classes"), else
+    none. Images of the rows that no class holds (another name, or other pixels) are named in
+    `notes`; they count in the overall BD-rates only."""
+    if manifest is not None:
+        classes = dataset_classes(manifest)
+    else:
+        found = (classes_from_record(r["record"].get("dataset")) for r in reversed(data.runs))
+        classes = next((c for c in found if c), ())
+    data.classes = tuple(classes)
+    if classes:
+        outside = sorted(
+            {
+                r["image"]
+                for rows in data.rows.values()
+                for r in rows
+                if not any(c.holds(r["image"], r.get("image_sha256")) for c in classes)
+            }
+        )
+        if outside:
+            data.notes.append(
+                f"images in no class of the dataset (in the overall BD-rates only): "
+                f"{', '.join(outside)}"
+            )
+    return data.classes
+
+
+def class_data(data: ReportData, image_class: ImageClass) -> ReportData:
+    """The report data of one class: every codec's rows of the images the class holds."""
+    rows = {
+        codec: [r for r in codec_rows if image_class.holds(r["image"], r.get("image_sha256"))]
+        for codec, codec_rows in data.rows.items()
+    }
+    return dataclasses.replace(data, rows=rows, notes=[], classes=(image_class,))
 
 
 def codec_label(codec: str, version: str) -> str:

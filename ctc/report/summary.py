@@ -8,6 +8,9 @@ report EncT and DecT (JVET-M1006 / JCTVC-L1100 templates): each row's times are 
 its final knob value and one decode (ctc.job), so the ratio compares like with like; pairs whose
 anchor times come from frozen results or a CSV file (another day, maybe another machine) are
 counted so that the report can say so.
+
+For a test set with classes (ReportData.classes), class_bd_rows gives the same BD rows for each
+class, its images taken as one dataset of their own (both aggregations, every range).
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ from ctc.bdrate import (
     describe_left_out,
     msssim_db,
 )
+from ctc.datasets import ImageClass
 from ctc.frozen import is_frozen
-from ctc.report.data import Metric, ReportData, curves
+from ctc.report.data import Metric, ReportData, class_data, curves
 
 RANGES: tuple[str, ...] = ("low", "high", "all")
 RANGE_LABELS = {"low": "0.06–0.5 bpp", "high": "0.25–1.5 bpp", "all": "all points"}
@@ -253,3 +257,39 @@ def average_curve(rows: Sequence[dict[str, Any]], metric: Metric) -> list[Averag
         bpp = float(np.mean([r["bpp"] for r in group]))
         points.append(AveragePoint(target, bpp, quality, len(group)))
     return points
+
+
+@dataclass
+class ClassBDRow:
+    """BD-rate of one codec against one anchor for one metric over one class's images (their
+    own dataset for ctc.bdrate.bd_dataset); image_class None: the overall row (every image)."""
+
+    image_class: ImageClass | None
+    row: BDRow
+
+    @property
+    def class_name(self) -> str:
+        return self.image_class.name if self.image_class else "all"
+
+
+def class_bd_rows(
+    data: ReportData,
+    anchors: Sequence[str],
+    method: str = "pchip",
+    overall: Sequence[BDRow] | None = None,
+) -> list[ClassBDRow]:
+    """Per class (data.classes, in order): bd_rows of that class's rows alone; then the overall
+    rows (`overall`, default bd_rows of all the data). [] where the data has no classes."""
+    if not data.classes:
+        return []
+    out = []
+    for image_class in data.classes:
+        sub = class_data(data, image_class)
+        codecs = [c for c in sub.codecs if sub.rows[c]]
+        if not any(a in codecs for a in anchors):
+            continue
+        sub.rows = {c: sub.rows[c] for c in codecs}
+        present = [a for a in anchors if a in sub.rows]
+        out += [ClassBDRow(image_class, r) for r in bd_rows(sub, present, method)]
+    overall = bd_rows(data, anchors, method) if overall is None else overall
+    return out + [ClassBDRow(None, r) for r in overall]

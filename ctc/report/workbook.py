@@ -44,7 +44,7 @@ from ctc.report.style import (
     write_header,
     write_row,
 )
-from ctc.report.summary import RANGE_LABELS, RANGES, BDCell, BDRow, CodecSummary
+from ctc.report.summary import RANGE_LABELS, RANGES, BDCell, BDRow, ClassBDRow, CodecSummary
 
 AGGREGATION_LABELS = {
     "per_image_mean": "per-image mean (BD per image, then the mean: FVC/NIC workbook)",
@@ -112,13 +112,18 @@ def write_workbook(
     complexity: Sequence[dict[str, Any]],
     complexity_notes: Sequence[str] = (),
     command: str = "",
+    class_bd: Sequence[ClassBDRow] = (),
 ) -> dict[str, str]:
-    """Write the workbook; returns the sheet name of each codec's results sheet."""
+    """Write the workbook; returns the sheet name of each codec's results sheet. class_bd: the
+    BD rows per class of a test set with classes (summary.class_bd_rows), on a "BD per class"
+    sheet after "BD per image"; none: no such sheet."""
     wb = Workbook()
     summary = wb.active
     summary.title = "Summary"
     _summary(summary, data, anchors, bd, summaries, method, aggregation)
     _bd_per_image(wb.create_sheet("BD per image"), bd, method)
+    if class_bd:
+        write_bd_per_class(wb.create_sheet("BD per class"), class_bd)
     results_sheets = {}
     for codec in data.codecs:
         name = sheet_name(f"Results {codec}", wb.sheetnames)
@@ -136,6 +141,7 @@ PRINT_TITLES = {
     # sheet: (rows repeated on every printed page, columns repeated on pages across)
     "Summary": ("4:5", "A:C"),
     "BD per image": ("1:1", "A:D"),
+    "BD per class": ("1:1", "A:F"),
     "RD data": ("1:1", None),
     "Complexity": ("2:2", "A:A"),
     "Conditions": ("1:1", "A:A"),
@@ -478,6 +484,42 @@ def _bd_per_image(ws: Worksheet, bd: Sequence[BDRow], method: str) -> None:
     ws.freeze_panes = "E2"
     fit_columns(ws)
     del method
+
+
+def write_bd_per_class(ws: Worksheet, class_bd: Sequence[ClassBDRow]) -> None:
+    """One line per class, codec, anchor and metric, then the overall lines (class "all"):
+    the class's images, the per-image-mean and average-curve BD-rates over each range (each
+    class's images taken as a dataset of their own), and why a value is missing or which images
+    are left out or flagged."""
+    headers = ["Class", "Description", "Codec", "Anchor", "Metric", "Images"]
+    headers += [f"BD-rate per-image mean, {RANGE_LABELS[r]} (%)" for r in RANGES]
+    headers += [f"BD-rate average curve, {RANGE_LABELS[r]} (%)" for r in RANGES]
+    headers += ["Notes"]
+    write_header(ws, 1, headers)
+    formats = [None] * 5 + ["int"] + ["pct"] * 6 + [None]
+    for n, item in enumerate(class_bd, start=2):
+        r, c = item.row, item.image_class
+        cells = [r.cells[b] for b in RANGES]
+        values: list[Any] = [
+            item.class_name, c.description if c else "every image", r.codec, r.anchor,
+            r.metric.label, cells[-1].images,
+        ]  # fmt: skip
+        values += [cell.per_image_mean for cell in cells]
+        values += [cell.average_curve for cell in cells]
+        notes = []
+        if r.left_out:
+            notes.append(f"without {r.metric.label} for both: {', '.join(r.left_out)}")
+        for b, cell in zip(RANGES, cells, strict=True):
+            flagged = sorted({*cell.outliers, *cell.low_overlap})
+            what = [x for x in (cell.error, cell.left_out_note) if x]
+            if flagged:
+                what.append(f"flagged: {', '.join(flagged)}")
+            if what:
+                notes.append(f"{RANGE_LABELS[b]}: {'; '.join(what)}")
+        values.append(" | ".join(notes) or None)
+        write_row(ws, n, values, formats)
+    ws.freeze_panes = "G2"
+    fit_columns(ws)
 
 
 def _results(ws: Worksheet, data: ReportData, codec: str) -> None:
