@@ -50,3 +50,14 @@ def cache_folder(tmp_path, monkeypatch) -> Path:
     folder = tmp_path / "cache"
     monkeypatch.setenv(ENV, str(folder))
     return folder
+
+
+@pytest.fixture(scope="session")
+def luma_pair() -> tuple[np.ndarray, np.ndarray]:
+    """JPEG AI luma of scikit-image's astronaut and of its Pillow JPEG quality-30 decode."""
+    from ctc_testing import ASTRONAUT_Q30
+
+    from ctc.metrics.jpegai_luma import jpeg_ai_luma
+
+    decoded = np.asarray(Image.open(ASTRONAUT_Q30).convert("RGB"))
+    return jpeg_ai_luma(skdata.astronaut()), jpeg_ai_luma(decoded)

@@ -3,9 +3,11 @@ knob whose rate falls as it grows, and a codec that does its own rate matching).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import struct
 import time
+import warnings
 import zlib
 from pathlib import Path
 
@@ -124,3 +126,24 @@ def write_condition(folder: Path, **overrides) -> Path:
     path = folder / f"{spec['name']}.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path
+
+
+ASTRONAUT_Q30 = Path(__file__).parent / "data" / "astronaut-jpeg-q30.png"
+"""scikit-image's astronaut as Pillow's JPEG quality 30 decodes it: the metric reference pair."""
+
+
+def noisy_plane(plane: np.ndarray, sigma: float, peak: float = 1023.0, seed: int = 0) -> np.ndarray:
+    """`plane` plus Gaussian noise of `sigma`, rounded and clipped to [0, peak] (seeded)."""
+    rng = np.random.default_rng(seed)
+    return np.clip(plane + rng.normal(0.0, sigma, plane.shape), 0, peak).round()
+
+
+@contextlib.contextmanager
+def quiet_bd():
+    """Silence the dataset BD warnings where a test checks the numbers, not the warnings."""
+    from ctc.bdrate import LeftOutWarning, LowOverlapWarning, OutlierWarning
+
+    with warnings.catch_warnings():
+        for category in (LowOverlapWarning, LeftOutWarning, OutlierWarning):
+            warnings.simplefilter("ignore", category)
+        yield

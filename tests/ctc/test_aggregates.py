@@ -2,20 +2,19 @@
 report's BD cells and the means of `ctc results`, on a real run with a flat image that a codec
 codes losslessly and on curves built to dip, to collapse to one point, or to crowd."""
 
-import contextlib
 import math
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+from ctc_testing import quiet_bd
 from PIL import Image
 
 from ctc.bdrate import (
     OUTLIER_PERCENT,
     Curve,
     LeftOutWarning,
-    LowOverlapWarning,
     OutlierWarning,
     bd_dataset,
     bd_quality,
@@ -32,15 +31,6 @@ from ctc.store import Store
 
 TARGETS = [0.06, 0.12, 0.25, 0.5, 1.0, 1.5]
 METHODS = ["pchip", "cubic", "akima"]
-
-
-@contextlib.contextmanager
-def _quiet():
-    """Silence the dataset warnings where a test checks the result, not the warning."""
-    with warnings.catch_warnings():
-        for category in (LowOverlapWarning, LeftOutWarning, OutlierWarning):
-            warnings.simplefilter("ignore", category)
-        yield
 
 
 # --- a real run: a flat image that one codec codes losslessly ------------------------------
@@ -76,7 +66,7 @@ def test_flat_lossless_image_keeps_the_dataset_bd(flat_run, tmp_path):
     flat = [r for r in rows if r["image"] == "flat" and r["codec"] == "quantzlib"]
     assert flat and all(r["msssim_rgb"] == 1.0 and r["psnr_rgb"] == math.inf for r in flat)
 
-    with _quiet():
+    with quiet_bd():
         report = build_report(flat_run, ["jpeg"], tmp_path / "r.xlsx", measure=False, plots=False)
     by_metric = {r.metric.column: r for r in report.bd}
     msssim, psnr = by_metric["msssim_rgb"].cells["all"], by_metric["psnr_rgb"].cells["all"]
@@ -88,7 +78,7 @@ def test_flat_lossless_image_keeps_the_dataset_bd(flat_run, tmp_path):
     # The average curve averages linear MS-SSIM, 1 included: its mean stays below 1.
     assert msssim.average_curve is not None and "flat" not in msssim.average_curve_left_out
     curves = {codec: _curves(rows, codec, "msssim_rgb") for codec in ("jpeg", "quantzlib")}
-    with _quiet():  # these small crops give low-overlap, outlier curves: flagged, not checked
+    with quiet_bd():  # these small crops give low-overlap, outlier curves: flagged, not checked
         mean_of_three = np.mean(
             [
                 bd_rate(*curves["jpeg"][i][:2], *curves["quantzlib"][i][:2], msssim_linear=True)
@@ -104,7 +94,7 @@ def test_flat_lossless_image_keeps_the_dataset_bd(flat_run, tmp_path):
         for codec in curves
     }
     assert np.all(average["quantzlib"][1] < 1.0)
-    with _quiet():
+    with quiet_bd():
         expected = bd_rate(*average["jpeg"], *average["quantzlib"], msssim_linear=True)
     assert msssim.average_curve == pytest.approx(expected, rel=1e-12)
 
@@ -267,7 +257,7 @@ def test_msssim_one_stays_in_the_average_curve_below_one():
     rates = [0.06, 0.12, 0.25, 0.5]
     anchor = {"a": (rates, [0.90, 0.94, 0.96, 0.98]), "flat": (rates, [0.99, 0.999, 1.0, 1.0])}
     test = {"a": (rates, [0.92, 0.95, 0.97, 0.985]), "flat": (rates, [0.995, 1.0, 1.0, 1.0])}
-    with _quiet():
+    with quiet_bd():
         result = bd_dataset(anchor, test, delta="quality", msssim_linear=True)
     assert "MS-SSIM is 1" in result.left_out["flat"]
     assert result.average_curve_left_out == {}
@@ -317,7 +307,7 @@ def test_an_average_curve_that_cannot_be_used_keeps_the_per_image_mean():
         "b": Curve([0.06, 0.12, 0.6, 0.45], [30.0, 32.0, 37.0, 35.0], targets),
     }
     test = {k: Curve(0.9 * c.rate, c.quality, targets) for k, c in anchor.items()}
-    with _quiet():
+    with quiet_bd():
         result = bd_dataset(anchor, test, aggregation="average_curve")
     assert result.per_image_mean == pytest.approx(-10.0)
     assert result.average_curve is None

@@ -2,20 +2,19 @@
 `ctc results` and per-class BD-rates in the report, checked against ctc.bdrate.bd_dataset on
 each class's images alone."""
 
-import contextlib
 import re
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from ctc_testing import quiet_bd
 from openpyxl import load_workbook
 from PIL import Image
 from skimage import data as skdata
 
 from ctc import datasets
-from ctc.bdrate import LeftOutWarning, LowOverlapWarning, OutlierWarning, bd_dataset
+from ctc.bdrate import bd_dataset
 from ctc.cli import main
 from ctc.datasets import (
     DatasetError,
@@ -51,15 +50,6 @@ def class_folder(tmp_path, crops):
         descriptions={"A": "people and things", "B": "cats"},
     )
     return folder, manifest, pictures
-
-
-@contextlib.contextmanager
-def _quiet():
-    """Silence the dataset BD warnings where a test checks the numbers."""
-    with warnings.catch_warnings():
-        for category in (LowOverlapWarning, LeftOutWarning, OutlierWarning):
-            warnings.simplefilter("ignore", category)
-        yield
 
 
 # --- the manifest -----------------------------------------------------------------------------
@@ -269,7 +259,7 @@ def test_results_dataset_option_errors(class_run, tmp_path, capsys):
 
 def test_report_bd_per_class_is_bd_of_the_class_alone(class_run, tmp_path):
     out, manifest = class_run
-    with _quiet():
+    with quiet_bd():
         report = build_report(out, ["jpeg"], tmp_path / "r.xlsx", measure=False, plots=False,
                               dataset=manifest)  # fmt: skip
     with Store(out) as store:
@@ -293,7 +283,7 @@ def test_report_bd_per_class_is_bd_of_the_class_alone(class_run, tmp_path):
                   if images is None or i in images}  # fmt: skip
         test = {i: c for i, c in curves(by_codec["quantzlib"], metric).items()
                 if images is None or i in images}  # fmt: skip
-        with _quiet():
+        with quiet_bd():
             expected = bd_dataset(anchor, test, bpp_range="all", msssim_linear=metric.msssim)
         cell = item.row.cells["all"]
         assert cell.images == len(anchor)
@@ -319,7 +309,7 @@ def test_report_without_classes_has_no_class_sheet(class_folder, tmp_path, test_
     code = main(["run", str(condition), "--codec", "jpeg,quantzlib", "--dataset", str(folder),
                  "--out", str(out), "--no-progress"])  # fmt: skip
     assert code == 0
-    with _quiet():
+    with quiet_bd():
         report = build_report(out, ["jpeg"], tmp_path / "r.xlsx", measure=False, plots=False)
     assert report.class_bd == []
     assert "BD per class" not in load_workbook(tmp_path / "r.xlsx").sheetnames
@@ -340,7 +330,7 @@ def test_recorded_classes_are_used_without_the_manifest(class_run, tmp_path, cap
     assert main(["results", str(out)]) == 0
     text = capsys.readouterr().out
     assert "in no class (only in 'all'): cat2" in text
-    with _quiet():
+    with quiet_bd():
         report = build_report(out, ["jpeg"], tmp_path / "r.xlsx", measure=False, plots=False)
     b = next(i for i in report.class_bd if i.class_name == "B")
     assert b.row.cells["all"].images == 1

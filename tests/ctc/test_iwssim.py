@@ -1,30 +1,21 @@
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from PIL import Image
-from skimage import data as skdata
+from ctc_testing import noisy_plane
 
 from ctc.metrics import iwssim
 from ctc.metrics.iwssim import MIN_SIDE, iw_ssim, laplacian_pyramid
-from ctc.metrics.jpegai_luma import jpeg_ai_luma
 from ctc.metrics.vif import pad_to
-
-DECODE = Path(__file__).parent / "data" / "astronaut-jpeg-q30.png"
 
 
 @pytest.fixture(scope="module")
-def pair() -> tuple[np.ndarray, np.ndarray]:
-    """JPEG AI luma of scikit-image's astronaut and of its Pillow JPEG quality-30 decode."""
-    decoded = np.asarray(Image.open(DECODE).convert("RGB"))
-    return jpeg_ai_luma(skdata.astronaut()), jpeg_ai_luma(decoded)
+def pair(luma_pair) -> tuple[np.ndarray, np.ndarray]:
+    return luma_pair
 
 
 def noisy(plane: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return np.clip(plane + rng.normal(0.0, sigma, plane.shape), 0, 1023).round()
+    return noisy_plane(plane, sigma, seed=seed)
 
 
 def test_jpeg_ai_reference_value(pair):
