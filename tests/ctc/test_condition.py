@@ -14,6 +14,11 @@ def test_bundled_conditions_load():
     cfe = load_condition("jpeg_ai_cfe")
     assert cfe.targets_bpp == (0.06, 0.12, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
     assert cfe.tolerance.max_percent == 15 and cfe.bit_depth == 10
+    ctc = load_condition("jpeg_ai_ctc")
+    assert ctc.targets_bpp == (0.12, 0.25, 0.5, 0.75, 1.0) and ctc.bit_depth == 10
+    jpeg_ai_set = {"msssim_y", "vmaf", "vif_p", "fsim", "psnr_hvs", "iw_ssim", "nlpd"}
+    assert jpeg_ai_set <= set(ctc.metrics) and ctc.metrics["nlpd"] == {"variant": "jpeg_ai"}
+    assert ctc.anchors == ("vvc", "bpg", "jpeg")
     quick = load_condition("quick")
     assert quick.dataset == "skimage" and len(quick.targets_bpp) == 3
     assert "jpeg" in quick.anchors
