@@ -549,6 +549,15 @@ def _versions() -> dict[str, str]:
     return out
 
 
+CONDITION_FIELDS = {
+    "tolerance_scope": "tolerance.scope",
+    "max_encodes": "rate_control.max_encodes",
+    "matrix": "colour.matrix",
+    "bit_depth": "colour.bit_depth",
+}
+"""A run record's condition fields (ctc.condition.Condition) as a condition file names them."""
+
+
 def _conditions(
     ws: Worksheet, data: ReportData, method: str, aggregation: str, command: str
 ) -> None:
@@ -581,7 +590,7 @@ def _conditions(
     pair("run folder", str(data.folder))
     pair("condition hash", data.condition_hash)
     for key, value in flatten(data.condition):
-        pair(f"condition: {key}", value)
+        pair(f"condition: {CONDITION_FIELDS.get(key, key)}", value)
 
     section("Codecs (what runs)")
     for codec in data.codecs:
