@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 
 import yaml
 
+from ctc import yamlfile
 from ctc.metrics import METRICS, OPTIONS, MetricConfig
 from ctc.metrics.colour import KR_KB
 from ctc.ratecontrol import Tolerance
@@ -224,7 +225,7 @@ def load_condition(name_or_path: str | Path) -> Condition:
                 "and not a file"
             )
     try:
-        data = yaml.safe_load(source.read_text(encoding="utf-8"))
+        data = yamlfile.load(source.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
         raise ConditionError(f"{origin}: cannot read: {str(e).splitlines()[0]}") from None
     return parse_condition(data, origin)

@@ -75,14 +75,18 @@ def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
 
 
 def _mean(values: list[float | None]) -> tuple[float | None, dict[str, int]]:
-    """Mean of the finite values (None when there are none), and how many infinite or NaN
-    values it left out, by kind ("inf", "-inf", "nan"); missing values (None) are not counted."""
+    """Mean of the finite values (None when there are none), and how many values it left out,
+    by kind ("inf", "-inf", "nan", and "undefined": a value missing where other rows of the
+    group have one, such as VIF-P of a flat original, stored empty); a column no row has is
+    not counted."""
     present = [v for v in values if v is not None]
     finite = [v for v in present if math.isfinite(v)]
     left_out: dict[str, int] = {}
     for v in present:
         if not math.isfinite(v):
             left_out[str(float(v))] = left_out.get(str(float(v)), 0) + 1
+    if present and len(present) < len(values):
+        left_out["undefined"] = len(values) - len(present)
     return (sum(finite) / len(finite) if finite else None), left_out
 
 

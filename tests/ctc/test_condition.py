@@ -103,3 +103,10 @@ def test_unreadable_or_missing_files(tmp_path):
         load_condition(tmp_path / "list.yaml")
     with pytest.raises(ConditionError, match="no condition 'nope'"):
         load_condition("nope")
+
+
+def test_a_key_written_twice_is_an_error_not_silently_the_last(tmp_path):
+    path = tmp_path / "twice.yaml"
+    path.write_text(write_condition(tmp_path).read_text() + "targets_bpp: [0.5]\n")
+    with pytest.raises(ConditionError, match="duplicate key 'targets_bpp'"):
+        load_condition(path)

@@ -358,3 +358,14 @@ def test_a_run_on_a_manifest_records_its_classes_for_results_and_reports(class_r
                  str(tmp_path / "r.xlsx")])  # fmt: skip
     assert code == 0
     assert "BD per class" in load_workbook(tmp_path / "r.xlsx").sheetnames
+
+
+def test_a_class_written_twice_is_an_error_not_silently_the_last(tmp_path):
+    path = tmp_path / "twice.yaml"
+    zeros = "0" * 64
+    path.write_text(
+        f"name: t\nclasses:\n  A: {{images: {{a.png: '{zeros}'}}}}\n"
+        f"  A: {{images: {{b.png: '{zeros}'}}}}\n"
+    )
+    with pytest.raises(DatasetError, match="duplicate key 'A'"):
+        resolve_dataset(path)

@@ -65,7 +65,8 @@ def test_means_leave_out_infinite_values_and_say_how_many():
     assert line["psnr_rgb"] == pytest.approx((group[1]["psnr_rgb"] + group[2]["psnr_rgb"]) / 2)
     assert line["msssim_rgb_db"] == pytest.approx(25.0)
     assert line["vmaf"] is None  # no finite value: no mean
-    assert line["left_out"] == "inf: psnr_rgb 1, msssim_rgb_dB 1; nan: vmaf 1"
+    # vmaf: NaN in one row, empty in the two others (undefined there, as VIF-P of a flat image)
+    assert line["left_out"] == "inf: psnr_rgb 1, msssim_rgb_dB 1; nan: vmaf 1; undefined: vmaf 2"
     # The dataset PSNR pools squared errors: the lossless image counts, with 0.
     assert line["psnr_clic"] == pytest.approx(dataset_psnr([0, 600, 900], [300] * 3))
     assert summarize(rows([1.0], [300]), record("per_image"))[0]["left_out"] is None
