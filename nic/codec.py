@@ -9,8 +9,9 @@ crops the padding away.
 decode trusts nothing in a stream: the header may only name a registered zoo model by its index
 (a model file is used only when the caller passes it), the image size must fit a pixel budget
 before anything is allocated, the sub-streams must be long enough for their symbols before any
-is decoded, and every sub-stream must be exactly what the encoder writes for its symbols. Every
-refusal is a BitstreamError.
+is decoded, and every sub-stream must be exactly what the encoder writes for the symbols it
+decodes to (an altered sub-stream that happens to be that for other symbols decodes like any
+valid one; docs/codec.md, "Exact payload"). Every refusal is a BitstreamError.
 """
 
 from __future__ import annotations

@@ -17,8 +17,9 @@ without their bypass coder.
 
 The decoder accepts only what the encoder writes: a sub-stream too short to hold its symbols is
 refused before decoding, and the decoded symbols must re-encode to exactly the sub-stream's
-bytes, so a cut, padded, spliced or otherwise altered sub-stream is refused instead of decoding
-to other pixels.
+bytes, so a padded sub-stream is always refused, and a cut, spliced or otherwise altered one is
+refused unless it happens to be exactly the coder's output for other symbols (rare; such a
+sub-stream is indistinguishable from a valid one).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The decoder's contract on hostile input: any byte string, and any mutation of a real stream
 (re-packed with a valid CRC or not), decodes to an image of the header's size or raises
 BitstreamError, quickly and without growing memory; a stream whose payload is not exactly what the
-encoder wrote never decodes.
+encoder wrote is refused unless it happens to be the range coder's exact output for other
+symbols (then it decodes like any valid stream).
 
 Hypothesis runs derandomized, with no deadline and no example database when CI=true.
 """
@@ -114,13 +115,14 @@ def _words(data: bytes) -> list[bytes]:
 
 
 @st.composite
-def payload_mutations(draw):
+def payload_mutations(draw, kinds: tuple[str, ...]):
     """(stream, mutated z, mutated y): sub-streams cut at a word, emptied, swapped, spliced,
-    extended or with words replaced; always different from the original payload."""
+    extended or with words replaced (the kinds asked for); always different from the original
+    payload."""
     stream = draw(st.sampled_from(STREAMS)).read_bytes()
     header, (z, y) = unpack(stream)
     subs = [z, y]
-    kind = draw(st.sampled_from(["cut", "empty", "swap", "splice", "extend", "replace"]))
+    kind = draw(st.sampled_from(kinds))
     which = draw(st.integers(0, 1))
     words = _words(subs[which])
     if kind == "cut":
@@ -144,12 +146,28 @@ def payload_mutations(draw):
     return header, subs
 
 
-@given(payload_mutations())
+@given(payload_mutations(("extend", "empty")))
 @CONTRACT
-def test_an_altered_payload_with_a_valid_crc_never_decodes(mutation):
+def test_a_padded_or_emptied_payload_with_a_valid_crc_never_decodes(mutation):
+    """Bytes the range decoder never reads, or too few for the symbols: always refused."""
     header, (z, y) = mutation
     with pytest.raises(BitstreamError):
         codec.decode(_repack(header, z, y), max_pixels=SMALL_BUDGET)
+
+
+@given(payload_mutations(("cut", "swap", "splice", "replace")))
+@CONTRACT
+def test_an_otherwise_altered_payload_is_refused_or_is_a_canonical_stream(mutation):
+    """Cut, swapped, spliced or overwritten sub-streams are refused unless they happen to be
+    exactly the range coder's output for other symbols (rare: 0 of 326 random alterations
+    decoded, see docs/codec.md); such a stream decodes like any valid one, to the header's size.
+    A CRC recomputed by whoever altered the payload cannot tell the two apart."""
+    header, (z, y) = mutation
+    try:
+        image = codec.decode(_repack(header, z, y), max_pixels=SMALL_BUDGET)
+    except BitstreamError:
+        return
+    assert image.dtype == np.uint8 and image.shape == (header.height, header.width, 3)
 
 
 @given(
@@ -244,3 +262,15 @@ def test_a_model_index_beyond_the_format_is_refused_by_the_container():
         codec.decode(bytes(head))
     with pytest.raises(ValueError, match="model index"):
         pack(Header(MAX_MODEL_INDEX + 1, b"\0" * 4, 0, 0, 1, 1), [b"", b""])
+
+
+def test_one_overwritten_word_can_be_a_canonical_stream_of_other_symbols():
+    """The case Hypothesis found: y's second word overwritten, and the result is exactly what
+    the range coder writes for other symbols, so it decodes (to other pixels of the same size)."""
+    stream = (GOLDEN / "chelsea-48x40-nic-masked-n128-v2-r1.25.nic").read_bytes()
+    header, (z, y) = unpack(stream)
+    altered = y[:4] + bytes.fromhex("daf5182a") + y[8:]
+    assert altered != y
+    image = codec.decode(_repack(header, z, altered), max_pixels=SMALL_BUDGET)
+    assert image.shape == (header.height, header.width, 3)
+    assert not np.array_equal(image, codec.decode(stream, max_pixels=SMALL_BUDGET))
