@@ -18,7 +18,6 @@ import json
 import math
 import os
 import select
-import stat
 import sys
 import urllib.parse
 import warnings
@@ -27,6 +26,7 @@ from pathlib import Path
 from ctc import condition as conditions
 from ctc import fetch, registry, results, runner
 from ctc.datasets import DatasetError, DatasetWarning, data_home
+from ctc.files import NotASmallFileError, read_small_file
 from ctc.images import MAX_PIXELS, ImageError, load_image
 from ctc.store import FILENAME, Store, StoreError
 
@@ -256,16 +256,9 @@ def _complexity_file(path: str) -> list[dict]:
     from ctc.complexity_cache import problem
 
     try:
-        # Non-blocking open and a size cap: a FIFO or /dev/zero is refused, not waited on.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        with open(fd, "rb") as f:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_COMPLEXITY_FILE_BYTES:
-                raise UsageError(
-                    f"complexity file {path}: not a regular file of at most "
-                    f"{MAX_COMPLEXITY_FILE_BYTES >> 20} MiB"
-                )
-            loaded = json.loads(f.read(MAX_COMPLEXITY_FILE_BYTES + 1).decode("utf-8"))
+        loaded = json.loads(read_small_file(path, MAX_COMPLEXITY_FILE_BYTES).decode("utf-8"))
+    except NotASmallFileError as e:
+        raise UsageError(f"complexity file {e}") from None
     except (OSError, ValueError, RecursionError) as e:
         raise UsageError(f"cannot read complexity file {path}: {e}") from None
     entries = loaded if isinstance(loaded, list) else [loaded]

@@ -25,7 +25,6 @@ import hashlib
 import json
 import os
 import re
-import stat
 import tempfile
 import time
 from collections.abc import Callable
@@ -35,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ctc.files import NotASmallFileError, read_small_file
 
 ENV = "CTC_COMPLEXITY_CACHE"
 """The environment variable that names the cache folder."""
@@ -160,19 +161,14 @@ class ComplexityCache:
         cached', or what is wrong with the file). Never raises for a file's content."""
         path = self.path(key)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            stored = json.loads(read_small_file(path, MAX_BYTES).decode("utf-8"))
         except FileNotFoundError:
             return None, "none cached"
+        except NotASmallFileError as e:
+            return None, str(e)
         except OSError as e:
             return None, f"cannot read {path}: {e.strerror or e}"
-        try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_BYTES:
-                os.close(fd)
-                return None, f"{path} is not a regular file of at most {MAX_BYTES >> 20} MiB"
-            with open(fd, "rb") as f:
-                stored = json.loads(f.read(MAX_BYTES + 1).decode("utf-8"))
-        except (OSError, ValueError, RecursionError) as e:
+        except (ValueError, RecursionError) as e:
             return None, f"{path} is damaged ({type(e).__name__})"
         if not isinstance(stored, dict) or stored.get("key") != key:
             return None, f"{path} holds another measurement"

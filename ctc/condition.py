@@ -225,7 +225,10 @@ def load_condition(name_or_path: str | Path) -> Condition:
                 "and not a file"
             )
     try:
-        data = yamlfile.load(source.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        if isinstance(source, Path):
+            data = yamlfile.read(source)
+        else:  # a bundled condition, read through importlib.resources
+            data = yamlfile.load(source.read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError) as e:
         raise ConditionError(f"{origin}: cannot read: {str(e).splitlines()[0]}") from None
     return parse_condition(data, origin)

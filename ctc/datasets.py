@@ -32,6 +32,7 @@ import numpy as np
 import yaml
 
 from ctc import fetch, yamlfile
+from ctc.files import NotASmallFileError
 from ctc.images import IMAGE_SUFFIXES, MAX_PIXELS, ImageError, load_image, pixel_sha256
 
 # True colour PNG photos in scikit-image's data folder (not its JPEG-compressed ones).
@@ -266,7 +267,9 @@ def load_manifest(path: str | Path) -> Manifest:
     """Read and check a manifest file; raises ManifestError (one line: file, field, problem)."""
     path = Path(path)
     try:
-        spec = yamlfile.load(path.read_text(encoding="utf-8"))
+        spec = yamlfile.read(path)
+    except NotASmallFileError as e:
+        raise ManifestError(str(e)) from None
     except OSError as e:
         raise ManifestError(f"{path}: cannot read: {e.strerror or e}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as e:

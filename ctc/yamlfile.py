@@ -4,9 +4,12 @@ metric written twice would vanish without a word)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import yaml
+
+from ctc.files import read_small_file
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -29,6 +32,16 @@ def _mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
 
 
+MAX_BYTES = 1 << 22
+"""4 MiB: far more than a condition or a manifest of thousands of images takes."""
+
+
 def load(text: str) -> Any:
     """The document in `text`; raises yaml.YAMLError (duplicate keys included) as safe_load."""
     return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
+def read(path: str | Path) -> Any:
+    """The document in the file `path`, read only if it is a regular file of at most MAX_BYTES.
+    Raises OSError, ctc.files.NotASmallFileError, UnicodeDecodeError or yaml.YAMLError."""
+    return load(read_small_file(path, MAX_BYTES).decode("utf-8"))

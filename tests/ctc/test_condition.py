@@ -110,3 +110,13 @@ def test_a_key_written_twice_is_an_error_not_silently_the_last(tmp_path):
     path.write_text(write_condition(tmp_path).read_text() + "targets_bpp: [0.5]\n")
     with pytest.raises(ConditionError, match="duplicate key 'targets_bpp'"):
         load_condition(path)
+
+
+def test_a_condition_file_too_large_is_refused_without_reading_it(tmp_path):
+    from ctc.yamlfile import MAX_BYTES
+
+    huge = tmp_path / "huge.yaml"
+    with open(huge, "wb") as f:
+        f.truncate(MAX_BYTES + 1)
+    with pytest.raises(ConditionError, match="not a regular file of at most 4 MiB"):
+        load_condition(huge)

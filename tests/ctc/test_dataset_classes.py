@@ -2,6 +2,7 @@
 `ctc results` and per-class BD-rates in the report, checked against ctc.bdrate.bd_dataset on
 each class's images alone."""
 
+import os
 import re
 from pathlib import Path
 
@@ -369,3 +370,17 @@ def test_a_class_written_twice_is_an_error_not_silently_the_last(tmp_path):
     )
     with pytest.raises(DatasetError, match="duplicate key 'A'"):
         resolve_dataset(path)
+
+
+def test_a_manifest_that_is_a_fifo_or_too_large_is_refused_without_reading_it(tmp_path):
+    from ctc.yamlfile import MAX_BYTES
+
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)  # nobody writes: reading it would block forever
+    with pytest.raises(DatasetError, match="fifo.yaml: not a regular file of at most 4 MiB"):
+        resolve_dataset(fifo)
+    huge = tmp_path / "huge.yaml"
+    with open(huge, "wb") as f:
+        f.truncate(MAX_BYTES + 1)  # sparse: no memory or disk spent
+    with pytest.raises(DatasetError, match="huge.yaml: not a regular file of at most 4 MiB"):
+        resolve_dataset(huge)
