@@ -407,8 +407,7 @@ def _nonempty(text: str) -> str:
 
 def _codec_spec(text: str) -> str:
     """An argparse type: a codec spec of a valid form (NAME, NAME:ARGUMENT or MODULE:CLASS)."""
-    name, colon, rest = text.partition(":")
-    if not name or (colon and not rest):
+    if not registry.well_formed(text):
         raise argparse.ArgumentTypeError(
             f"expected NAME, NAME:ARGUMENT or MODULE:CLASS, got {text!r}"
         )

@@ -62,12 +62,18 @@ def _check(name: str, codec: object) -> Codec:
     return codec  # type: ignore[return-value]
 
 
+def well_formed(spec: str) -> bool:
+    """Whether `spec` has one of the forms NAME, NAME:ARGUMENT, MODULE:CLASS (nothing empty)."""
+    name, colon, rest = spec.partition(":")
+    return bool(name) and (not colon or bool(rest))
+
+
 def load_codec(spec: str) -> Codec:
     """Import, construct and check the codec of a spec (NAME, NAME:ARGUMENT or MODULE:CLASS;
     see the module docstring). Raises CodecLoadError naming the spec."""
-    name, colon, rest = spec.partition(":")
-    if colon and not (name and rest):
+    if not well_formed(spec):
         raise CodecLoadError(spec, "expected NAME, NAME:ARGUMENT or MODULE:CLASS")
+    name, colon, rest = spec.partition(":")
     matches = [ep for ep in entry_points(group=GROUP) if ep.name == name]
     if not colon and not matches:
         known = ", ".join(registered()) or "none"
