@@ -60,7 +60,9 @@ def run_tool(args: Sequence[str], what: str, timeout: float = TIMEOUT_S) -> str:
     output = (proc.stderr or "") + (proc.stdout or "")
     if proc.returncode != 0:
         lines = [line.strip() for line in output.splitlines() if line.strip()]
-        raise AnchorError(f"{what} failed (exit {proc.returncode}): {lines[-1] if lines else ''}")
+        errors = [line for line in lines if line.lower().startswith("error")]
+        last = (errors or lines or [""])[-1]  # VTM prints its banner after the error line
+        raise AnchorError(f"{what} failed (exit {proc.returncode}): {last}")
     return output
 
 

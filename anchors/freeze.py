@@ -2,6 +2,9 @@
 
     python -m anchors.freeze --codec bpg --dataset kodak --out anchors/results/kodak
 
+Several processes may run the same freeze at once: each image is claimed by a lock file, so
+they share the images, and the last to finish writes the complete CSV.
+
 For every image: the fixed QPs (default 12 17 22 27 32 37 42 47) and every target of the given
 conditions (default fvc and jpeg_ai_cfe). Target rows are made by the harness's own job code
 (ctc.job.execute, hence ctc.ratecontrol.match_rate and ctc.metrics), so they are the rows that
@@ -240,21 +243,52 @@ def freeze(
         if done.is_file():
             rows += json.loads(done.read_text())
             continue
-        if deadline is not None and time.time() > deadline:
+        lock = done.with_suffix(".lock")
+        if (deadline is not None and time.time() > deadline) or not _take(lock):
             missing.append(im.name)
             continue
         start, before = time.perf_counter(), cached.encodes
-        new = image_rows(cached, im.path, im.name, checksums[im.name], conds, fixed_qps)
-        done.write_text(json.dumps(new))
+        try:
+            new = image_rows(cached, im.path, im.name, checksums[im.name], conds, fixed_qps)
+            done.write_text(json.dumps(new))
+        finally:
+            lock.unlink(missing_ok=True)
         rows += new
         print(f"{codec_name} {im.name}: {len(new)} rows, {cached.encodes - before} encodes, "
               f"{time.perf_counter() - start:.1f} s", flush=True)  # fmt: skip
+    for name in list(missing):  # finished meanwhile by another freeze process
+        done = rows_dir / f"{name}-{checksums[name][:16]}.json"
+        if done.is_file():
+            rows += json.loads(done.read_text())
+            missing.remove(name)
     rows.sort(key=_order)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{codec.name}.csv"
     write_rows(path, rows)
     update_manifest(out, data, checksums, codec, conds, fixed_qps, len(rows), missing)
     return path
+
+
+def _take(lock: Path) -> bool:
+    """Claim an image for this process (so that several freeze processes share the work): create
+    `lock` holding our pid; False when a live process holds it, a dead one's is taken over."""
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text() or "0")
+                os.kill(pid, 0)
+                return False
+            except (ValueError, ProcessLookupError, FileNotFoundError):
+                lock.unlink(missing_ok=True)
+                continue
+            except PermissionError:  # alive, another user's
+                return False
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        return True
+    return False
 
 
 def _order(row: dict[str, Any]) -> tuple:

@@ -36,7 +36,7 @@ def measure(
     data = {im.name: im for im in resolve_dataset(dataset).images}
     rows = []
     for preset in presets:
-        cached = CachedEncodes(VvcCodec(implementation="vvenc", preset=preset), cache)
+        cached = CachedEncodes(VvcCodec(preset=preset), cache)
         for name in images:
             image = data[name].load()
             digest = hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()

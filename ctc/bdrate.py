@@ -36,7 +36,10 @@ Aggregation = Literal["per_image_mean", "average_curve"]
 
 METHODS: tuple[str, ...] = ("pchip", "cubic", "akima")
 AGGREGATIONS: tuple[str, ...] = ("per_image_mean", "average_curve")
-# FVC's bpp ranges: low 0.06-0.5 and high 0.25-1.5 (bounds included); "all" keeps every point.
+# Named bpp ranges a caller may pass as bpp_range: FVC's low 0.06-0.5 and high 0.25-1.5 (bounds
+# included; scripts that compare with FVC's figures name them), and "all", every point. They are
+# not every condition's ranges: a report takes the reported condition's own (its bd_ranges, see
+# ctc.report.data.bd_ranges) and passes them as (low, high).
 RANGES: dict[str, tuple[float, float]] = {
     "low": (0.06, 0.5),
     "high": (0.25, 1.5),
@@ -184,11 +187,11 @@ def msssim_db(x: ArrayLike) -> np.ndarray | float:
 
 
 def select_range(curve: CurveLike, bpp_range: str | tuple[float, float] = "all") -> Curve:
-    """The points of `curve` whose bpp lies in `bpp_range` (a RANGES name or (low, high)).
+    """The points of `curve` whose bpp lies in `bpp_range`: (low, high), or a RANGES name.
 
     The target bpp decides when the curve has targets, as FVC defines its ranges on targets (a
-    point aimed at 0.5 bpp that lands at 0.51 is still in the low range); otherwise the achieved
-    bpp decides. Both bounds are included.
+    point aimed at 0.5 bpp that lands at 0.51 is still in FVC's low range); otherwise the
+    achieved bpp decides. Both bounds are included.
     """
     c = _as_curve(curve)
     low, high = _resolve_range(bpp_range)

@@ -273,23 +273,23 @@ def _complexity_file(path: str) -> list[dict]:
 
 
 def _bd_table(result) -> str:
-    """The report's BD-rate table as aligned plain text: every range with both aggregations,
-    under a header that names every column."""
-    from ctc.report.summary import RANGE_LABELS, RANGES
+    """The report's BD-rate table as aligned plain text: every range of the reported condition
+    (ReportData.bd_ranges) with both aggregations, under a header that names every column."""
+    ranges = result.data.bd_ranges
 
     def number(value: float | None) -> str:
         return "n/a" if value is None else f"{value:+.2f}"
 
-    head = ["codec vs anchor", "metric"] + ["per-image", "curve"] * len(RANGES)
+    head = ["codec vs anchor", "metric"] + ["per-image", "curve"] * len(ranges)
     body = []
     for row in result.bd:
         cells = [f"{row.codec} vs {row.anchor}", row.metric.label]
-        for bpp_range in RANGES:
-            cell = row.cells[bpp_range]
+        for bpp_range in ranges:
+            cell = row.cells[bpp_range.name]
             cells += [number(cell.per_image_mean), number(cell.average_curve)]
         body.append(cells)
     widths = [max(len(line[i]) for line in [head, *body]) for i in range(len(head))]
-    titles = [_range_title(RANGE_LABELS[r], r) for r in RANGES]
+    titles = [bpp_range.label for bpp_range in ranges]  # "low: 0.06–0.5 bpp", "all points"
     for n, text in enumerate(titles):  # a range's title fits over its two columns
         first = 2 + 2 * n
         widths[first + 1] = max(widths[first + 1], len(text) - widths[first] - 2)
@@ -311,11 +311,6 @@ def _bd_table(result) -> str:
         *(line(cells) for cells in body),
     ]
     return "\n".join(table)
-
-
-def _range_title(label: str, name: str) -> str:
-    """A range's title: "low: 0.06–0.5 bpp", "all points"."""
-    return label if label.startswith(name) else f"{name}: {label}"
 
 
 def cmd_complexity(args: argparse.Namespace) -> int:
@@ -534,9 +529,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "report",
         help="write the xlsx workbook, RD plots and BD-rate table of a run",
-        description="Summary (BD-rates in FVC's low, high and full ranges, tolerance, time "
-        "ratios), per-codec results, RD charts, complexity and conditions, as an .xlsx "
-        "workbook, with RD plots (PNG) next to it. Prints the BD-rate table.",
+        description="Summary (BD-rates over the condition's bpp ranges, bd_ranges, and all "
+        "points; tolerance; time ratios), per-codec results, RD charts, complexity and "
+        "conditions, as an .xlsx workbook, with RD plots (PNG) next to it. Prints the BD-rate "
+        "table.",
     )
     p.add_argument("dir", type=_nonempty, metavar="RUN_DIR", help="output folder of `ctc run`")
     p.add_argument(

@@ -6,6 +6,10 @@ It is a Protocol, so a codec satisfies it without importing ctc; codecs register
 Optional extras that the harness uses when a codec has them:
 - `extension`: file name extension of its bitstreams (default "bin");
 - `encode_to_target(...)` (SelfRateMatching below): the codec's own rate matching.
+- `unavailable`: None, or one line saying why the codec cannot encode here (an external
+  encoder that is not installed). Its jobs that frozen results answer (ctc.frozen) still run;
+  the others are left out of the run and named in the run summary (RunSummary.codec_errors),
+  an error when the codec was asked for by name.
 - `rate_points`: the knob values of a variable-rate model's trained rate points, for the
   complexity sheet's per-rate-point parameter counts (an integer knob's values otherwise).
 - `label_for(version)`: a static method of the class that says what actually runs, in a few

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, NoReturn
@@ -48,6 +48,7 @@ class Condition:
     anchors: tuple[str, ...]
     dataset: str
     output: str
+    bd_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)  # name -> (low, high)
 
     @property
     def metric_config(self) -> MetricConfig:
@@ -168,11 +169,30 @@ def _metrics(origin: str, data: Any, bit_depth: int) -> dict[str, dict[str, str]
     return out
 
 
+def _bd_ranges(origin: str, data: dict) -> dict[str, tuple[float, float]]:
+    """Named bpp ranges for BD-rates: {name: [low, high]}, low < high, both positive."""
+    out = {}
+    for name, bounds in data.items():
+        where = f"{origin}: bd_ranges.{name}"
+        if not isinstance(name, str) or not name.isidentifier() or name == "all":
+            raise ConditionError(f"{where}: a range name is a word other than 'all' (kept for "
+                                 "every point)")  # fmt: skip
+        ok = isinstance(bounds, list) and len(bounds) == 2 and all(
+            isinstance(b, int | float) and not isinstance(b, bool) and math.isfinite(b)
+            for b in bounds
+        )  # fmt: skip
+        if not ok or not 0 < bounds[0] < bounds[1]:
+            raise ConditionError(f"{where}: expected [low, high] with 0 < low < high, got "
+                                 f"{bounds!r}")  # fmt: skip
+        out[name] = (float(bounds[0]), float(bounds[1]))
+    return out
+
+
 def parse_condition(data: Any, origin: str) -> Condition:
     """Validate the parsed YAML of a condition file; `origin` names it in error messages."""
     top = (
         "name", "description", "sources", "targets_bpp", "tolerance", "rate_control", "colour",
-        "metrics", "codecs", "anchors", "dataset", "output",
+        "metrics", "codecs", "anchors", "dataset", "output", "bd_ranges",
     )  # fmt: skip
     f = _Fields(origin, "", data, top)
     tolerance, scope = _tolerance(origin, f.get("tolerance", dict))
@@ -199,6 +219,7 @@ def parse_condition(data: Any, origin: str) -> Condition:
         anchors=anchors,
         dataset=f.get("dataset", str),
         output=f.get("output", str),
+        bd_ranges=_bd_ranges(origin, f.get("bd_ranges", dict, {})),
     )
 
 

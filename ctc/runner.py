@@ -330,6 +330,15 @@ def run(
         todo = [
             j for j in all_jobs if j.key not in stand_ins and not _is_finished(j, finished, folder)
         ]
+        for name, codec in loaded.items():  # a codec that cannot encode here: frozen jobs only
+            reason = getattr(codec, "unavailable", None)
+            left_out = {j.key for j in todo if j.codec == name}
+            if reason and left_out:
+                errors[name] = RuntimeError(
+                    f"{reason}; {len(left_out)} of its jobs have no frozen result"
+                )
+                all_jobs = [j for j in all_jobs if j.key not in left_out]
+                todo = [j for j in todo if j.key not in left_out]
         record = _record(cond, data, checksums, loaded, jobs)
         record["frozen"] = sorted({r["bitstream"] for r in stand_ins.values()})
         run_id = store.begin_run(cond.name, cond.hash, record)

@@ -1,6 +1,7 @@
 """The rows a report is made of: one condition of a run's store, one version per codec, plus
-anchor rows read from CSV files (frozen anchor results in the `ctc results --csv` format), and
-the classes of the test set where it has them (use_classes)."""
+anchor rows read from CSV files (frozen anchor results in the `ctc results --csv` format), the
+classes of the test set where it has them (use_classes), and the bpp ranges its BD-rates are
+computed over (the condition's bd_ranges, then every point)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import csv
 import dataclasses
 import functools
 import importlib.util
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -72,6 +74,45 @@ METRICS: tuple[Metric, ...] = (
 _TYPES = {name: kind.split()[0] for name, kind in RESULT_COLUMNS}
 
 
+@dataclass(frozen=True)
+class BDRange:
+    """A named bpp range for BD-rates, bounds included (on the target bpp where rows have one,
+    as ctc.bdrate.select_range decides); ALL_POINTS is (0, inf): every point."""
+
+    name: str
+    low: float
+    high: float
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """(low, high) in bpp, as ctc.bdrate.bd_dataset takes a range."""
+        return self.low, self.high
+
+    @property
+    def label(self) -> str:
+        """The range in words, from its numbers: "low: 0.06–0.5 bpp", "all points"."""
+        if self == ALL_POINTS:
+            return "all points"
+        return f"{self.name}: {self.low:g}–{self.high:g} bpp"
+
+
+ALL_POINTS = BDRange("all", 0.0, math.inf)
+
+
+def bd_ranges(condition: Mapping[str, Any]) -> tuple[BDRange, ...]:
+    """The BD ranges of a condition (its run record's dict): its bd_ranges from the lowest bpp
+    up (by low bound, then high bound), then every point. A condition without bd_ranges (none
+    declared, or the record of a run made before the field existed) gets every point only: no
+    range is assumed for it.
+
+    Ordered by bpp, not as the condition file lists them: the store keeps the run record as
+    JSON with sorted keys, so the file's order is not there to read (FVC's file order, low then
+    high, is its bpp order too)."""
+    declared = condition.get("bd_ranges") or {}
+    ranges = [BDRange(name, float(low), float(high)) for name, (low, high) in declared.items()]
+    return (*sorted(ranges, key=lambda r: (r.low, r.high, r.name)), ALL_POINTS)
+
+
 @dataclass
 class ReportData:
     """Rows by codec label, with what was selected and why."""
@@ -90,6 +131,11 @@ class ReportData:
     @property
     def codecs(self) -> list[str]:
         return list(self.rows)
+
+    @property
+    def bd_ranges(self) -> tuple[BDRange, ...]:
+        """The bpp ranges of the report's BD-rates: the condition's, then every point."""
+        return bd_ranges(self.condition)
 
     @property
     def targets(self) -> list[float]:

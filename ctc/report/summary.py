@@ -1,8 +1,9 @@
 """The numbers of a report's Summary: BD-rates, tolerance shares, time ratios, average curves.
 
-BD follows docs/bdrate.md: every codec against every anchor, for every metric, over FVC's low
-(0.06-0.5 bpp) and high (0.25-1.5 bpp) ranges and all points, both dataset aggregations (the
-FVC/NIC workbook's mean of per-image values, and the dataset-average curve of most papers).
+BD follows docs/bdrate.md: every codec against every anchor, for every metric, over each bpp
+range of the reported condition (ReportData.bd_ranges: its bd_ranges, e.g. FVC's low 0.06-0.5
+and high 0.25-1.5 bpp, then all points), both dataset aggregations (the FVC/NIC workbook's mean
+of per-image values, and the dataset-average curve of most papers).
 Time ratios are geometric means over image x target pairs, as the JVET CTC summary sheets
 report EncT and DecT (JVET-M1006 / JCTVC-L1100 templates): each row's times are one encode at
 its final knob value and one decode (ctc.job), so the ratio compares like with like; pairs whose
@@ -34,9 +35,6 @@ from ctc.bdrate import (
 from ctc.datasets import ImageClass
 from ctc.frozen import is_frozen
 from ctc.report.data import Metric, ReportData, class_data, curves
-
-RANGES: tuple[str, ...] = ("low", "high", "all")
-RANGE_LABELS = {"low": "0.06–0.5 bpp", "high": "0.25–1.5 bpp", "all": "all points"}
 
 
 @dataclass
@@ -76,8 +74,9 @@ class BDCell:
 
 @dataclass
 class BDRow:
-    """One codec against one anchor for one metric, over every range. left_out: images without
-    the metric for one of the two codecs (in no cell); a cell names the images it leaves out."""
+    """One codec against one anchor for one metric, over every range. cells: by range name, in
+    the order of ReportData.bd_ranges ("all" last). left_out: images without the metric for one
+    of the two codecs (in no cell); a cell names the images it leaves out."""
 
     codec: str
     anchor: str
@@ -105,7 +104,7 @@ def _bd_row(data: ReportData, codec: str, anchor: str, metric: Metric, method: s
     every = {r["image"] for r in data.rows[codec]} | {r["image"] for r in data.rows[anchor]}
     left_out = sorted(every - set(images))
     cells = {}
-    for bpp_range in RANGES:
+    for bpp_range in data.bd_ranges:
         cell = BDCell(images=len(images))
         if not images:
             cell.error = f"no image has {metric.label} for both {codec} and {anchor}"
@@ -119,7 +118,7 @@ def _bd_row(data: ReportData, codec: str, anchor: str, metric: Metric, method: s
                         {i: anchor_curves[i] for i in images},
                         {i: test_curves[i] for i in images},
                         method=method,
-                        bpp_range=bpp_range,
+                        bpp_range=bpp_range.bounds,
                         msssim_linear=metric.msssim,
                     )
             except ValueError as e:
@@ -144,7 +143,7 @@ def _bd_row(data: ReportData, codec: str, anchor: str, metric: Metric, method: s
                     )
                 elif average is None:
                     cell.error = f"average curve: {result.average_curve_error}"
-        cells[bpp_range] = cell
+        cells[bpp_range.name] = cell
     return BDRow(codec, anchor, metric, cells, left_out)
 
 

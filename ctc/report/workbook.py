@@ -26,7 +26,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from ctc.report.charts import CHARTS_WIDTH, add_rd_charts
 from ctc.report.complexity_sheet import write_complexity
-from ctc.report.data import ReportData
+from ctc.report.data import BDRange, ReportData
 from ctc.report.style import (
     FLAG_FILL,
     FORMATS,
@@ -44,7 +44,7 @@ from ctc.report.style import (
     write_header,
     write_row,
 )
-from ctc.report.summary import RANGE_LABELS, RANGES, BDCell, BDRow, ClassBDRow, CodecSummary
+from ctc.report.summary import BDCell, BDRow, ClassBDRow, CodecSummary
 
 AGGREGATION_LABELS = {
     "per_image_mean": "per-image mean (BD per image, then the mean: FVC/NIC workbook)",
@@ -121,9 +121,9 @@ def write_workbook(
     summary = wb.active
     summary.title = "Summary"
     _summary(summary, data, anchors, bd, summaries, method, aggregation)
-    _bd_per_image(wb.create_sheet("BD per image"), bd, method)
+    _bd_per_image(wb.create_sheet("BD per image"), bd, data.bd_ranges)
     if class_bd:
-        write_bd_per_class(wb.create_sheet("BD per class"), class_bd)
+        write_bd_per_class(wb.create_sheet("BD per class"), class_bd, data.bd_ranges)
     results_sheets = {}
     for codec in data.codecs:
         name = sheet_name(f"Results {codec}", wb.sheetnames)
@@ -245,20 +245,22 @@ def _summary(
         value=f"★ headline aggregation: {AGGREGATION_LABELS[aggregation]}; the other is shown "
         "next to it.",
     )
+    ranges = data.bd_ranges
+    flags = _summary_flag_columns(ranges)
     first, second = ["Codec", "Anchor", "Metric", "Images (count)"], ["", "", "", ""]
     order = [aggregation] + [a for a in AGGREGATION_LABELS if a != aggregation]
     short = {"per_image_mean": "per-image mean", "average_curve": "average curve"}
-    for bpp_range in RANGES:
+    for bpp_range in ranges:
         for i, agg in enumerate(order):
-            first.append(f"{bpp_range.capitalize()}: {RANGE_LABELS[bpp_range]}" if i == 0 else "")
+            first.append(bpp_range.label if i == 0 else "")
             second.append(f"BD-rate, {short[agg]} (%)" + (" ★" if agg == aggregation else ""))
     first += ["Outliers |BD| > 100 % (images)", "Overlap < 75 % (images)", "Note"]
     second += ["", "", ""]
     write_header(ws, 4, first)
     write_header(ws, 5, second)
-    for column in range(5, 5 + 2 * len(RANGES), 2):
+    for column in range(5, 5 + 2 * len(ranges), 2):
         ws.merge_cells(start_row=4, start_column=column, end_row=4, end_column=column + 1)
-    for column in (1, 2, 3, 4, 11, 12, 13):
+    for column in (1, 2, 3, 4, *flags):
         ws.merge_cells(start_row=4, start_column=column, end_row=5, end_column=column)
     row = 6
     in_full = []
@@ -266,17 +268,17 @@ def _summary(
         values: list[Any] = [r.codec, r.anchor, r.metric.label, r.cells["all"].images]
         formats: list[str | None] = [None, None, None, "int"]
         outliers, low, notes = set(), set(), []
-        for bpp_range in RANGES:
-            cell = r.cells[bpp_range]
+        for bpp_range in ranges:
+            cell = r.cells[bpp_range.name]
             pair = {"per_image_mean": cell.per_image_mean, "average_curve": cell.average_curve}
             values += [pair[a] for a in order]
             formats += ["pct", "pct"]
             outliers |= set(cell.outliers)
             low |= set(cell.low_overlap)
             if cell.error:
-                notes.append(f"{bpp_range}: {cell.error}")
+                notes.append(f"{bpp_range.name}: {cell.error}")
             if cell.left_out_note:
-                notes.append(f"{bpp_range}: {cell.left_out_note}")
+                notes.append(f"{bpp_range.name}: {cell.left_out_note}")
         if r.left_out:
             notes.append(f"left out (metric missing): {', '.join(r.left_out)}")
         values += [_names(outliers, r.cells["all"].images), _names(low, r.cells["all"].images)]
@@ -287,7 +289,7 @@ def _summary(
         values.append(note)
         formats += [None, None, None]
         write_row(ws, row, values, formats)
-        for column in (11, 12):
+        for column in flags[:2]:
             if ws.cell(row=row, column=column).value:
                 ws.cell(row=row, column=column).fill = FLAG_FILL
         row += 1
@@ -296,7 +298,7 @@ def _summary(
         row += 1
     ws.freeze_panes = "E6"
 
-    row = _codecs_block(ws, row + 1, data, anchors)
+    row = _codecs_block(ws, row + 1, data, anchors, flags[-1])
     row += 1
     title(ws, row, "Rate matching and run times", SECTION_FONT)
     row += 1
@@ -333,11 +335,26 @@ def _summary(
             for note in notes:
                 row += 1
                 ws.cell(row=row, column=1, value=note).alignment = WRAP
-                ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=13)
-    for column in range(1, max(13, len(headers)) + 1):
-        ws.column_dimensions[get_column_letter(column)].width = SUMMARY_WIDTHS.get(column, 10)
-    wrap_rows(ws, 6, 5 + len(bd), (1, 2, 11, 12, 13))
+                ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=flags[-1])
+    widths = _summary_widths(flags)
+    for column in range(1, max(flags[-1], len(headers)) + 1):
+        ws.column_dimensions[get_column_letter(column)].width = widths.get(column, 10)
+    wrap_rows(ws, 6, 5 + len(bd), (1, 2, *flags))
     _fit_merged_rows(ws)
+
+
+def _summary_flag_columns(ranges: Sequence[BDRange]) -> tuple[int, int, int]:
+    """The Summary's outlier, overlap and note columns: after two BD-rate columns per range."""
+    first = 5 + 2 * len(ranges)
+    return first, first + 1, first + 2
+
+
+def _summary_widths(flags: tuple[int, int, int]) -> dict[int, int]:
+    """Summary column widths (others 10): with FVC's two ranges and all points the BD table
+    prints about 170 characters wide, a landscape page at 87 %, where its numbers and wrapped
+    headers stay readable."""
+    outliers, overlap, note = flags
+    return {1: 11, 2: 11, 3: 14, 4: 9, outliers: 16, overlap: 16, note: 30}
 
 
 NOTE_CHARS = 110
@@ -375,20 +392,20 @@ def _fit_header_rows(ws: Worksheet) -> None:
 
 
 LEFT_WRAP = Alignment(horizontal="left", vertical="top", wrap_text=True)
-SUMMARY_WIDTHS = {1: 11, 2: 11, 3: 14, 4: 9, 11: 16, 12: 16, 13: 30}
-"""Summary column widths (others 10): the BD table prints about 170 characters wide, a landscape
-page at 87 %, where its numbers and wrapped headers stay readable."""
-CODEC_BLOCK = ((1, 1), (2, 2), (3, 6), (7, 13))
-"""Columns of the Summary's codecs block: codec, role, what runs (merged), exact version."""
 
 
-def _codecs_block(ws: Worksheet, row: int, data: ReportData, anchors: Sequence[str]) -> int:
-    """The Summary's list of what each codec name stands for; returns the next free row."""
+def _codecs_block(
+    ws: Worksheet, row: int, data: ReportData, anchors: Sequence[str], table_end: int
+) -> int:
+    """The Summary's list of what each codec name stands for: codec, role, what runs (merged)
+    and exact version (merged up to `table_end`, the BD table's last column, so the block is as
+    wide as the table whatever the condition's ranges); returns the next free row."""
+    columns = ((1, 1), (2, 2), (3, 6), (7, max(7, table_end)))
     row += 1
     title(ws, row, "Codecs: what each name stands for", SECTION_FONT)
     row += 1
     headers = ["Codec", "Role", "What runs (encoder, key settings)", "Exact version [source]"]
-    for (first, last), text in zip(CODEC_BLOCK, headers, strict=True):
+    for (first, last), text in zip(columns, headers, strict=True):
         write_header(ws, row, [text], column=first)
         if last > first:
             ws.merge_cells(start_row=row, start_column=first, end_row=row, end_column=last)
@@ -401,7 +418,7 @@ def _codecs_block(ws: Worksheet, row: int, data: ReportData, anchors: Sequence[s
             codec, role, data.label(codec) or "—",
             f"{version} [frozen rows: {Path(source).name}]" if source else version,
         ]  # fmt: skip
-        for (first, last), value in zip(CODEC_BLOCK, values, strict=True):
+        for (first, last), value in zip(columns, values, strict=True):
             cell = ws.cell(row=row, column=first, value=value)
             cell.alignment = WRAP
             if last > first:
@@ -460,46 +477,50 @@ def _time_notes(summaries: Sequence[CodecSummary], anchors: Sequence[str]) -> li
     return notes
 
 
-def _bd_per_image(ws: Worksheet, bd: Sequence[BDRow], method: str) -> None:
+def _bd_per_image(ws: Worksheet, bd: Sequence[BDRow], ranges: Sequence[BDRange]) -> None:
+    """One line per codec, anchor, metric and image: its BD-rate over each range (or why the
+    range's per-image mean leaves it out), and whether it is flagged in any range."""
     headers = ["Codec", "Anchor", "Metric", "Image"]
-    headers += [f"BD-rate, {RANGE_LABELS[r]} (%)" for r in RANGES]
+    headers += [f"BD-rate, {b.label} (%)" for b in ranges]
     headers += ["Outlier |BD| > 100 %", "Overlap < 75 %"]
     write_header(ws, 1, headers)
+    formats = [None] * 4 + ["pct"] * len(ranges)
+    flags = (5 + len(ranges), 6 + len(ranges))
     row = 2
     for r in bd:
-        images = sorted({i for c in r.cells.values() for i in (*c.per_image, *c.left_out)})
+        cells = [r.cells[b.name] for b in ranges]
+        images = sorted({i for c in cells for i in (*c.per_image, *c.left_out)})
         for image in images:
             values: list[Any] = [r.codec, r.anchor, r.metric.label, image]
-            values += [
-                r.cells[b].per_image.get(image, _left_out_text(r.cells[b], image)) for b in RANGES
-            ]
-            outlier = any(image in r.cells[b].outliers for b in RANGES)
-            low = any(image in r.cells[b].low_overlap for b in RANGES)
+            values += [c.per_image.get(image, _left_out_text(c, image)) for c in cells]
+            outlier = any(image in c.outliers for c in cells)
+            low = any(image in c.low_overlap for c in cells)
             values += [outlier, low]
-            write_row(ws, row, values, [None, None, None, None, "pct", "pct", "pct"])
-            for column, flag in ((8, outlier), (9, low)):
+            write_row(ws, row, values, formats)
+            for column, flag in zip(flags, (outlier, low), strict=True):
                 if flag:
                     ws.cell(row=row, column=column).fill = FLAG_FILL
             row += 1
     ws.freeze_panes = "E2"
     fit_columns(ws)
-    del method
 
 
-def write_bd_per_class(ws: Worksheet, class_bd: Sequence[ClassBDRow]) -> None:
+def write_bd_per_class(
+    ws: Worksheet, class_bd: Sequence[ClassBDRow], ranges: Sequence[BDRange]
+) -> None:
     """One line per class, codec, anchor and metric, then the overall lines (class "all"):
-    the class's images, the per-image-mean and average-curve BD-rates over each range (each
-    class's images taken as a dataset of their own), and why a value is missing or which images
-    are left out or flagged."""
+    the class's images, the per-image-mean and average-curve BD-rates over each of `ranges`
+    (the report's, ReportData.bd_ranges; each class's images taken as a dataset of their own),
+    and why a value is missing or which images are left out or flagged."""
     headers = ["Class", "Description", "Codec", "Anchor", "Metric", "Images"]
-    headers += [f"BD-rate per-image mean, {RANGE_LABELS[r]} (%)" for r in RANGES]
-    headers += [f"BD-rate average curve, {RANGE_LABELS[r]} (%)" for r in RANGES]
+    headers += [f"BD-rate per-image mean, {b.label} (%)" for b in ranges]
+    headers += [f"BD-rate average curve, {b.label} (%)" for b in ranges]
     headers += ["Notes"]
     write_header(ws, 1, headers)
-    formats = [None] * 5 + ["int"] + ["pct"] * 6 + [None]
+    formats = [None] * 5 + ["int"] + ["pct"] * (2 * len(ranges)) + [None]
     for n, item in enumerate(class_bd, start=2):
         r, c = item.row, item.image_class
-        cells = [r.cells[b] for b in RANGES]
+        cells = [r.cells[b.name] for b in ranges]
         values: list[Any] = [
             item.class_name, c.description if c else "every image", r.codec, r.anchor,
             r.metric.label, cells[-1].images,
@@ -509,13 +530,13 @@ def write_bd_per_class(ws: Worksheet, class_bd: Sequence[ClassBDRow]) -> None:
         notes = []
         if r.left_out:
             notes.append(f"without {r.metric.label} for both: {', '.join(r.left_out)}")
-        for b, cell in zip(RANGES, cells, strict=True):
+        for b, cell in zip(ranges, cells, strict=True):
             flagged = sorted({*cell.outliers, *cell.low_overlap})
             what = [x for x in (cell.error, cell.left_out_note) if x]
             if flagged:
                 what.append(f"flagged: {', '.join(flagged)}")
             if what:
-                notes.append(f"{RANGE_LABELS[b]}: {'; '.join(what)}")
+                notes.append(f"{b.name}: {'; '.join(what)}")  # as the Summary's notes
         values.append(" | ".join(notes) or None)
         write_row(ws, n, values, formats)
     ws.freeze_panes = "G2"
@@ -581,7 +602,7 @@ def _conditions(
     pair("command", command)
     pair("BD method", METHOD_LABELS[method])
     pair("BD aggregation (headline)", AGGREGATION_LABELS[aggregation])
-    pair("BD ranges", "; ".join(f"{r}: {RANGE_LABELS[r]}" for r in RANGES))
+    pair("BD ranges", "; ".join(b.label for b in data.bd_ranges))
     for key, value in _versions().items():
         pair(f"software: {key}", value)
 

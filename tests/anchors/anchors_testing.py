@@ -1,5 +1,6 @@
 """A JPEG anchor with frozen results in a folder named by $CTC_TEST_FROZEN, registered in the
-ctc.codecs group through a real metadata-only distribution (install_frozen_jpeg)."""
+ctc.codecs group through a real metadata-only distribution (install_frozen_jpeg); it says it
+cannot encode here when $CTC_TEST_UNAVAILABLE holds a reason."""
 
 from __future__ import annotations
 
@@ -15,6 +16,11 @@ class FrozenJpeg(JpegCodec):
     @property
     def frozen_results(self) -> str | None:
         return os.environ.get("CTC_TEST_FROZEN")
+
+    @property
+    def unavailable(self) -> str | None:
+        """Like an external encoder that is not installed, when $CTC_TEST_UNAVAILABLE says so."""
+        return os.environ.get("CTC_TEST_UNAVAILABLE")
 
 
 def install_frozen_jpeg(folder: Path) -> Path:

@@ -1,5 +1,8 @@
 import csv
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -76,6 +79,33 @@ def test_a_run_uses_matching_frozen_rows_and_they_equal_real_encodes(setup):
     assert mixed.frozen == 0 and mixed.skipped == 4
 
 
+def test_a_codec_that_cannot_encode_here_runs_its_frozen_jobs_and_leaves_out_the_rest(
+    setup, monkeypatch
+):
+    condition, images, results, tmp = setup
+    Image.fromarray(skdata.astronaut()[:40, :56]).save(images / "face.png")  # not frozen
+    monkeypatch.setenv("CTC_TEST_UNAVAILABLE", "frozenjpeg: not installed here")
+    summary = run(condition, dataset=images, out=tmp / "u", progress=False)
+    assert (summary.total, summary.frozen, summary.done, summary.failures) == (4, 4, 0, [])
+    assert summary.codec_errors == {
+        "frozenjpeg": "frozenjpeg: not installed here; 2 of its jobs have no frozen result"
+    }
+    assert {r["image"] for r in summary.rows} == {"cat", "coffee"}
+    cli = [sys.executable, "-m", "ctc.cli", "run", str(condition), "--dataset", str(images),
+           "--no-progress"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    as_anchor = subprocess.run([*cli, "--out", str(tmp / "v")], capture_output=True, text=True,
+                               env=env)  # fmt: skip
+    assert as_anchor.returncode == 0, as_anchor.stderr
+    assert "not installed here; 2 of its jobs have no frozen result; skipped" in as_anchor.stderr
+    named = subprocess.run([*cli, "--out", str(tmp / "w"), "--codec", "frozenjpeg"],
+                           capture_output=True, text=True, env=env)  # fmt: skip
+    assert named.returncode != 0 and "no frozen result" in named.stderr
+    monkeypatch.delenv("CTC_TEST_UNAVAILABLE")
+    summary = run(condition, dataset=images, out=tmp / "u", progress=False)
+    assert (summary.total, summary.done, summary.codec_errors) == (6, 2, {})
+
+
 def test_frozen_rows_are_ignored_when_version_or_pixels_differ(setup):
     condition, images, results, tmp = setup
     path = results / "crops" / "manifest.json"
@@ -95,18 +125,32 @@ def test_frozen_rows_are_ignored_when_version_or_pixels_differ(setup):
 
 
 def test_shipped_kodak_results_are_those_of_the_default_anchors():
-    from anchors.bpg import BpgCodec
-    from anchors.vvc import VvcCodec
-    from ctc.condition import load_condition
+    """Every anchor that a bundled Kodak condition lists and that has frozen results is frozen
+    under that condition's current hash, at its version here, for all 24 images: so `ctc run
+    CONDITION` on Kodak encodes only the codecs."""
+    from ctc.condition import bundled, load_condition
     from ctc.fetch import KODAK
+    from ctc.registry import load_codec
 
-    folder = Path(BpgCodec.frozen_results) / "kodak"
+    folder = Path(__file__).resolve().parents[2] / "anchors/results/kodak"
     manifest = json.loads((folder / "manifest.json").read_text())
     pins = {name.removesuffix(".png"): pin[2] for name, pin in KODAK.files.items()}
     assert manifest["pixel_sha256"] == pins
-    for codec in (BpgCodec(implementation="embedded"), VvcCodec(implementation="vvenc")):
-        entry = manifest["anchors"][codec.name]
-        assert entry["version"] == codec.version() and entry["missing_images"] == []
-        for name in ("fvc", "jpeg_ai_cfe"):
-            assert entry["conditions"][name]["hash"] == load_condition(name).hash
-        assert len(frozen_rows(codec.name, entry["version"], folder.parent)) == 24 * 14
+    conditions = [load_condition(n) for n in bundled()]
+    frozen_anchors = set()
+    for cond in (c for c in conditions if c.dataset == "kodak"):
+        for name in cond.anchors:
+            codec = load_codec(name)
+            if not getattr(codec, "frozen_results", None):
+                continue
+            frozen_anchors.add(name)
+            entry = manifest["anchors"][name]
+            assert entry["version"] == codec.version() and entry["missing_images"] == []
+            assert entry["conditions"][cond.name]["hash"] == cond.hash, (name, cond.name)
+    assert frozen_anchors >= {"bpg", "vvc"}
+    for name in frozen_anchors:
+        entry = manifest["anchors"][name]
+        targets = sum(len(c["targets_bpp"]) for c in entry["conditions"].values())
+        expected = 24 * (len(entry["fixed_qps"]) + targets)
+        assert entry["rows"] == expected
+        assert len(frozen_rows(name, entry["version"], folder.parent)) == 24 * targets

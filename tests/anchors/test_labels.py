@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import anchors.bpg as bpg
+import anchors.vtm as vtm
 import anchors.vvc as vvc
 from ctc.report import data as report_data
 from ctc.report.data import codec_label
@@ -40,14 +41,23 @@ def _bare(cls, **attributes):
 def test_vvc_labels_follow_its_version_strings(monkeypatch, preset):
     monkeypatch.setattr(vvc, "encoder_library_version", lambda name: "VVenC 1.16.0")
     monkeypatch.setattr(vvc, "ffmpeg_version", lambda: "FFmpeg 9.1 (n9.1-3-gabc)")
-    codec = _bare(vvc.VvcCodec, external=False, preset=preset)
+    codec = _bare(vvc.VvcCodec, preset=preset)
     assert codec.label == (
         f"VVenC 1.16.0 preset {preset}, 4:2:0 10-bit, via FFmpeg — stand-in for VTM"
     )
-    monkeypatch.setattr(vvc, "banner_version", lambda args, pattern: "23.4")
-    vtm = _bare(vvc.VvcCodec, external=True, encoder="EncoderApp", config="/cfg/intra, v2.cfg")
-    assert vtm.label == "VTM 23.4 (intra, v2.cfg), 4:4:4 10-bit"
-    assert "stand-in" not in vtm.label  # the reference encoder itself
+
+
+def test_vtm_labels_follow_its_version_strings(monkeypatch, tmp_path):
+    pinned = vtm.VtmCodec(str(tmp_path))  # no build there: the pinned version, frozen rows only
+    assert pinned.label == "VTM 8.0 (encoder_intra_vtm.cfg), 4:4:4 10-bit"
+    other = tmp_path / "other"
+    other.mkdir()
+    for name in ("EncoderApp", "DecoderApp", vtm.CONFIG):
+        (other / name).write_text("#")
+    monkeypatch.setattr(vtm, "banner_version", lambda args, pattern: "23.4")
+    own = vtm.VtmCodec(str(other))  # a VTM of the user's: its banner and configuration hash
+    assert own.label.startswith("VTM 23.4 (encoder_intra_vtm.cfg sha256 ")
+    assert own.label.endswith("), 4:4:4 10-bit") and "stand-in" not in own.label
 
 
 @pytest.mark.parametrize("level", [1, 5, 8, 9])

@@ -197,7 +197,8 @@ def test_a_single_distinct_point_leaves_only_that_image_out_in_the_report():
                 rows["test"].append(_vmaf_row(name, target, rate, vmaf))
             else:
                 rows["test"].append(_vmaf_row(name, target, saving * rate, vmaf))
-    data = ReportData(Path("."), {"name": "unit"}, "h", rows, {}, [])
+    fvc = {"name": "unit", "bd_ranges": {"low": [0.06, 0.5], "high": [0.25, 1.5]}}
+    data = ReportData(Path("."), fvc, "h", rows, {}, [])
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the report records; it does not warn
         (row,) = bd_rows(data, ["anchor"])

@@ -11,6 +11,11 @@ def test_bundled_conditions_load():
     assert fvc.targets_bpp == (0.06, 0.12, 0.25, 0.5, 1.0, 1.5)
     assert (fvc.tolerance.min_percent, fvc.tolerance.max_percent) == (-5, 5)
     assert fvc.tolerance_scope == "per_image" and fvc.metrics["vmaf"] == {"chroma": "420"}
+    # IEEE 1857.11's protocol: YUV 4:2:0 PSNR and MS-SSIM, BT.709, BPG and VTM, two BD ranges
+    assert fvc.metrics["psnr_yuv"] == {"chroma": "420"} and fvc.matrix == "bt709"
+    assert fvc.metrics["msssim_yuv"] == {"chroma": "420", "downsample": "symmetric"}
+    assert fvc.anchors == ("bpg", "vvc")
+    assert fvc.bd_ranges == {"low": (0.06, 0.5), "high": (0.25, 1.5)}
     cfe = load_condition("jpeg_ai_cfe")
     assert cfe.targets_bpp == (0.06, 0.12, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
     assert cfe.tolerance.max_percent == 15 and cfe.bit_depth == 10
@@ -18,7 +23,7 @@ def test_bundled_conditions_load():
     assert ctc.targets_bpp == (0.12, 0.25, 0.5, 0.75, 1.0) and ctc.bit_depth == 10
     jpeg_ai_set = {"msssim_y", "vmaf", "vif_p", "fsim", "psnr_hvs", "iw_ssim", "nlpd"}
     assert jpeg_ai_set <= set(ctc.metrics) and ctc.metrics["nlpd"] == {"variant": "jpeg_ai"}
-    assert ctc.anchors == ("vvc", "bpg", "jpeg")
+    assert ctc.anchors == ("vvc", "bpg", "jpeg") and ctc.bd_ranges == {}
     quick = load_condition("quick")
     assert quick.dataset == "skimage" and len(quick.targets_bpp) == 3
     assert "jpeg" in quick.anchors
@@ -39,6 +44,9 @@ def test_hash_covers_row_values_not_the_selection(tmp_path):
     assert load_condition(write_condition(tmp_path, tolerance=tol)).hash != base
     colour = {"matrix": "bt601", "range": "full", "bit_depth": 8}
     assert load_condition(write_condition(tmp_path, colour=colour)).hash != base
+    ranges = {"mid": [0.2, 0.8]}  # how reports integrate rows, not what a row holds
+    ranged = load_condition(write_condition(tmp_path, bd_ranges=ranges))
+    assert ranged.bd_ranges == {"mid": (0.2, 0.8)} and ranged.hash == base
 
 
 @pytest.mark.parametrize(
@@ -84,6 +92,12 @@ def test_hash_covers_row_values_not_the_selection(tmp_path):
         ({"metrics": {"psnr_rgb": {"chroma": "420"}}}, "metrics.psnr_rgb.chroma: unknown field"),
         ({"anchors": []}, "codecs: a condition needs at least one codec"),
         ({"codecs": "jpeg"}, "codecs: expected list"),
+        ({"bd_ranges": [0.1, 0.5]}, "bd_ranges: expected dict"),
+        ({"bd_ranges": {"all": [0.1, 0.5]}}, "bd_ranges.all: a range name is a word other than"),
+        ({"bd_ranges": {"low": [0.5, 0.1]}}, "bd_ranges.low: expected [low, high] with 0 < low"),
+        ({"bd_ranges": {"low": [0, 0.5]}}, "bd_ranges.low: expected [low, high] with 0 < low"),
+        ({"bd_ranges": {"low": [0.1]}}, "bd_ranges.low: expected [low, high]"),
+        ({"bd_ranges": {"low": [0.1, True]}}, "bd_ranges.low: expected [low, high]"),
     ],
 )
 def test_invalid_files_name_file_and_field(tmp_path, overrides, message):

@@ -44,7 +44,8 @@ def _write_store(folder, floor: int = 0) -> None:
     cannot go lower)."""
     with Store(folder) as store:
         record = {
-            "condition": {"name": "unit", "targets_bpp": TARGETS, "anchors": ["anchor"]},
+            "condition": {"name": "unit", "targets_bpp": TARGETS, "anchors": ["anchor"],
+                          "bd_ranges": {"low": [0.06, 0.5], "high": [0.25, 1.5]}},
             "condition_hash": "c0ffee" * 4,
             "dataset": {"name": "unit", "pixel_sha256": {i: f"sha-{i}" for i in IMAGES}},
             "codecs": {"anchor": "anchor 1.0", "test": "test 1.0"},

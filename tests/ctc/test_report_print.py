@@ -51,6 +51,7 @@ def _write_store(folder: Path) -> None:
             "condition": {
                 "name": "unit", "targets_bpp": TARGETS, "anchors": ["jpeg", "bpg", "vvc"],
                 "tolerance": {"min_percent": -5, "max_percent": 5, "never_exceed": False},
+                "bd_ranges": {"low": [0.06, 0.5], "high": [0.25, 1.5]},
             },
             "condition_hash": HASH, "codecs": VERSIONS,
             "dataset": {"name": "unit", "pixel_sha256": {i: f"sha-{i}" for i in IMAGES}},
