@@ -247,6 +247,36 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    """One tool against its anchor: BD-rates, EncT/DecT ratios, complexity deltas (ctc.compare),
+    as Markdown (stdout or --markdown) and a one-sheet workbook (--xlsx)."""
+    from ctc import compare
+    from ctc.complexity_cache import ComplexityCache
+    from ctc.report import ReportError
+
+    complexity = _complexity_file(args.complexity) if args.complexity else None
+    try:
+        result = compare.compare(
+            args.dir, args.tool, args.anchor, condition=args.condition, complexity=complexity,
+            measure=not args.no_complexity, complexity_cache=ComplexityCache(),
+            progress=_complexity_progress,
+        )  # fmt: skip
+    except ReportError as e:
+        raise UsageError(str(e)) from None
+    if result.data.unfinished:
+        _warn(result.data.unfinished)
+    workbook = args.xlsx or compare.default_workbook(args.dir, args.tool, args.anchor)
+    compare.write_workbook(result, workbook)
+    text = compare.markdown(result)
+    if args.markdown:
+        Path(args.markdown).write_text(text, encoding="utf-8")
+        print(f"ctc: wrote {_printable(str(args.markdown))}", file=sys.stderr)
+    else:
+        print(text, end="")
+    print(f"ctc: wrote {_printable(str(workbook))}", file=sys.stderr)
+    return EXIT_OK
+
+
 MAX_COMPLEXITY_FILE_BYTES = 1 << 24
 """16 MiB: far more than `ctc complexity --json` writes for many codecs."""
 
@@ -609,6 +639,60 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure complexity again and replace the cached measurements",
     )
     p.set_defaults(func=cmd_report, writes_stdout=True)
+
+    p = sub.add_parser(
+        "compare",
+        help="compare one coding tool with its anchor: BD-rates, EncT/DecT, complexity",
+        description="One table for a contribution: BD-rates of the tool against the anchor "
+        "(every metric, the condition's BD ranges and all points, both aggregations, with the "
+        "report's flags), EncT and DecT ratios (from the run's rows when both were timed on one "
+        "machine, else from the complexity measurement), kMAC/pixel and parameters of encoder "
+        "and decoder. Prints Markdown; writes a one-page workbook.",
+    )
+    p.add_argument("dir", type=_nonempty, metavar="RUN_DIR", help="output folder of `ctc run`")
+    p.add_argument(
+        "--tool",
+        type=_codec_spec,
+        required=True,
+        metavar="SPEC",
+        help="the codec with the tool on, as the run names it (NAME, NAME:ARGUMENT, MODULE:CLASS)",
+    )
+    p.add_argument(
+        "--anchor",
+        type=_codec_spec,
+        required=True,
+        metavar="SPEC",
+        help="the codec with the tool off, as the run names it (its rows may be frozen)",
+    )
+    p.add_argument(
+        "--condition",
+        type=_nonempty,
+        metavar="NAME|HASH",
+        help="which condition of the folder (needed when it holds several)",
+    )
+    p.add_argument(
+        "--xlsx",
+        type=_workbook_path,
+        metavar="OUT.xlsx",
+        help="workbook path (default RUN_DIR/compare-TOOL-vs-ANCHOR.xlsx)",
+    )
+    p.add_argument(
+        "--markdown",
+        type=_nonempty,
+        metavar="OUT.md",
+        help="write the Markdown table here instead of printing it",
+    )
+    p.add_argument(
+        "--complexity",
+        metavar="FILE.json",
+        help="use this `ctc complexity --json` output for the codecs it measured",
+    )
+    p.add_argument(
+        "--no-complexity",
+        action="store_true",
+        help="do not measure the codecs' complexity (nor read cached measurements)",
+    )
+    p.set_defaults(func=cmd_compare, writes_stdout=True)
 
     p = sub.add_parser(
         "complexity",

@@ -1,4 +1,8 @@
-"""Bitstream container, version 3 (specified byte by byte in docs/bitstream.md).
+"""Bitstream container, versions 3 and 4 (specified byte by byte in docs/bitstream.md).
+
+Version 3 is the reference codec's stream; version 4 is the same with the name of the coding tool
+that made it and the tool's own sub-streams (nic.extensions): a stream coded without a tool is
+version 3, byte for byte.
 
 All integers are big-endian. A CRC-32 over the whole file (its own four bytes excluded) lets the
 decoder refuse a corrupt or truncated stream before any entropy decoding, and every header field
@@ -16,6 +20,10 @@ MAGIC = b"NICB"
 VERSION = 3
 """Version 1 (nic 0.1) carried a whole rate point in one byte; version 2 (nic 0.2) the model's
 name and fixed-width sizes; version 3 a zoo index, the coding network and varint sizes."""
+TOOL_VERSION = 4
+"""A version-3 stream plus the coding tool's name and its sub-streams."""
+MAX_TOOL_SUBSTREAMS = 4
+MAX_TOOL_NAME = 32
 GAIN_STEPS = 256
 """Gain codes per rate point: the rate position is gain_code / GAIN_STEPS."""
 MAX_GAIN_CODE = 0xFFFF
@@ -60,7 +68,14 @@ class Header:
     width: int
     height: int
     colour_format: int = COLOUR_RGB8
-    version: int = VERSION
+    tool: str = ""
+    """The coding tool that made the stream (nic.extensions.CodingTool.name); "" for none."""
+    tool_substreams: int = 0
+    """How many sub-streams of the tool's own follow the latents' (0 without a tool)."""
+
+    @property
+    def version(self) -> int:
+        return TOOL_VERSION if self.tool else VERSION
 
     @property
     def rate_position(self) -> float:
@@ -78,6 +93,7 @@ class Header:
             "width": self.width,
             "height": self.height,
             "colour_format": COLOUR_FORMATS.get(self.colour_format, str(self.colour_format)),
+            **({"tool": self.tool, "tool_substreams": self.tool_substreams} if self.tool else {}),
         }
 
 
@@ -87,6 +103,16 @@ def check_dimensions(width: int, height: int) -> None:
         raise BitstreamError(f"image size {width}x{height} outside 1..{MAX_SIDE} per side")
     if width * height > MAX_PIXELS:
         raise BitstreamError(f"image of {width * height} pixels exceeds {MAX_PIXELS}")
+
+
+def check_tool_name(name: str) -> None:
+    """Raise ValueError unless `name` can name a coding tool in a stream: 1..MAX_TOOL_NAME
+    characters of MODEL_ID_PATTERN."""
+    if not 1 <= len(name) <= MAX_TOOL_NAME or not MODEL_ID_PATTERN.fullmatch(name):
+        raise ValueError(
+            f"coding tool name {name!r} must be 1..{MAX_TOOL_NAME} characters of letters, digits "
+            "and ._+- starting with a letter or digit"
+        )
 
 
 def check_model_id(model_id: str) -> None:
@@ -120,18 +146,32 @@ def pack(header: Header, substreams: list[bytes]) -> bytes:
         raise ValueError(f"network must be 0..{MAX_NETWORK}")
     if not 0 <= header.gain_code <= MAX_GAIN_CODE:
         raise ValueError(f"gain code must be 0..{MAX_GAIN_CODE}")
-    if len(substreams) != NUM_SUBSTREAMS:
-        raise ValueError(f"expected {NUM_SUBSTREAMS} sub-streams")
+    if header.tool:
+        check_tool_name(header.tool)
+        if not 0 <= header.tool_substreams <= MAX_TOOL_SUBSTREAMS:
+            raise ValueError(f"a coding tool has 0..{MAX_TOOL_SUBSTREAMS} sub-streams")
+    elif header.tool_substreams:
+        raise ValueError("sub-streams of a coding tool need the tool's name")
+    if len(substreams) != NUM_SUBSTREAMS + header.tool_substreams:
+        raise ValueError(f"expected {NUM_SUBSTREAMS + header.tool_substreams} sub-streams")
+    if any(len(s) % 4 for s in substreams):
+        raise ValueError("every sub-stream is a whole number of 32-bit words")
     check_dimensions(header.width, header.height)
+    tool = (
+        [varint(len(header.tool)), header.tool.encode("ascii"), varint(header.tool_substreams)]
+        if header.tool
+        else []
+    )
     body = b"".join(
         [
             MAGIC,
-            struct.pack(">B", VERSION),
+            struct.pack(">B", header.version),
             varint(header.model_index),
             header.weights_hash,
             struct.pack(">BHB", header.network, header.gain_code, header.colour_format),
             varint(header.width),
             varint(header.height),
+            *tool,
             *(varint(len(s)) for s in substreams),
         ]
     )
@@ -170,10 +210,10 @@ def unpack(data: bytes) -> tuple[Header, list[bytes]]:
     if r.take(4, "magic") != MAGIC:
         raise BitstreamError("not a nic bitstream (bad magic bytes)")
     (version,) = r.take(1, "version")
-    if version != VERSION:
+    if version not in (VERSION, TOOL_VERSION):
         raise BitstreamError(
-            f"bitstream version {version} is not supported (this nic reads version {VERSION}; "
-            "version 2 streams came from nic 0.2: encode the image again)"
+            f"bitstream version {version} is not supported (this nic reads versions {VERSION} "
+            f"and {TOOL_VERSION}; version 2 streams came from nic 0.2: encode the image again)"
         )
     model_index = r.varint("model index")
     if model_index > MAX_MODEL_INDEX:
@@ -184,7 +224,20 @@ def unpack(data: bytes) -> tuple[Header, list[bytes]]:
         raise BitstreamError(f"unknown colour format {colour}")
     width, height = r.varint("width"), r.varint("height")
     check_dimensions(width, height)
-    lengths = [r.varint("sub-stream length") for _ in range(NUM_SUBSTREAMS)]
+    tool, tool_substreams = "", 0
+    if version == TOOL_VERSION:
+        size = r.varint("coding tool name length")
+        if not 1 <= size <= MAX_TOOL_NAME:
+            raise BitstreamError(f"coding tool name of {size} bytes outside 1..{MAX_TOOL_NAME}")
+        tool = r.take(size, "coding tool name").decode("ascii", errors="replace")
+        if not MODEL_ID_PATTERN.fullmatch(tool):
+            raise BitstreamError("coding tool name is not letters, digits and ._+-")
+        tool_substreams = r.varint("coding tool sub-stream count")
+        if tool_substreams > MAX_TOOL_SUBSTREAMS:
+            raise BitstreamError(
+                f"{tool_substreams} coding tool sub-streams, at most {MAX_TOOL_SUBSTREAMS}"
+            )
+    lengths = [r.varint("sub-stream length") for _ in range(NUM_SUBSTREAMS + tool_substreams)]
     if any(n % 4 for n in lengths):
         raise BitstreamError(f"sub-stream lengths {lengths} are not multiples of 4 bytes")
     (crc,) = struct.unpack(">I", r.take(4, "CRC-32"))
@@ -201,5 +254,7 @@ def unpack(data: bytes) -> tuple[Header, list[bytes]]:
     for n in lengths:
         substreams.append(payload[start : start + n])
         start += n
-    header = Header(model_index, weights_hash, network, gain_code, width, height, colour, version)
+    header = Header(
+        model_index, weights_hash, network, gain_code, width, height, colour, tool, tool_substreams
+    )
     return header, substreams

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -43,6 +43,7 @@ from nic.entropy import (
     decode_symbols,
     encode_symbols,
 )
+from nic.extensions import REFERENCE, CodingTool, check_tool
 from nic.image_io import check_rgb8
 from nic.model_file import CodecModel, ModelHashError
 from nic.models import DOWNSAMPLING
@@ -61,6 +62,10 @@ None runs it on torch's setting (the pixels then depend on the thread count)."""
 class ModelMismatchError(BitstreamError):
     """The stream names a model that is not registered, or was made with another model than the
     one asked to decode it."""
+
+
+class ToolMismatchError(BitstreamError):
+    """The stream was coded with another coding tool (or none) than the one asked to decode it."""
 
 
 class PixelBudgetError(ValueError):
@@ -96,6 +101,7 @@ class Latents:
     y_hat: torch.Tensor  # float64 (1, M, H, W) on the model's device: y + mean, the decoded latent
     y_index: np.ndarray  # int64 (1, M, H, W): CDF table of each latent, from z (and context)
     steps: list[np.ndarray | None]  # bool (1, M, H, W) latents coded at each step (None: all)
+    tool_substreams: list[bytes] = field(default_factory=list)  # a coding tool's own sub-streams
 
 
 def _z_indexes(shape: tuple[int, ...]) -> np.ndarray:
@@ -126,51 +132,79 @@ def _selected(array: np.ndarray, where: np.ndarray | None) -> np.ndarray:
 
 
 @torch.inference_mode()
-def analyse(model: CodecModel, image: np.ndarray, rate: float, network: int | None = None):
+def analyse(
+    model: CodecModel,
+    image: np.ndarray,
+    rate: float,
+    network: int | None = None,
+    tool: CodingTool | None = None,
+):
     """The encoder's side up to the symbols: quantized latents and their tables (Latents)."""
     check_rgb8(image)
     code = gain_code(model, rate)
     network = model.rate_network(code, network).index
-    return quantize(model, analysis(model, image, code, network), code, network)
+    return quantize(model, analysis(model, image, code, network, tool), code, network, tool)
 
 
 def analysis(
-    model: CodecModel, image: np.ndarray, code: int, network: int | None = None
+    model: CodecModel,
+    image: np.ndarray,
+    code: int,
+    network: int | None = None,
+    tool: CodingTool | None = None,
 ) -> torch.Tensor:
     """The analysis transform's output for the network that codes `code` (before the gain)."""
     net = model.rate_network(code, network).net
-    return net.g_a(padded_tensor(image).to(model.device)).float()
+    return (tool or REFERENCE).analysis(net, padded_tensor(image).to(model.device)).float()
+
+
+def _coded(where: torch.Tensor | None, mask: torch.Tensor | None) -> torch.Tensor | None:
+    """The latents a step codes: its own selection, within a tool's bit-allocation map."""
+    if mask is None:
+        return where
+    return mask if where is None else where & mask
 
 
 def quantize(
-    model: CodecModel, g_a_out: torch.Tensor, code: int, network: int | None = None
+    model: CodecModel,
+    g_a_out: torch.Tensor,
+    code: int,
+    network: int | None = None,
+    tool: CodingTool | None = None,
 ) -> Latents:
     """Latents at a gain code from its network's analysis output (run it once, try codes).
 
     The latents are quantized step by step in the order the decoder decodes them: each step's
     mean (and table) may depend on the latents the earlier steps quantized (a context model).
+    A latent outside a tool's bit-allocation map is not coded: its residual is 0, its value the
+    predicted mean.
     """
+    hooks = tool or REFERENCE
     rate_network = model.rate_network(code, network)
     gain, _ = rate_network.net.gains(rate_network.position)
-    y = (g_a_out * gain).double()
+    y = hooks.refine(rate_network.net, (g_a_out * gain).double())
+    mask, tool_substreams = hooks.coded_latents(rate_network.net, y)
     z = torch.round(rate_network.net.h_a(y.float())).cpu().numpy().astype(np.int64)
-    plan = rate_network.entropy_path.start(z, model.device)
+    plan = hooks.entropy_path(rate_network).start(z, model.device)
     y_hat = torch.zeros_like(y)
     residual = torch.zeros_like(y)
     index = torch.zeros(y.shape, dtype=torch.int64, device=y.device)
     steps = []
     for step in range(plan.steps):
-        mean, step_index, where = plan.parameters(step, y_hat)
+        mean, step_index, own = plan.parameters(step, y_hat)
+        where = _coded(own, mask)
         step_residual = torch.round(y - mean)
         if where is None:
-            residual, index, y_hat = step_residual, step_index, step_residual + mean
+            residual, index = step_residual, step_index
         else:
             residual = torch.where(where, step_residual, residual)
             index = torch.where(where, step_index, index)
-            y_hat = torch.where(where, step_residual + mean, y_hat)
+        y_hat = residual + mean if own is None else torch.where(own, residual + mean, y_hat)
         steps.append(None if where is None else where.cpu().numpy())
     y_int = residual.cpu().numpy().astype(np.int64)
-    return Latents(rate_network.index, z, y_int, y_hat, index.cpu().numpy(), steps)
+    return Latents(
+        rate_network.index, z, y_int, y_hat, index.cpu().numpy(), steps, list(tool_substreams)
+    )
 
 
 @contextmanager
@@ -192,19 +226,36 @@ def synthesis_threads(device: torch.device) -> Iterator[None]:
 
 
 @torch.inference_mode()
-def reconstruct(model: CodecModel, latents: Latents, rate: float, height: int, width: int):
+def reconstruct(
+    model: CodecModel,
+    latents: Latents,
+    rate: float,
+    height: int,
+    width: int,
+    tool: CodingTool | None = None,
+):
     """Decoder's synthesis from the latents: uint8 (height, width, 3), on SYNTHESIS_THREADS
     threads on a CPU (the same pixels whatever torch's thread count)."""
+    hooks = tool or REFERENCE
     network = model.rate_network(gain_code(model, rate), latents.network)
     with synthesis_threads(latents.y_hat.device):
-        x_hat = network.net.synthesize(latents.y_hat.float(), network.position)
+        x_hat = hooks.synthesis(network.net, latents.y_hat.float(), network.position)
+        x_hat = hooks.post_filter(x_hat)
     x_hat = x_hat[0, :, :height, :width]
     pixels = torch.round(x_hat.clamp(0, 1) * 255).to(torch.uint8)
     return pixels.permute(1, 2, 0).contiguous().cpu().numpy()
 
 
-def pack_stream(model: CodecModel, latents: Latents, code: int, width: int, height: int) -> bytes:
-    """Entropy-code the latents, step by step, and wrap them in the container."""
+def pack_stream(
+    model: CodecModel,
+    latents: Latents,
+    code: int,
+    width: int,
+    height: int,
+    tool: CodingTool | None = None,
+) -> bytes:
+    """Entropy-code the latents, step by step, and wrap them in the container (version 3, or 4
+    with the tool's name and sub-streams)."""
     z_tables = model.rate_network(code, latents.network).z_tables
     z_stream = encode_symbols(latents.z, _z_indexes(latents.z.shape), z_tables)
     encoder = SymbolEncoder()
@@ -212,8 +263,13 @@ def pack_stream(model: CodecModel, latents: Latents, code: int, width: int, heig
         encoder.encode(
             _selected(latents.y, where), _selected(latents.y_index, where), model.y_tables
         )
-    header = Header(zoo.index_of(model), model.weights_hash, latents.network, code, width, height)
-    return pack(header, [z_stream, encoder.to_bytes()])
+    name = check_tool(tool).name if tool else ""
+    side = latents.tool_substreams
+    header = Header(
+        zoo.index_of(model), model.weights_hash, latents.network, code, width, height,
+        tool=name, tool_substreams=len(side),
+    )  # fmt: skip
+    return pack(header, [z_stream, encoder.to_bytes(), *side])
 
 
 def encode(
@@ -222,12 +278,14 @@ def encode(
     rate: float = 3,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     network: int | None = None,
+    tool: CodingTool | None = None,
 ) -> bytes:
     """Code uint8 (H, W, 3) pixels into a complete nic file at a rate position.
 
     Rate point k is position k; a fractional position interpolates the gains of its two
     neighbours and is quantized to 1/256 of a rate point (the gain code in the header). A masked
-    model codes it with `network` (default: CodecModel.default_network).
+    model codes it with `network` (default: CodecModel.default_network). tool: a coding tool
+    (nic.extensions) on top of the reference codec; None codes with the reference alone.
     Raises ImageFormatError for other arrays, BitstreamError for a size no stream can describe,
     PixelBudgetError above max_pixels, ValueError for a rate outside the model's range or a
     network that cannot code it.
@@ -237,8 +295,11 @@ def encode(
     check_dimensions(width, height)  # before the transforms, which pack() would check after
     check_pixel_budget(width, height, max_pixels)
     model = model if isinstance(model, CodecModel) else zoo.load(model)
-    latents = analyse(model, image, rate, network)
-    return pack_stream(model, latents, gain_code(model, rate), image.shape[1], image.shape[0])
+    if tool:
+        check_tool(tool)
+    latents = analyse(model, image, rate, network, tool)
+    code = gain_code(model, rate)
+    return pack_stream(model, latents, code, image.shape[1], image.shape[0], tool)
 
 
 def resolve_model(header: Header, model: CodecModel | str | None = None) -> CodecModel:
@@ -293,38 +354,53 @@ def decode_latents(
     data: bytes,
     model: CodecModel | str | None = None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    tool: CodingTool | None = None,
 ):
     """Parse a stream and entropy-decode its latents: (header, model, latents).
 
-    Raises BitstreamError for anything but a stream the encoder wrote (PixelBudgetError, a
-    ValueError, when the header's size exceeds max_pixels), before allocating for it.
+    tool: the coding tool the stream names (none for a version-3 stream). Raises BitstreamError
+    for anything but a stream the encoder wrote (PixelBudgetError, a ValueError, when the
+    header's size exceeds max_pixels; ToolMismatchError for another tool), before allocating
+    for it.
     """
-    header, (z_stream, y_stream) = unpack(data)
+    header, (z_stream, y_stream, *tool_substreams) = unpack(data)
     try:
         check_pixel_budget(header.width, header.height, max_pixels)
     except PixelBudgetError as e:
         raise BitstreamError(str(e)) from None
+    expected = tool.name if tool else ""
+    if header.tool != expected:
+        made = f"with coding tool {header.tool!r}" if header.tool else "by the reference codec"
+        asked = f"with {expected!r}" if expected else "by the reference codec alone"
+        raise ToolMismatchError(f"stream was coded {made}; it cannot be decoded {asked}")
+    hooks = tool or REFERENCE
     model = resolve_model(header, model)
     h = -(-header.height // DOWNSAMPLING)
     w = -(-header.width // DOWNSAMPLING)
     config = model.net.config
     z_shape = (1, config.N, h, w)
     network = model.rate_network(header.gain_code, header.network)
+    y_shape = (1, config.M, 4 * h, 4 * w)
     try:
+        mask = hooks.decode_coded_latents(tool_substreams, y_shape)
+        if mask is not None:
+            mask = mask.to(model.device)
+            if mask.shape != y_shape or mask.dtype != torch.bool:
+                raise BitstreamError(f"{header.tool}: its map is not bool {y_shape}")
         # Both sizes first: an impossible stream is refused before any decoding work.
-        y_count = config.M * (4 * h) * (4 * w)
+        y_count = int(mask.sum()) if mask is not None else config.M * (4 * h) * (4 * w)
         y_least = y_count * model.y_tables.min_symbol_bits.min()
         check_size(len(y_stream), y_least, "latent (y)")
         z = decode_symbols(z_stream, _z_indexes(z_shape), network.z_tables, "hyper-latent (z)")
-        plan = network.entropy_path.start(z, model.device)
+        plan = hooks.entropy_path(network).start(z, model.device)
         decoder = SymbolDecoder(y_stream, y_least, "latent (y)")
-        y_shape = (1, config.M, 4 * h, 4 * w)
         y = np.zeros(y_shape, dtype=np.int64)
         y_index = np.zeros(y_shape, dtype=np.int64)
         y_hat = torch.zeros(y_shape, dtype=torch.float64, device=model.device)
         steps = []
         for step in range(plan.steps):
-            mean, step_index, where = plan.parameters(step, y_hat)
+            mean, step_index, own = plan.parameters(step, y_hat)
+            where = _coded(own, mask)
             index = step_index.cpu().numpy()
             where_np = None if where is None else where.cpu().numpy()
             values = decoder.decode(_selected(index, where_np), model.y_tables)
@@ -332,19 +408,20 @@ def decode_latents(
                 y, y_index = values.reshape(y_shape), index
             else:
                 y[where_np], y_index[where_np] = values, index[where_np]
-            step_y = torch.from_numpy(y).to(y_hat.device, torch.float64)
-            y_hat = step_y + mean if where is None else torch.where(where, step_y + mean, y_hat)
+            step_y = torch.from_numpy(y).to(y_hat.device, torch.float64)  # 0 where not coded
+            y_hat = step_y + mean if own is None else torch.where(own, step_y + mean, y_hat)
             steps.append(where_np)
         decoder.finish()
     except (EntropyDecodingError, IntegerOverflowError) as e:
         raise BitstreamError(str(e)) from None
-    return header, model, Latents(network.index, z, y, y_hat, y_index, steps)
+    return header, model, Latents(network.index, z, y, y_hat, y_index, steps, list(tool_substreams))
 
 
 def decode(
     data: bytes,
     model: CodecModel | str | None = None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    tool: CodingTool | None = None,
 ) -> np.ndarray:
     """Decode a complete nic file to uint8 (H, W, 3), (H, W) from its header.
 
@@ -353,10 +430,11 @@ def decode(
     hash, and zoo index when the stream has one). max_pixels: the largest width x height
     decoded (None: no budget). Raises BitstreamError (ModelMismatchError for the model) for
     every stream the encoder did not write; ModelFileError when the caller's model file cannot
-    be read.
+    be read. tool: the coding tool (nic.extensions) the stream names; None for a stream of the
+    reference codec alone.
     """
-    header, model, latents = decode_latents(data, model, max_pixels)
-    return reconstruct(model, latents, header.rate_position, header.height, header.width)
+    header, model, latents = decode_latents(data, model, max_pixels, tool)
+    return reconstruct(model, latents, header.rate_position, header.height, header.width, tool)
 
 
 @torch.inference_mode()

@@ -14,6 +14,7 @@ import numpy as np
 
 import nic
 from nic import codec, zoo
+from nic.extensions import CodingTool
 from nic.model_file import CodecModel, load_model_file
 from nic.ratecontrol import encode_to_target
 
@@ -66,6 +67,9 @@ class NicCodec:
     name = "nic"
     tile_size = None
     """nic codes the whole picture in one pass (no tiling): memory grows with the picture."""
+    tool: CodingTool | None = None
+    """A coding tool on top of the reference codec (nic.extensions): a tool's ctc codec is a
+    subclass that sets it; None is the reference codec, the fixed anchor."""
 
     def __init__(self, model: str | None = None) -> None:
         self._model_name = model
@@ -84,7 +88,10 @@ class NicCodec:
         return [float(k) for k in range(self.model.num_rate_points)]
 
     def version(self) -> str:
-        return f"nic {nic.__version__}, model {self.model.name} sha256:{self.model.sha256[:16]}"
+        reference = (
+            f"nic {nic.__version__}, model {self.model.name} sha256:{self.model.sha256[:16]}"
+        )
+        return f"{reference}, tool {self.tool.version()}" if self.tool else reference
 
     def on_device(self, device: str) -> NicCodec:
         """This codec with its own copy of the model on a torch device ("cuda"): the zoo's
@@ -96,7 +103,7 @@ class NicCodec:
         else:
             model = load_model_file(name)
         model.net.to(device)
-        other = NicCodec(self._model_name)
+        other = type(self)(self._model_name)
         other.__dict__["model"] = model  # the cached_property's value
         return other
 
@@ -122,14 +129,14 @@ class NicCodec:
     # The harness bounds image sizes when it reads originals, and decodes only streams it has
     # just encoded, so nic's own pixel budget does not apply here.
     def encode(self, image: np.ndarray, knob_value: float) -> bytes:
-        return codec.encode(image, self.model, knob_value, max_pixels=None)
+        return codec.encode(image, self.model, knob_value, max_pixels=None, tool=self.tool)
 
     def decode(self, data: bytes) -> np.ndarray:
-        return codec.decode(data, self.model, max_pixels=None)
+        return codec.decode(data, self.model, max_pixels=None, tool=self.tool)
 
     def encode_to_target(
         self, image: np.ndarray, target_bpp: float, min_bpp: float, max_bpp: float
     ) -> tuple[float, bytes, int]:
         """(rate position, file, real encodes) from the codec's own rate control."""
-        match = encode_to_target(image, self.model, target_bpp, min_bpp, max_bpp)
+        match = encode_to_target(image, self.model, target_bpp, min_bpp, max_bpp, tool=self.tool)
         return match.rate, match.data, match.encodes

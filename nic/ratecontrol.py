@@ -17,6 +17,7 @@ import torch
 
 from nic.bitstream import GAIN_STEPS
 from nic.codec import analysis, pack_stream, quantize
+from nic.extensions import CodingTool
 from nic.image_io import check_rgb8
 from nic.model_file import CodecModel
 
@@ -39,9 +40,10 @@ class _Estimator:
     """Estimated file bits at a gain code, from one analysis transform of the image per network
     (a gain model has one; a masked model one per rate point)."""
 
-    def __init__(self, model: CodecModel, image: np.ndarray) -> None:
+    def __init__(self, model: CodecModel, image: np.ndarray, tool: CodingTool | None) -> None:
         self.model = model
         self.image = image
+        self.tool = tool
         self.analyses: dict[int, torch.Tensor] = {}
         self.calls = 0
 
@@ -49,7 +51,7 @@ class _Estimator:
         """The analysis output of the network that codes `code`, computed once."""
         network = id(self.model.rate_network(code).net)
         if network not in self.analyses:
-            self.analyses[network] = analysis(self.model, self.image, code)
+            self.analyses[network] = analysis(self.model, self.image, code, tool=self.tool)
         return self.analyses[network]
 
     def bits(self, code: int) -> float:
@@ -98,8 +100,13 @@ def encode_to_target(
     min_bpp: float | None = None,
     max_bpp: float | None = None,
     max_encodes: int = 4,
+    tool: CodingTool | None = None,
 ) -> RateMatch:
-    """Encode `image` near `target_bpp`, inside [min_bpp, max_bpp] (default ±5 %) if reachable."""
+    """Encode `image` near `target_bpp`, inside [min_bpp, max_bpp] (default ±5 %) if reachable.
+
+    tool: a coding tool (nic.extensions); the estimate is the reference codec's, whose bias
+    against the tool's real files the real encodes correct like any other.
+    """
     check_rgb8(image)
     if target_bpp <= 0:
         raise ValueError(f"target bpp must be positive, got {target_bpp}")
@@ -108,7 +115,7 @@ def encode_to_target(
     height, width = image.shape[:2]
     pixels = height * width
     max_code = round(GAIN_STEPS * model.max_rate_position)
-    estimator = _Estimator(model, image)
+    estimator = _Estimator(model, image, tool)
     known: dict[int, float] = {}
     goal_bits = target_bpp * pixels
     tried: dict[int, bytes] = {}
@@ -116,8 +123,8 @@ def encode_to_target(
         code = _search(estimator, goal_bits, max_code, known)
         if code in tried:
             break
-        latents = quantize(model, estimator.g_a_out(code), code)
-        data = tried[code] = pack_stream(model, latents, code, width, height)
+        latents = quantize(model, estimator.g_a_out(code), code, tool=tool)
+        data = tried[code] = pack_stream(model, latents, code, width, height, tool)
         real_bits = 8 * len(data)
         if min_bpp <= real_bits / pixels <= max_bpp:
             break
