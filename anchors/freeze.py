@@ -32,6 +32,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -269,6 +270,50 @@ def freeze(
     return path
 
 
+def freeze_run(codec_name: str, runs: Sequence[Path], dataset: str, out: Path) -> Path:
+    """Freeze a codec's rows from finished `ctc run` folders (one per condition), for a codec
+    that matches its rate itself (nic-ref: its continuous knob has no fixed QPs to cache).
+
+    Every row of the codec in each folder's store, under the condition of the folder's latest
+    run of it, must be finished for every image of the dataset and every target; else
+    SystemExit names what is missing. Writes OUT/CODEC.csv and its manifest entry.
+    """
+    from ctc.store import Store
+
+    codec = load_codec(codec_name)
+    data = resolve_dataset(dataset)
+    checksums = data.checksums()
+    rows, conds = [], []
+    for folder in runs:
+        with Store(folder) as store:
+            records = [r for r in store.runs() if r["record"].get("codecs", {}).get(codec_name)]
+            if not records:
+                raise SystemExit(f"{folder}: no run of {codec_name}")
+            record = records[-1]["record"]
+            cond = SimpleNamespace(
+                name=record["condition"]["name"], hash=record["condition_hash"],
+                targets_bpp=tuple(record["condition"]["targets_bpp"]),
+            )  # fmt: skip
+            found = [r for r in store.results() if r["codec"] == codec_name
+                     and r["condition_hash"] == cond.hash
+                     and r["codec_version"] == codec.version()]  # fmt: skip
+        expected = {(n, t) for n in checksums for t in cond.targets_bpp}
+        have = {(r["image"], r["target_bpp"]) for r in found
+                if checksums.get(r["image"]) == r["image_sha256"]}  # fmt: skip
+        if expected - have:
+            raise SystemExit(f"{folder}: {len(expected - have)} of {codec_name}'s "
+                             f"{len(expected)} {cond.name} rows are missing")  # fmt: skip
+        rows += [{c: r.get(c) for c in CSV_COLUMNS} for r in found
+                 if (r["image"], r["target_bpp"]) in expected]  # fmt: skip
+        conds.append(cond)
+    rows.sort(key=_order)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{codec.name}.csv"
+    write_rows(path, rows)
+    update_manifest(out, data, checksums, codec, conds, [], len(rows), [])
+    return path
+
+
 def _take(lock: Path) -> bool:
     """Claim an image for this process (so that several freeze processes share the work): create
     `lock` holding our pid; False when a live process holds it, a dead one's is taken over."""
@@ -310,7 +355,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fixed-qps", default=" ".join(map(str, FIXED_QPS)))
     parser.add_argument("--minutes", type=float, default=None,
                         help="start no new image after this many minutes")  # fmt: skip
+    parser.add_argument("--from-run", type=Path, action="append", default=[], metavar="DIR",
+                        help="freeze the codec's rows of these finished `ctc run` folders "
+                        "instead of encoding (a codec with its own rate matching)")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.from_run:
+        print(f"wrote {freeze_run(args.codec, args.from_run, args.dataset, args.out)}")
+        return 0
     deadline = time.time() + 60 * args.minutes if args.minutes else None
     path = freeze(
         args.codec, args.dataset, args.out, args.cache or default_cache(),

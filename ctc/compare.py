@@ -33,6 +33,8 @@ from ctc.report.data import BDRange, ReportData, ReportError, load
 from ctc.report.style import (
     FLAG_FILL,
     LINE_HEIGHT,
+    MIN_SCALE,
+    PAGE_WIDTH,
     REGULAR,
     SECTION_FONT,
     TOP,
@@ -47,12 +49,19 @@ from ctc.report.summary import BDRow, bd_rows, geometric_mean_ratio
 from ctc.report.workbook import METHOD_LABELS, _fit_header_rows
 
 __all__ = [
+    "NOT_SAME_RUN",
     "Comparison",
     "Quantity",
+    "cell_notes",
+    "codec_lines",
     "compare",
+    "compared_rows",
+    "complexity_lines",
     "default_workbook",
     "load_pair",
     "markdown",
+    "measure_pair",
+    "timing_problem",
     "write_workbook",
 ]
 
@@ -163,10 +172,12 @@ def _one_condition(folder: Path, data: ReportData) -> None:
         )
 
 
-def _pair_keys(data: ReportData, tool: str, anchor: str) -> set[tuple[str, float]]:
-    """The (image, target bpp) pairs that both codecs have rows of."""
+def compared_rows(data: ReportData, tool: str, anchor: str) -> dict[str, list[dict[str, Any]]]:
+    """Each codec's rows of the (image, target bpp) pairs that both codecs have rows of."""
     keys = [{(r["image"], r["target_bpp"]) for r in data.rows[c]} for c in (tool, anchor)]
-    return keys[0] & keys[1]
+    both = keys[0] & keys[1]
+    return {c: [r for r in data.rows[c] if (r["image"], r["target_bpp"]) in both]
+            for c in (tool, anchor)}  # fmt: skip
 
 
 # --- run times ------------------------------------------------------------------------------
@@ -187,11 +198,9 @@ def timing_problem(data: ReportData, tool: str, anchor: str) -> str | None:
     they can): a codec's compared rows are frozen (timed elsewhere, another day), or they come
     from runs on different machines (the run records' platform, machine, cpu_count differ or
     are missing), or the codecs have no image × target pair in common."""
-    keys = _pair_keys(data, tool, anchor)
-    if not keys:
+    compared = compared_rows(data, tool, anchor)
+    if not compared[tool]:
         return "the tool and the anchor have no image × target pair in common"
-    compared = {c: [r for r in data.rows[c] if (r["image"], r["target_bpp"]) in keys]
-                for c in (tool, anchor)}  # fmt: skip
     for role, codec in (("anchor", anchor), ("tool", tool)):
         frozen = [r for r in compared[codec] if is_frozen(r)]
         if frozen:
@@ -219,17 +228,19 @@ def timing_problem(data: ReportData, tool: str, anchor: str) -> str | None:
 
 
 def _row_ratios(data: ReportData, tool: str, anchor: str) -> list[Quantity]:
-    """EncT and DecT from the run's rows: geometric means of tool / anchor over the pairs."""
-    runs = sorted({r["run_id"] for c in (tool, anchor) for r in data.rows[c]})
+    """EncT and DecT from the run's rows: geometric means of tool / anchor over the pairs
+    (timing_problem found them comparable: one machine)."""
+    compared = compared_rows(data, tool, anchor)
+    runs = sorted({r["run_id"] for rows in compared.values() for r in rows})
     record = next((run["record"] for run in data.runs if run["id"] == runs[-1]), {})
     where = f"run{'s' * (len(runs) > 1)} {', '.join(map(str, runs))} on "
     where += _describe_machine(_machine(record))
     out = []
     for name, column, what in (("EncT", "encode_seconds", "encode"),
                                ("DecT", "decode_seconds", "decode")):  # fmt: skip
-        ratio, pairs = geometric_mean_ratio(data.rows[tool], data.rows[anchor], column)
+        ratio, pairs = geometric_mean_ratio(compared[tool], compared[anchor], column)
         source = (
-            f"geometric mean of tool / anchor over {pairs} image × target pairs of the run's "
+            f"geometric mean of tool / anchor over {pairs} image × target pairs of the "
             f"rows (one {what} each; {where})"
         )
         out.append(Quantity(f"{name}, {what} time (s)", "sec", None, None, ratio, source, pairs))
@@ -266,10 +277,11 @@ def _measured_ratios(
         tool_s, anchor_s = (e[side]["cpu_seconds_median"] for e in entries)  # type: ignore[index]
         picture = entries[0]["picture"]  # type: ignore[index]
         runs = len(entries[0][side]["cpu_seconds"]) or 1  # type: ignore[index]
+        size = f"{picture['width']}x{picture['height']}"
+        named = picture["name"] if size in picture["name"] else f"{picture['name']} ({size})"
         source = (
             f"{lead}the ratio is of the complexity measurements' CPU times (median of {runs} "
-            f"timed {what}{'s' * (runs != 1)} of {picture['width']}x{picture['height']}, "
-            f"{picture['name']})"
+            f"timed {what}{'s' * (runs != 1)} of the {named})"
         )
         out.append(Quantity(label, "sec", tool_s, anchor_s, _ratio(tool_s, anchor_s), source))
     return out
@@ -471,7 +483,8 @@ def default_workbook(folder: str | Path, tool: str, anchor: str) -> Path:
 
 
 def _number(value: float | None, fmt: str) -> str:
-    """A value as the tables show it: BD-rate "+1.23", ratio "1.083", count "1,234"."""
+    """A value as the Markdown shows it: BD-rate "+1.23", ratio "1.083", count "1,234",
+    seconds "0.000312"."""
     if value is None:
         return "n/a"
     return {
@@ -479,7 +492,7 @@ def _number(value: float | None, fmt: str) -> str:
         "ratio": f"{value:.3f}",
         "int": f"{value:,.0f}",
         "k": f"{value:.3f}",
-        "sec": f"{value:.4f}",
+        "sec": f"{value:.4g}",  # 4 significant digits: a small picture codes in microseconds
     }[fmt]
 
 
@@ -495,9 +508,9 @@ def bd_headers(ranges: Sequence[BDRange]) -> list[str]:
     return [*headers, "Flags and notes"]
 
 
-QUANTITY_HEADERS = ("Quantity (unit)", "Tool (unit of the quantity)",
-                    "Anchor (unit of the quantity)", "Difference, tool − anchor (unit of the "
-                    "quantity)", "Ratio, tool / anchor", "Source")  # fmt: skip
+QUANTITY_HEADERS = ("Quantity (unit)", "Tool (quantity's unit)", "Anchor (quantity's unit)",
+                    "Tool − anchor (quantity's unit)", "Tool / anchor (ratio)",
+                    "Source")  # fmt: skip
 
 
 def markdown(c: Comparison) -> str:
@@ -548,10 +561,24 @@ def _md_row(cells: Sequence[str]) -> str:
 
 
 SHEET = "Compare"
-WIDTHS = {"first": 30, "number": 13, "last": 38}
-"""Column widths (Excel units): quantity/metric names, numbers, and the last column, which
-holds the BD flags and the sources; with three BD ranges the sheet prints landscape at about
-90 %, one page wide."""
+FIRST_WIDTH, LAST_WIDTH = 30.0, 38.0
+"""Widths (Excel units) of the first column (metric, quantity) and of the last (BD flags,
+sources), which wrap."""
+NUMBER_WIDTHS = (11.0, 20.0)
+"""The narrowest and the widest number column. Between them, as wide as a landscape page holds
+at the smallest print scale (ctc.report.style.MIN_SCALE): the sheet prints one page wide (up
+to four BD ranges besides all points), its headers wrap onto fewer lines, and more rows fit on
+the page (two ranges besides all points and six metrics fit on one page)."""
+SPACER_HEIGHT = 8.0
+"""Points: the empty row before a section."""
+
+
+def _column_widths(last: int) -> dict[int, float]:
+    """Column -> width for a sheet of `last` columns: first, numbers, last."""
+    room = PAGE_WIDTH["landscape"] / MIN_SCALE - 0.71 * last - FIRST_WIDTH - LAST_WIDTH - 1
+    number = min(max(room / (last - 2), NUMBER_WIDTHS[0]), NUMBER_WIDTHS[1])
+    return {c: FIRST_WIDTH if c == 1 else LAST_WIDTH if c == last else number
+            for c in range(1, last + 1)}  # fmt: skip
 
 
 def write_workbook(c: Comparison, path: str | Path) -> Path:
@@ -567,23 +594,21 @@ def write_workbook(c: Comparison, path: str | Path) -> Path:
     ws.title = SHEET
     ranges = c.data.bd_ranges
     last = max(3 + 2 * len(ranges), 6)
-    for column in range(1, last + 1):
-        kind = "first" if column == 1 else "last" if column == last else "number"
-        ws.column_dimensions[get_column_letter(column)].width = WIDTHS[kind]
+    for column, width in _column_widths(last).items():
+        ws.column_dimensions[get_column_letter(column)].width = width
     name = c.data.condition.get("name", "")
     title(ws, 1, f"{c.tool} (tool) against {c.anchor} (anchor)")
     _text(ws, 2, 1, last, f"Condition {name} ({c.data.condition_hash[:12]}), run "
           f"{c.data.folder.name}. BD-rate: negative, fewer bits at equal quality; "
           f"{METHOD_LABELS[c.method]}; MS-SSIM integrated in dB. Flags: per-image |BD-rate| > "
           "100 %, quality overlap < 75 %.")  # fmt: skip
-    row = _bd_table(ws, 4, c, ranges, last) + 1
-    row = _quantity_table(ws, row, c, last) + 1
-    row = _codecs_table(ws, row, c, last) + 1
-    if c.notes:
-        ws.cell(row=row, column=1, value="Notes").font = SECTION_FONT
-        for note in c.notes:
-            row += 1
-            _text(ws, row, 1, last, note)
+    row = _bd_table(ws, 3, c, ranges, last)
+    for table in (_quantity_table, _codecs_table):
+        ws.row_dimensions[row].height = SPACER_HEIGHT
+        row = table(ws, row + 1, c, last)
+    for note in c.notes:
+        _text(ws, row, 1, last, f"Note: {note}")
+        row += 1
     _fit_header_rows(ws)
     print_setup(ws, header=f"condition {name}, run {c.data.folder.name}")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -606,10 +631,6 @@ def _text(ws: Worksheet, row: int, first: int, last: int, text: str) -> None:
 
 def _bd_table(ws: Worksheet, row: int, c: Comparison, ranges: Sequence[BDRange], last: int) -> int:
     """The BD-rate table from `row`: a header, then one row per metric; returns the next row."""
-    ws.cell(
-        row=row, column=1, value="BD-rate (%) of the tool against the anchor"
-    ).font = SECTION_FONT
-    row += 1
     headers = bd_headers(ranges)
     write_header(ws, row, headers)
     flags = len(headers)
@@ -635,10 +656,7 @@ def _quantity_table(ws: Worksheet, row: int, c: Comparison, last: int) -> int:
     """The time and complexity table from `row`; returns the next free row."""
     ws.cell(row=row, column=1, value="Run time and complexity").font = SECTION_FONT
     row += 1
-    headers = list(QUANTITY_HEADERS)
-    headers[1:3] = [f"Tool: {c.tool} (unit of the quantity)",
-                    f"Anchor: {c.anchor} (unit of the quantity)"]  # fmt: skip
-    write_header(ws, row, headers)
+    write_header(ws, row, QUANTITY_HEADERS)
     if last > 6:
         ws.merge_cells(start_row=row, start_column=6, end_row=row, end_column=last)
     for q in (*c.times, *c.complexity):
@@ -669,6 +687,7 @@ def _codecs_table(ws: Worksheet, row: int, c: Comparison, last: int) -> int:
             ws.merge_cells(start_row=row, start_column=first, end_row=row, end_column=end)
     for role, *values in codec_lines(c):
         row += 1
+        values[1] = values[1] or "—"  # no label: the spec says what runs
         for (first, end), value in zip(spans, [role.capitalize(), *values], strict=True):
             _text(ws, row, first, end, value)
     row += 1

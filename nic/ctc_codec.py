@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 
@@ -47,6 +48,10 @@ def training_data(data: dict) -> dict:
         text = re.sub(r"^\S*/\S*:\s*", "", str(data["description"]))
         described["description"] = text
     return described
+
+
+FROZEN_RESULTS = str(Path(__file__).parent / "frozen")
+"""Frozen results of nic-ref (ctc.frozen reads `<dataset>/manifest.json` below it)."""
 
 
 @dataclass(frozen=True)
@@ -140,3 +145,16 @@ class NicCodec:
         """(rate position, file, real encodes) from the codec's own rate control."""
         match = encode_to_target(image, self.model, target_bpp, min_bpp, max_bpp, tool=self.tool)
         return match.rate, match.data, match.encodes
+
+
+class NicReference(NicCodec):
+    """The fixed anchor of the coding-tool workflow: the reference codec (no tool) with the
+    zoo's default model at this nic version. Its results on Kodak under the bundled conditions
+    are frozen (FROZEN_RESULTS), so a contributor's run encodes only the tool; they stand in
+    for its jobs only while nic's version and the model's sha256 are the frozen ones."""
+
+    name = "nic-ref"
+    frozen_results = FROZEN_RESULTS
+
+    def __init__(self) -> None:
+        super().__init__(None)

@@ -11,7 +11,7 @@ from anchors_testing import install_frozen_jpeg
 from PIL import Image
 from skimage import data as skdata
 
-from anchors.freeze import freeze
+from anchors.freeze import freeze, freeze_run
 from ctc.frozen import frozen_rows, is_frozen
 from ctc.runner import run
 
@@ -154,3 +154,21 @@ def test_shipped_kodak_results_are_those_of_the_default_anchors():
         expected = 24 * (len(entry["fixed_qps"]) + targets)
         assert entry["rows"] == expected
         assert len(frozen_rows(name, entry["version"], folder.parent)) == 24 * targets
+
+
+def test_freeze_run_freezes_a_finished_run_and_refuses_an_incomplete_one(setup, tmp_path):
+    condition, images, results, tmp = setup
+    done = run(condition, codecs=["frozenjpeg"], dataset=images, out=tmp / "r", progress=False,
+               frozen=False)  # fmt: skip
+    path = freeze_run("frozenjpeg", [tmp / "r"], str(images), tmp_path / "again" / "crops")
+    with open(path) as f:
+        frozen = list(csv.DictReader(f))
+    assert len(frozen) == done.total == 4
+    assert {(r["image"], float(r["target_bpp"]), int(r["bytes"])) for r in frozen} == {
+        (r["image"], r["target_bpp"], r["bytes"]) for r in done.rows
+    }
+    entry = json.loads((path.parent / "manifest.json").read_text())["anchors"]["frozenjpeg"]
+    assert entry["rows"] == 4 and entry["fixed_qps"] == []
+    Image.fromarray(skdata.astronaut()[:40, :56]).save(images / "face.png")
+    with pytest.raises(SystemExit, match="2 of frozenjpeg's 6 frozentest rows are missing"):
+        freeze_run("frozenjpeg", [tmp / "r"], str(images), tmp_path / "third")
