@@ -1,0 +1,45 @@
+"""Training the importance map against the frozen anchor: it runs, resumes, refuses a foreign
+checkpoint, leaves the anchor's weights alone, and exports weights that the tool codes with."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from PIL import Image
+from skimage import data as skdata
+
+from nic import codec
+from nic.bitstream import unpack
+from nic.ctc_codec import NicReference
+from nic.train.checkpoint import CheckpointError
+from nic_tools.importance_map import ImportanceMapTool
+from nic_tools.importance_map.train import main
+
+
+def test_training_runs_resumes_and_exports_weights_the_tool_codes_with(
+    tmp_path, capsys, small_photo
+):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name, image in (("a", skdata.astronaut()), ("b", skdata.coffee())):
+        Image.fromarray(image[:96, :96]).save(photos / f"{name}.png")
+    anchor = NicReference().model
+    before = {k: v.clone() for k, v in anchor.net.state_dict().items()}
+    args = ["--data", str(photos), "--out", str(tmp_path / "run"), "--batch", "2", "--patch",
+            "64", "--every", "1"]  # fmt: skip
+    assert main([*args, "--steps", "2"]) == 0
+    weights = tmp_path / "w.pt"
+    assert main([*args, "--steps", "3", "--export", str(weights)]) == 0
+    out = capsys.readouterr().out
+    assert "resumed at step 2" in out and "step 3:" in out and "step 1:" in out
+    after = anchor.net.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # the anchor stays frozen
+    tool = ImportanceMapTool(weights)
+    assert "weights sha256:" in tool.version()
+    stream = codec.encode(small_photo, anchor, 3, tool=tool)
+    assert unpack(stream)[0].tool == "importance-map"
+    assert codec.decode(stream, anchor, tool=tool).shape == small_photo.shape
+    (tmp_path / "bad").mkdir()
+    torch.save({"net": {}}, tmp_path / "bad" / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match="not an importance-map checkpoint"):
+        main([*args[:2], "--patch", "64", "--out", str(tmp_path / "bad"), "--steps", "1"])
