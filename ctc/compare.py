@@ -28,7 +28,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from ctc.complexity_cache import ComplexityCache
 from ctc.frozen import is_frozen
-from ctc.report import ComplexityProgress, _given_entry, largest_picture, measure_codecs
+from ctc.report import ComplexityProgress, given_entry, largest_picture, measure_codecs
 from ctc.report.data import BDRange, ReportData, ReportError, load
 from ctc.report.style import (
     FLAG_FILL,
@@ -46,7 +46,7 @@ from ctc.report.style import (
     write_row,
 )
 from ctc.report.summary import BDRow, bd_rows, geometric_mean_ratio
-from ctc.report.workbook import METHOD_LABELS, _fit_header_rows
+from ctc.report.workbook import METHOD_LABELS, fit_header_rows
 
 __all__ = [
     "NOT_SAME_RUN",
@@ -322,7 +322,7 @@ def measure_pair(
         one = dataclasses.replace(
             data, rows={codec: data.rows[codec]}, versions={codec: data.versions[codec]}
         )
-        entry = _given_entry(given, codec, data.versions[codec])
+        entry = given_entry(given, codec, data.versions[codec])
         results, said = measure_codecs(
             one, picture, repeat, given=[entry] if entry else [], measure=measure, cache=cache,
             remeasure=remeasure, progress=progress,
@@ -609,7 +609,7 @@ def write_workbook(c: Comparison, path: str | Path) -> Path:
     for note in c.notes:
         _text(ws, row, 1, last, f"Note: {note}")
         row += 1
-    _fit_header_rows(ws)
+    fit_header_rows(ws)
     print_setup(ws, header=f"condition {name}, run {c.data.folder.name}")
     path.parent.mkdir(parents=True, exist_ok=True)
     wb.save(path)

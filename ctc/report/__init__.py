@@ -65,7 +65,7 @@ def largest_picture(data: ReportData) -> tuple[int, int]:
     return max(sizes, key=lambda s: (s[0] * s[1], s)) if sizes else UHD
 
 
-def _given_entry(given: Sequence[dict[str, Any]], name: str, version: str) -> dict[str, Any] | None:
+def given_entry(given: Sequence[dict[str, Any]], name: str, version: str) -> dict[str, Any] | None:
     """The measurement of `given` for a codec of the run: the one of its exact version, else
     the one of its name."""
     same = [g for g in given if g.get("version") == version]
@@ -113,7 +113,7 @@ def measure_codecs(
     results, notes, used = [], [], []
     for codec_name in data.codecs:
         version = data.versions[codec_name]
-        entry = _given_entry(given, codec_name, version)
+        entry = given_entry(given, codec_name, version)
         if entry is not None:
             used.append(id(entry))
             if entry["version"] != version:

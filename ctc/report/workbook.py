@@ -163,7 +163,7 @@ def _finish(
                     cell.number_format = FORMATS["bool"]
         if ws.title != "RD charts":
             _keep_text_on_the_page(ws)
-            _fit_header_rows(ws)
+            fit_header_rows(ws)
         if ws.title in codec_of:
             codec = codec_of[ws.title]
             what = data.label(codec) or data.versions.get(codec, "")
@@ -361,7 +361,7 @@ NOTE_CHARS = 110
 """The longest note a Summary row shows; longer ones are cut there and listed whole below."""
 
 
-def _fit_header_rows(ws: Worksheet) -> None:
+def fit_header_rows(ws: Worksheet) -> None:
     """Header rows (shaded cells) tall enough for their wrapped texts, on any sheet; a header
     merged across columns wraps in their width, one merged down rows is left as it is."""
 
