@@ -103,9 +103,10 @@ class _Fields:
         return value
 
     def number(self, key: str, default: Any = ...) -> float:
-        value = float(self.get(key, (int, float), default))
-        if not math.isfinite(value):
-            self.fail(key, f"expected a finite number, got {value}")
+        raw = self.get(key, (int, float), default)
+        value = _finite(raw)
+        if value is None:
+            self.fail(key, f"expected a finite number, got {_shown(raw)}")
         return value
 
     def choice(self, key: str, options: tuple[str, ...], default: Any = ...) -> str:
@@ -121,12 +122,39 @@ class _Fields:
         return tuple(value)
 
 
+def _finite(value: Any) -> float | None:
+    """A number of a condition file as a finite float; None for one that is not a number (a
+    bool), infinite, NaN, or an integer too large for a float (YAML reads 400 digits as an
+    int, which float() refuses with OverflowError)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _shown(value: Any) -> str:
+    """A value for an error message: an integer too long to read as its number of digits."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**20:
+        return f"an integer of {len(str(abs(value)))} digits"
+    return repr(value)
+
+
+def _shown_list(value: Any) -> str:
+    """A list (or any value) for an error message, long integers shortened as _shown does."""
+    if isinstance(value, list):
+        return f"[{', '.join(_shown(v) for v in value)}]"
+    return _shown(value)
+
+
 def _targets(f: _Fields) -> tuple[float, ...]:
     raw = f.get("targets_bpp", list)
     if not raw or not all(isinstance(t, int | float) and not isinstance(t, bool) for t in raw):
-        f.fail("targets_bpp", f"expected a non-empty list of numbers, got {raw!r}")
-    targets = tuple(float(t) for t in raw)
-    if any(not math.isfinite(t) or t <= 0 for t in targets):
+        f.fail("targets_bpp", f"expected a non-empty list of numbers, got {_shown_list(raw)}")
+    targets = tuple(_finite(t) for t in raw)
+    if any(t is None or t <= 0 for t in targets):
         f.fail("targets_bpp", "every target must be a positive finite bpp")
     if len(set(targets)) != len(targets):
         f.fail("targets_bpp", "targets must be distinct")
@@ -173,18 +201,15 @@ def _bd_ranges(origin: str, data: dict) -> dict[str, tuple[float, float]]:
     """Named bpp ranges for BD-rates: {name: [low, high]}, low < high, both positive."""
     out = {}
     for name, bounds in data.items():
-        where = f"{origin}: bd_ranges.{name}"
-        if not isinstance(name, str) or not name.isidentifier() or name == "all":
+        where = f"{origin}: bd_ranges.{name if isinstance(name, str) else _shown(name)}"
+        if not isinstance(name, str) or not name.isidentifier() or name.lower() == "all":
             raise ConditionError(f"{where}: a range name is a word other than 'all' (kept for "
                                  "every point)")  # fmt: skip
-        ok = isinstance(bounds, list) and len(bounds) == 2 and all(
-            isinstance(b, int | float) and not isinstance(b, bool) and math.isfinite(b)
-            for b in bounds
-        )  # fmt: skip
-        if not ok or not 0 < bounds[0] < bounds[1]:
+        numbers = [_finite(b) for b in bounds] if isinstance(bounds, list) else []
+        if len(numbers) != 2 or None in numbers or not 0 < numbers[0] < numbers[1]:
             raise ConditionError(f"{where}: expected [low, high] with 0 < low < high, got "
-                                 f"{bounds!r}")  # fmt: skip
-        out[name] = (float(bounds[0]), float(bounds[1]))
+                                 f"{_shown_list(bounds)}")  # fmt: skip
+        out[name] = (numbers[0], numbers[1])
     return out
 
 

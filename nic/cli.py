@@ -135,7 +135,11 @@ def _cmd_info(args: argparse.Namespace) -> None:
         ),
         "bytes": len(data),
         "bpp": 8 * len(data) / (header.width * header.height),
-        "substream_bytes": {"z": len(substreams[0]), "y": len(substreams[1])},
+        "substream_bytes": {
+            "z": len(substreams[0]),
+            "y": len(substreams[1]),
+            **{f"tool {i}": len(s) for i, s in enumerate(substreams[2:])},
+        },
     }
     if args.json:
         print(json.dumps(info, indent=2))

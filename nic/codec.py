@@ -184,6 +184,11 @@ def quantize(
     gain, _ = rate_network.net.gains(rate_network.position)
     y = hooks.refine(rate_network.net, (g_a_out * gain).double())
     mask, tool_substreams = hooks.coded_latents(rate_network.net, y)
+    if mask is not None and (mask.shape != y.shape or mask.dtype != torch.bool):
+        raise ValueError(
+            f"{hooks.name}: coded_latents gave a {mask.dtype} {tuple(mask.shape)} map, not bool "
+            f"{tuple(y.shape)}"
+        )
     z = torch.round(rate_network.net.h_a(y.float())).cpu().numpy().astype(np.int64)
     plan = hooks.entropy_path(rate_network).start(z, model.device)
     y_hat = torch.zeros_like(y)
@@ -372,7 +377,13 @@ def decode_latents(
     if header.tool != expected:
         made = f"with coding tool {header.tool!r}" if header.tool else "by the reference codec"
         asked = f"with {expected!r}" if expected else "by the reference codec alone"
-        raise ToolMismatchError(f"stream was coded {made}; it cannot be decoded {asked}")
+        how = (
+            " (decode it with that tool: its ctc codec's decode, or nic.codec.decode(..., "
+            "tool=...))"
+            if header.tool
+            else ""
+        )
+        raise ToolMismatchError(f"stream was coded {made}; it cannot be decoded {asked}{how}")
     hooks = tool or REFERENCE
     model = resolve_model(header, model)
     h = -(-header.height // DOWNSAMPLING)

@@ -6,6 +6,7 @@ the attributes and methods it names.
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass
 from functools import cached_property
@@ -108,7 +109,7 @@ class NicCodec:
         else:
             model = load_model_file(name)
         model.net.to(device)
-        other = type(self)(self._model_name)
+        other = copy.copy(self)  # the same codec (a tool's, with its switch) on another model
         other.__dict__["model"] = model  # the cached_property's value
         return other
 

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from nic.bitstream import check_tool_name
+from nic.bitstream import BitstreamError, check_tool_name
 
 if TYPE_CHECKING:
     from nic.model_file import RateNetwork
@@ -71,6 +71,8 @@ class CodingTool:
     def decode_coded_latents(
         self, substreams: list[bytes], shape: tuple[int, ...]
     ) -> torch.Tensor | None:
+        if substreams:  # the default writes none: anything else is not this tool's stream
+            raise BitstreamError(f"{self.name}: its streams have no sub-streams of the tool")
         return None
 
     def entropy_path(self, rate_network: RateNetwork) -> IntegerHyperSynthesis | IntegerElic:

@@ -73,7 +73,9 @@ _BYTE_MODEL = _model(np.full(256, (1 << PRECISION) // 256, np.int32).tobytes())
 
 
 def _groups(indexes: np.ndarray):
-    """(table, positions) pairs in increasing table order."""
+    """(table, positions) pairs in increasing table order (none for no indexes)."""
+    if indexes.size == 0:
+        return
     order = np.argsort(indexes, kind="stable")
     sorted_idx = indexes[order]
     tables, starts = np.unique(sorted_idx, return_index=True)

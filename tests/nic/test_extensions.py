@@ -4,6 +4,7 @@ leaves latents uncoded, decoded as their predicted means."""
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 
 import numpy as np
@@ -147,3 +148,49 @@ def test_unpack_refuses_malformed_tool_fields(patch, message):
     assert unpack(good)[0].tool == "ok"
     with pytest.raises(BitstreamError, match=message):
         unpack(patch(good))
+
+
+def test_a_map_that_codes_nothing_and_maps_of_the_wrong_form(model, small_photo):
+    class Nothing(CodingTool):
+        name = "nothing"
+
+        def coded_latents(self, net, y):
+            return torch.zeros(y.shape, dtype=torch.bool, device=y.device), [b"\0" * 4]
+
+        def decode_coded_latents(self, substreams, shape):
+            return torch.zeros(shape, dtype=torch.bool)
+
+    stream = codec.encode(small_photo, model, 3, tool=Nothing())
+    assert codec.decode(stream, model, tool=Nothing()).shape == small_photo.shape
+
+    class Wrong(CodingTool):
+        name = "wrong"
+
+        def coded_latents(self, net, y):
+            return torch.ones(y.shape[1:], dtype=torch.bool, device=y.device), []
+
+    with pytest.raises(ValueError, match="wrong: coded_latents gave a torch.bool"):
+        codec.encode(small_photo, model, 3, tool=Wrong())
+
+
+def test_a_tool_without_sub_streams_refuses_streams_that_carry_some(model, small_photo):
+    header, parts = unpack(codec.encode(small_photo, model, 3, tool=Unchanged()))
+    junk = pack(dataclasses.replace(header, tool_substreams=1), [*parts, b"\0" * 4])
+    with pytest.raises(BitstreamError, match="unchanged: its streams have no sub-streams"):
+        codec.decode(junk, model, tool=Unchanged())
+
+
+def test_on_device_keeps_the_codec_and_its_switch(small_photo):
+    class Codec(NicCodec):
+        name = "nic-first-channels"
+
+        def __init__(self, switch=None):
+            super().__init__(None)
+            self.tool = None if switch == "off" else FirstChannels()
+
+    from nic.ctc_codec import NicReference
+
+    off = Codec("off").on_device("cpu")
+    assert off.tool is None and type(off) is Codec
+    assert off.encode(small_photo, 3) == NicReference().on_device("cpu").encode(small_photo, 3)
+    assert Codec().on_device("cpu").tool is not None
