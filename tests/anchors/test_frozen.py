@@ -172,3 +172,20 @@ def test_freeze_run_freezes_a_finished_run_and_refuses_an_incomplete_one(setup, 
     Image.fromarray(skdata.astronaut()[:40, :56]).save(images / "face.png")
     with pytest.raises(SystemExit, match="2 of frozenjpeg's 6 frozentest rows are missing"):
         freeze_run("frozenjpeg", [tmp / "r"], str(images), tmp_path / "third")
+
+
+def test_nic_ref_is_frozen_on_kodak_under_the_bundled_conditions_at_this_version():
+    """nic-ref's frozen rows stand in only at nic's version and model: a release that changes
+    either must freeze them again (docs/contributing-a-tool.md)."""
+    from ctc.condition import load_condition
+    from nic.ctc_codec import NicReference
+
+    codec = NicReference()
+    folder = Path(codec.frozen_results) / "kodak"
+    entry = json.loads((folder / "manifest.json").read_text())["anchors"]["nic-ref"]
+    assert entry["version"] == codec.version() and entry["missing_images"] == []
+    for name in ("fvc", "jpeg_ai_ctc"):
+        cond = load_condition(name)
+        assert entry["conditions"][name]["hash"] == cond.hash
+    rows = frozen_rows("nic-ref", entry["version"], folder.parent)
+    assert len(rows) == entry["rows"] == 24 * (6 + 5)
