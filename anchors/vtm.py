@@ -14,11 +14,17 @@ DecoderApp reports no picture size, and VTM 8.0's streams predate the final VVC 
 FFmpeg parses) followed by EncoderApp's bitstream; the record adds 32 bits to every file
 (0.00008 bpp on a Kodak image).
 
+Decoding checks the record against the decoded picture's sample count only (all that
+DecoderApp tells of its size): a wrong record that pads to the coded size (a side up to 7 short)
+or to another size of the same area goes unnoticed, as telling needs VTM 8.0's SPS parsed.
+
 Where the binaries come from: $CTC_VTM_DIR, else the build folder of anchors.vtm_build
-($XDG_CACHE_HOME/nic-ctc/vtm/VTM-8.0). A folder made by anchors.vtm_build holds build.json
-(release, commit, compiler) and reports the pinned version; any other folder with EncoderApp[
-Static], DecoderApp[Static] and encoder_intra_vtm.cfg is used too and reports the version its
-banner prints and the configuration's sha256. Without binaries the codec still answers with the
+($XDG_CACHE_HOME/nic-ctc/vtm/VTM-8.0). A folder reports the pinned version only when its
+build.json names VTM_RELEASE and VTM_COMMIT, its EncoderApp, DecoderApp and configuration have
+the sha256 that build.json records (anchors.vtm_build writes them), and the configuration's is
+CONFIG_SHA256, VTM 8.0's own. Any other folder with executable EncoderApp[Static] and
+DecoderApp[Static] and an encoder_intra_vtm.cfg is used too and reports the release its banner
+prints and the configuration's sha256. Without those files the codec still answers with the
 pinned version, so that the frozen Kodak results (anchors/results) stand in for its jobs; a job
 that is not frozen fails with one line saying how to build VTM.
 """
@@ -46,12 +52,16 @@ VTM_RELEASE = "8.0"
 VTM_COMMIT = "837b7dfef07a711914410b72d7fe4cc8722bcd4c"
 VTM_SOURCE = "https://vcgit.hhi.fraunhofer.de/jvet/VVCSoftware_VTM.git"
 CONFIG = "encoder_intra_vtm.cfg"
+# sha256 of cfg/encoder_intra_vtm.cfg at VTM_COMMIT
+CONFIG_SHA256 = "3313d6cb0de65a2df4bec83048d7cebd571eb6723af4327b21d2b1e77542e42b"
 BIT_DEPTH = 10
 MAX_SIDE = 65535  # the size record's 16-bit fields
 TIMEOUT_S = 3600  # a 4K picture at low QP takes VTM tens of minutes
+DECODE_TIMEOUT_S = 300  # DecoderApp takes well under a second for a Kodak image
 SUFFIX = "444 10 bit, ycbcr709 full range, 4-byte size record"
 PINNED_VERSION = f"VTM {VTM_RELEASE} ({VTM_COMMIT[:10]}) EncoderApp/DecoderApp ({CONFIG}, {SUFFIX})"
 BUILD_RECORD = "build.json"
+HASHES = "sha256"  # build.json's {file name: sha256} of the installed binaries and configuration
 ALIGN = 8  # VTM 8.0: "coded frame height must be a multiple of Max(8, the minimum CU size)"
 
 
@@ -67,11 +77,28 @@ def vtm_dir() -> Path:
     return Path(configured).expanduser() if configured else default_build_dir()
 
 
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _binary(folder: Path, app: str) -> Path | None:
     for name in (f"{app}Static", app):
         if (folder / name).is_file():
             return folder / name
     return None
+
+
+def _run(args: list[str], what: str, timeout: float) -> str:
+    """run_tool, with a binary that cannot be executed as one line too."""
+    try:
+        return run_tool(args, what, timeout=timeout)
+    except OSError as e:  # not executable, not a program for this machine
+        raise AnchorError(f"{what}: cannot run {args[0]}: {e.strerror or e}") from None
 
 
 def _padded(side: int) -> int:
@@ -123,40 +150,60 @@ class VtmCodec:
         self.encoder = _binary(self.folder, "EncoderApp")
         self.decoder = _binary(self.folder, "DecoderApp")
         self.config = self.folder / CONFIG
-        self.available = bool(self.encoder and self.decoder and self.config.is_file())
+        self.installed = bool(self.encoder and self.decoder and self.config.is_file())
+        self._problem = self._check()
+        self.available = self._problem is None
         self._version: str | None = None
+
+    def _check(self) -> str | None:
+        if not self.installed:
+            return (f"vtm: no VTM build in {self.folder} (EncoderApp, DecoderApp, {CONFIG}); "
+                    "build it with `python -m anchors.vtm_build` or set CTC_VTM_DIR")  # fmt: skip
+        stuck = [str(p) for p in (self.encoder, self.decoder) if p and not os.access(p, os.X_OK)]
+        if stuck:
+            return f"vtm: {' and '.join(stuck)} {'is' if len(stuck) == 1 else 'are'} not executable"
+        return None
 
     @property
     def unavailable(self) -> str | None:
         """Why this codec cannot encode here (ctc.codec's optional `unavailable`), else None."""
-        if self.available:
-            return None
-        return (f"vtm: no VTM build in {self.folder} (EncoderApp, DecoderApp, {CONFIG}); build "
-                "it with `python -m anchors.vtm_build` or set CTC_VTM_DIR")  # fmt: skip
+        return self._problem
 
     @property
     def label(self) -> str:
         return label_for(self.version()) or self.name
 
     def version(self) -> str:
-        """PINNED_VERSION for the pinned build (or when no build is installed: frozen results
-        only), else the banner's release and the configuration's sha256."""
+        """PINNED_VERSION for the pinned build, checked by its recorded hashes (or when no
+        build is installed: frozen results only), else the banner's release and the
+        configuration's sha256. Computed once per codec object."""
         if self._version is None:
-            self._version = self._installed_version() if self.available else PINNED_VERSION
+            self._version = self._installed_version() if self.installed else PINNED_VERSION
         return self._version
 
     def _installed_version(self) -> str:
-        record = self.folder / BUILD_RECORD
-        if record.is_file():
-            try:
-                build = json.loads(record.read_text())
-            except ValueError as e:
-                raise AnchorError(f"vtm: unreadable {record}: {e}") from None
-            if (build.get("release"), build.get("commit")) == (VTM_RELEASE, VTM_COMMIT):
-                return PINNED_VERSION
+        config_sha = sha256_file(self.config)
+        if config_sha == CONFIG_SHA256 and self._matches_record():
+            return PINNED_VERSION
         release = banner_version([str(self.encoder), "--help"], r"VTM Encoder Version\s+(\S+)")
-        config_sha = hashlib.sha256(self.config.read_bytes()).hexdigest()[:12]
-        return f"VTM {release} EncoderApp/DecoderApp ({CONFIG} sha256 {config_sha}, {SUFFIX})"
+        return f"VTM {release} EncoderApp/DecoderApp ({CONFIG} sha256 {config_sha[:12]}, {SUFFIX})"
+
+    def _matches_record(self) -> bool:
+        """Whether build.json names the pinned build and records the sha256 of the binaries
+        and configuration that run here."""
+        record = self.folder / BUILD_RECORD
+        if not record.is_file():
+            return False
+        try:
+            build = json.loads(record.read_text())
+        except ValueError as e:
+            raise AnchorError(f"vtm: unreadable {record}: {e}") from None
+        if not isinstance(build, dict) or not isinstance(build.get(HASHES), dict):
+            return False
+        if (build.get("release"), build.get("commit")) != (VTM_RELEASE, VTM_COMMIT):
+            return False
+        files = [p for p in (self.encoder, self.decoder, self.config) if p is not None]
+        return all(build[HASHES].get(p.name) == sha256_file(p) for p in files)
 
     def _require(self) -> tuple[Path, Path]:
         if self.unavailable or self.encoder is None or self.decoder is None:
@@ -175,7 +222,9 @@ class VtmCodec:
             yuv, out = Path(tmp, "in.yuv"), Path(tmp, "out.bin")
             write_planes(yuv, rgb_to_yuv(padded, "bt709", BIT_DEPTH, "444"), BIT_DEPTH)
             args = encoder_command(encoder, self.config, yuv, pw, ph, qp, out)
-            run_tool(args, "VTM EncoderApp", timeout=TIMEOUT_S)
+            _run(args, "VTM EncoderApp", TIMEOUT_S)
+            if not out.is_file():
+                raise AnchorError("vtm: EncoderApp exited 0 without writing a bitstream")
             stream = out.read_bytes()
         if not stream:
             raise AnchorError("vtm: EncoderApp wrote an empty stream")
@@ -191,11 +240,16 @@ class VtmCodec:
         with tempfile.TemporaryDirectory(prefix="ctc-vtm-") as tmp:
             bitstream, rec = Path(tmp, "in.bin"), Path(tmp, "rec.yuv")
             bitstream.write_bytes(data[4:])
-            run_tool(decoder_command(decoder, bitstream, rec), "VTM DecoderApp", timeout=TIMEOUT_S)
+            _run(decoder_command(decoder, bitstream, rec), "VTM DecoderApp", DECODE_TIMEOUT_S)
             if not rec.is_file():
                 raise AnchorError("vtm: DecoderApp wrote no picture")
             raw = rec.read_bytes()
         ph, pw = _padded(height), _padded(width)
+        samples = 3 * 2 * ph * pw  # three 16-bit planes of the coded (padded) size
+        if len(raw) != samples:  # all DecoderApp tells of the picture's size (module docstring)
+            pixels = f"{len(raw) // 6} pixels" if len(raw) % 6 == 0 else f"{len(raw)} bytes"
+            raise AnchorError(f"vtm: size record {width}x{height} (coded {pw}x{ph}) does not fit "
+                              f"the decoded picture ({pixels})")  # fmt: skip
         y, cb, cr = read_planes(raw, [(ph, pw)] * 3, BIT_DEPTH, "vtm")
         rgb = yuv_to_rgb(y[:height, :width], cb[:height, :width], cr[:height, :width], "bt709",
                          BIT_DEPTH)  # fmt: skip
