@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import sys
 import tempfile
 import time
@@ -44,6 +45,7 @@ from ctc.datasets import Dataset, resolve_dataset
 from ctc.job import Job, execute
 from ctc.registry import load_codec
 from ctc.store import COLUMN_NAMES
+from ctc.store import FILENAME as STORE_FILE
 
 FIXED_QPS = (12, 17, 22, 27, 32, 37, 42, 47)
 CONDITIONS = ("fvc", "jpeg_ai_cfe")
@@ -186,8 +188,12 @@ def update_manifest(
     fixed_qps: Sequence[int],
     n_rows: int,
     missing: list[str],
+    name: str | None = None,
+    file: str | None = None,
 ) -> None:
-    """Record the dataset's pixel checksums and this anchor's version, conditions and rows."""
+    """Record the dataset's pixel checksums and this anchor's version, conditions and rows,
+    under `name` (default codec.name), its rows in `file` (default NAME.csv)."""
+    name = name or codec.name
     path = folder / MANIFEST
     manifest = json.loads(path.read_text()) if path.is_file() else {}
     if manifest.get("pixel_sha256", checksums) != checksums:
@@ -195,9 +201,9 @@ def update_manifest(
     manifest["dataset"] = dataset.name
     manifest["pixel_sha256"] = checksums
     anchors = manifest.setdefault("anchors", {})
-    anchors[codec.name] = {
+    anchors[name] = {
         "version": codec.version(),
-        "file": f"{codec.name}.csv",
+        "file": file or f"{name}.csv",
         "rows": n_rows,
         "fixed_qps": list(fixed_qps),
         "fixed_qp_metrics": conditions[0].name,
@@ -270,47 +276,100 @@ def freeze(
     return path
 
 
+class FreezeError(SystemExit):
+    """What freeze_run refuses, in one line naming the folder or the condition. A SystemExit
+    (a program that calls freeze_run ends with the message); main() prints it as one error
+    line and exits 2."""
+
+
+def csv_name(spec: str) -> str:
+    """The frozen CSV of a codec spec: SPEC.csv, the spec made safe for a file name (a
+    MODULE:CLASS spec's ':' becomes '_'); the manifest names it ("file")."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", spec).strip("._") + ".csv"
+
+
+def _run_store(folder: Path) -> Path:
+    """The results store of a `ctc run` folder; FreezeError where there is none. Checked before
+    opening it: ctc.store.Store would create one in a folder that has none."""
+    if not folder.is_dir():
+        what = "a file" if folder.exists() else "missing"
+        raise FreezeError(f"--from-run {folder}: not a `ctc run` folder ({what})")
+    store = folder / STORE_FILE
+    if not store.is_file():
+        raise FreezeError(f"--from-run {folder}: not a `ctc run` folder (no {STORE_FILE})")
+    return store
+
+
 def freeze_run(codec_name: str, runs: Sequence[Path], dataset: str, out: Path) -> Path:
     """Freeze a codec's rows from finished `ctc run` folders (one per condition), for a codec
     that matches its rate itself (nic-ref: its continuous knob has no fixed QPs to cache).
 
     Every row of the codec in each folder's store, under the condition of the folder's latest
-    run of it, must be finished for every image of the dataset and every target; else
-    SystemExit names what is missing. Writes OUT/CODEC.csv and its manifest entry.
+    run of it, must be finished for every image of the dataset and every target, at the
+    codec's version here; else FreezeError (a SystemExit) names what is missing, or the
+    versions where the rows are of another. Refused as well: a folder that is not a `ctc run`
+    folder (no results.sqlite, or one that is not a results store; none is created), and a
+    condition given twice (the same folder twice, or two folders of one condition): rows are
+    never duplicated. Writes OUT/CODEC.csv and its manifest entry under `codec_name`, the spec
+    as `ctc run` names the rows (a MODULE:CLASS spec too: ctc.frozen looks a codec's frozen
+    rows up by its spec); the CSV's name is the spec made safe for a file (csv_name).
     """
-    from ctc.store import Store
+    from ctc.store import Store, StoreError
 
+    runs = [Path(folder) for folder in runs]
+    for folder in runs:
+        _run_store(folder)
     codec = load_codec(codec_name)
+    version = codec.version()
     data = resolve_dataset(dataset)
     checksums = data.checksums()
-    rows, conds = [], []
+    rows, conds, seen = [], [], {}
     for folder in runs:
-        with Store(folder) as store:
-            records = [r for r in store.runs() if r["record"].get("codecs", {}).get(codec_name)]
-            if not records:
-                raise SystemExit(f"{folder}: no run of {codec_name}")
-            record = records[-1]["record"]
-            cond = SimpleNamespace(
-                name=record["condition"]["name"], hash=record["condition_hash"],
-                targets_bpp=tuple(record["condition"]["targets_bpp"]),
-            )  # fmt: skip
-            found = [r for r in store.results() if r["codec"] == codec_name
-                     and r["condition_hash"] == cond.hash
-                     and r["codec_version"] == codec.version()]  # fmt: skip
+        try:
+            with Store(folder) as store:
+                records = [r for r in store.runs()
+                           if r["record"].get("codecs", {}).get(codec_name)]  # fmt: skip
+                if not records:
+                    raise FreezeError(f"{folder}: no run of {codec_name}")
+                record = records[-1]["record"]
+                cond = SimpleNamespace(
+                    name=record["condition"]["name"], hash=record["condition_hash"],
+                    targets_bpp=tuple(record["condition"]["targets_bpp"]),
+                )  # fmt: skip
+                ours = [r for r in store.results() if r["codec"] == codec_name
+                        and r["condition_hash"] == cond.hash]  # fmt: skip
+        except StoreError as e:
+            raise FreezeError(f"--from-run {folder}: not a `ctc run` folder ({e})") from None
+        for key in (cond.name, cond.hash):
+            if key in seen:
+                again = "given twice" if seen[key] == folder.resolve() else "in two folders"
+                raise FreezeError(
+                    f"condition {cond.name} ({cond.hash[:12]}) is {again}: {seen[key]} and "
+                    f"{folder}; give one `ctc run` folder per condition (rows are never "
+                    "duplicated)"
+                )
+        seen[cond.name] = seen[cond.hash] = folder.resolve()
+        found = [r for r in ours if r["codec_version"] == version]
+        others = sorted({r["codec_version"] for r in ours} - {version})
+        if not found and others:
+            raise FreezeError(
+                f"{folder}: {codec_name}'s {cond.name} rows are of version "
+                f"{', '.join(map(repr, others))}; {codec_name} here is {version!r}"
+            )
         expected = {(n, t) for n in checksums for t in cond.targets_bpp}
         have = {(r["image"], r["target_bpp"]) for r in found
                 if checksums.get(r["image"]) == r["image_sha256"]}  # fmt: skip
         if expected - have:
-            raise SystemExit(f"{folder}: {len(expected - have)} of {codec_name}'s "
-                             f"{len(expected)} {cond.name} rows are missing")  # fmt: skip
+            raise FreezeError(f"{folder}: {len(expected - have)} of {codec_name}'s "
+                              f"{len(expected)} {cond.name} rows are missing")  # fmt: skip
         rows += [{c: r.get(c) for c in CSV_COLUMNS} for r in found
                  if (r["image"], r["target_bpp"]) in expected]  # fmt: skip
         conds.append(cond)
     rows.sort(key=_order)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{codec.name}.csv"
+    path = out / csv_name(codec_name)
     write_rows(path, rows)
-    update_manifest(out, data, checksums, codec, conds, [], len(rows), [])
+    update_manifest(out, data, checksums, codec, conds, [], len(rows), [], codec_name, path.name)
     return path
 
 
@@ -343,31 +402,69 @@ def _order(row: dict[str, Any]) -> tuple:
     return (not fixed, row["condition"], row["target_bpp"] or 0.0, knob, row["image"])
 
 
+PROG = "python -m anchors.freeze"
+
+
+def _error(message: str) -> None:
+    print(f"{PROG}: error: {' '.join(message.split())}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m anchors.freeze", description=__doc__.split("\n")[0]
-    )
+    """The command line. Errors are one line on stderr: exit 2 for what was asked wrongly (an
+    unknown codec, options that do not go together, a `--from-run` folder that cannot be
+    frozen, an unknown dataset or condition), 1 for a codec that fails to load."""
+    from ctc.condition import ConditionError
+    from ctc.datasets import DatasetError
+    from ctc.registry import CodecLoadError, registered, well_formed
+
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
     parser.add_argument("--codec", required=True, help="anchor name in ctc.codecs (bpg, vvc)")
     parser.add_argument("--dataset", required=True, help="dataset name or folder (Kodak)")
     parser.add_argument("--out", type=Path, required=True, help="e.g. anchors/results/kodak")
     parser.add_argument("--cache", type=Path, default=None, help="encode cache folder")
-    parser.add_argument("--conditions", default=",".join(CONDITIONS))
-    parser.add_argument("--fixed-qps", default=" ".join(map(str, FIXED_QPS)))
+    parser.add_argument("--conditions", default=None,
+                        help=f"default {','.join(CONDITIONS)}")  # fmt: skip
+    parser.add_argument("--fixed-qps", default=None,
+                        help=f"default {' '.join(map(str, FIXED_QPS))}")  # fmt: skip
     parser.add_argument("--minutes", type=float, default=None,
                         help="start no new image after this many minutes")  # fmt: skip
     parser.add_argument("--from-run", type=Path, action="append", default=[], metavar="DIR",
                         help="freeze the codec's rows of these finished `ctc run` folders "
-                        "instead of encoding (a codec with its own rate matching)")  # fmt: skip
+                        "instead of encoding (a codec with its own rate matching); repeatable, "
+                        "one folder per condition")  # fmt: skip
     args = parser.parse_args(argv)
-    if args.from_run:
-        print(f"wrote {freeze_run(args.codec, args.from_run, args.dataset, args.out)}")
-        return 0
-    deadline = time.time() + 60 * args.minutes if args.minutes else None
-    path = freeze(
-        args.codec, args.dataset, args.out, args.cache or default_cache(),
-        [c for c in args.conditions.split(",") if c],
-        [int(q) for q in args.fixed_qps.replace(",", " ").split()], deadline,
-    )  # fmt: skip
+    if not well_formed(args.codec):
+        _error(f"--codec: expected NAME, NAME:ARGUMENT or MODULE:CLASS, got {args.codec!r}")
+        return 2
+    if ":" not in args.codec and args.codec not in registered():
+        _error(f"unknown codec {args.codec!r} (registered: {', '.join(registered()) or 'none'}; "
+               "a class that is not registered is named MODULE:CLASS)")  # fmt: skip
+        return 2
+    given = [option for option, value in (("--conditions", args.conditions),
+             ("--fixed-qps", args.fixed_qps), ("--minutes", args.minutes),
+             ("--cache", args.cache)) if value is not None]  # fmt: skip
+    if args.from_run and given:
+        _error(f"{', '.join(given)} do{'es' * (len(given) == 1)} not apply with --from-run "
+               "(the rows are those of the runs)")  # fmt: skip
+        return 2
+    try:
+        if args.from_run:
+            print(f"wrote {freeze_run(args.codec, args.from_run, args.dataset, args.out)}")
+            return 0
+        deadline = time.time() + 60 * args.minutes if args.minutes else None
+        conditions = args.conditions if args.conditions is not None else ",".join(CONDITIONS)
+        qps = args.fixed_qps if args.fixed_qps is not None else " ".join(map(str, FIXED_QPS))
+        path = freeze(
+            args.codec, args.dataset, args.out, args.cache or default_cache(),
+            [c for c in conditions.split(",") if c],
+            [int(q) for q in qps.replace(",", " ").split()], deadline,
+        )  # fmt: skip
+    except (FreezeError, ConditionError, DatasetError) as e:
+        _error(str(e))
+        return 2
+    except CodecLoadError as e:
+        _error(str(e))
+        return 1
     print(f"wrote {path}")
     return 0
 

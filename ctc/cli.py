@@ -240,6 +240,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
     if result.data.unfinished:
         _warn(result.data.unfinished)
+    for warning in result.warnings:
+        _warn(warning)
     print(_bd_table(result), file=sys.stdout)
     print(f"ctc: wrote {result.workbook}", file=sys.stderr)
     for path in result.plots:
@@ -254,6 +256,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from ctc.complexity_cache import ComplexityCache
     from ctc.report import ReportError
 
+    for option, path in (("--xlsx", args.xlsx), ("--markdown", args.markdown)):
+        problem = compare.output_problem(path) if path else None
+        if problem:  # before the work: a directory, or a file where a folder should be
+            raise UsageError(f"{option}: {problem}")
     complexity = _complexity_file(args.complexity) if args.complexity else None
     try:
         result = compare.compare(
@@ -266,13 +272,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if result.data.unfinished:
         _warn(result.data.unfinished)
     workbook = args.xlsx or compare.default_workbook(args.dir, args.tool, args.anchor)
+    problem = compare.output_problem(workbook)
+    if problem:
+        raise UsageError(f"workbook: {problem}; name another with --xlsx")
     compare.write_workbook(result, workbook)
-    text = compare.markdown(result)
     if args.markdown:
-        Path(args.markdown).write_text(text, encoding="utf-8")
+        compare.write_markdown(result, args.markdown)
         print(f"ctc: wrote {_printable(str(args.markdown))}", file=sys.stderr)
     else:
-        print(text, end="")
+        print(compare.markdown(result), end="")
     print(f"ctc: wrote {_printable(str(workbook))}", file=sys.stderr)
     return EXIT_OK
 

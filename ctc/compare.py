@@ -46,7 +46,7 @@ from ctc.report.style import (
     write_row,
 )
 from ctc.report.summary import BDRow, bd_rows, geometric_mean_ratio
-from ctc.report.workbook import METHOD_LABELS, fit_header_rows
+from ctc.report.workbook import METHOD_LABELS, NOTE_CHARS, fit_header_rows
 
 __all__ = [
     "NOT_SAME_RUN",
@@ -61,7 +61,9 @@ __all__ = [
     "load_pair",
     "markdown",
     "measure_pair",
+    "output_problem",
     "timing_problem",
+    "write_markdown",
     "write_workbook",
 ]
 
@@ -195,20 +197,27 @@ def _describe_machine(machine: tuple[Any, Any, Any]) -> str:
 
 def timing_problem(data: ReportData, tool: str, anchor: str) -> str | None:
     """Why the rows' encode and decode times of the two codecs cannot be compared (None when
-    they can): a codec's compared rows are frozen (timed elsewhere, another day), or they come
-    from runs on different machines (the run records' platform, machine, cpu_count differ or
-    are missing), or the codecs have no image × target pair in common."""
+    they can): compared rows are frozen (timed elsewhere, another day; the message says whose:
+    the tool's, the anchor's, or both), or they come from runs on different machines (the run
+    records' platform, machine, cpu_count differ or are missing), or the codecs have no image
+    × target pair in common."""
     compared = compared_rows(data, tool, anchor)
     if not compared[tool]:
         return "the tool and the anchor have no image × target pair in common"
-    for role, codec in (("anchor", anchor), ("tool", tool)):
-        frozen = [r for r in compared[codec] if is_frozen(r)]
-        if frozen:
-            sources = ", ".join(sorted({str(r["bitstream"]) for r in frozen}))
-            return (
-                f"{role} rows are frozen ({len(frozen)} of {len(compared[codec])} compared "
-                f"rows from {sources}: timed where and when they were frozen, not here)"
-            )
+    frozen = {}  # role -> how many of its compared rows are frozen, and from where
+    for role, codec in (("tool", tool), ("anchor", anchor)):
+        rows = [r for r in compared[codec] if is_frozen(r)]
+        if rows:
+            sources = ", ".join(sorted({str(r["bitstream"]) for r in rows}))
+            frozen[role] = f"{len(rows)} of {len(compared[codec])} compared rows from {sources}"
+    if frozen:
+        what = "; ".join(f"{role}: {text}" for role, text in frozen.items())
+        if len(frozen) == 1:
+            what = next(iter(frozen.values()))
+        return (
+            f"{' and '.join(frozen)} rows are frozen ({what}: timed where and when they were "
+            "frozen, not here)"
+        )
     records = {run["id"]: run["record"] for run in data.runs}
     machines: dict[tuple[Any, Any, Any], set[int]] = {}
     for rows in compared.values():
@@ -482,6 +491,28 @@ def default_workbook(folder: str | Path, tool: str, anchor: str) -> Path:
     return Path(folder) / f"compare-{safe_name(tool)}-vs-{safe_name(anchor)}.xlsx"
 
 
+def output_problem(path: str | Path) -> str | None:
+    """Why `path` cannot be an output file of the comparison, in words ("... is a directory,
+    not a file"; a folder above it is a file), or None: it can, its missing folders made by
+    write_workbook and write_markdown."""
+    path = Path(path)
+    if path.is_dir():
+        return f"{path} is a directory, not a file"
+    for parent in path.parents:
+        if parent.exists():
+            return None if parent.is_dir() else f"{parent} is not a folder (in {path})"
+    return None
+
+
+def write_markdown(c: Comparison, path: str | Path) -> Path:
+    """The comparison's Markdown (markdown()) written to `path`, its missing folders made.
+    Raises OSError where the file cannot be written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(markdown(c), encoding="utf-8")
+    return path
+
+
 def _number(value: float | None, fmt: str) -> str:
     """A value as the Markdown shows it: BD-rate "+1.23", ratio "1.083", count "1,234",
     seconds "0.000312"."""
@@ -583,7 +614,8 @@ def _column_widths(last: int) -> dict[int, float]:
 
 def write_workbook(c: Comparison, path: str | Path) -> Path:
     """The comparison as a one-sheet workbook (openpyxl): the BD-rate table, the time and
-    complexity table, the codecs, the condition and the notes; labels and units in every
+    complexity table, the codecs, the condition, the notes, and the BD notes that the table
+    cut (at NOTE_CHARS, as the report's Summary) in full; labels and units in every
     header, numbers stored as numbers, printed one page wide (ctc.report.style.print_setup).
     Raises OSError where the file cannot be written."""
     from openpyxl import Workbook
@@ -602,13 +634,20 @@ def write_workbook(c: Comparison, path: str | Path) -> Path:
           f"{c.data.folder.name}. BD-rate: negative, fewer bits at equal quality; "
           f"{METHOD_LABELS[c.method]}; MS-SSIM integrated in dB. Flags: per-image |BD-rate| > "
           "100 %, quality overlap < 75 %.")  # fmt: skip
-    row = _bd_table(ws, 3, c, ranges, last)
+    row, in_full = _bd_table(ws, 3, c, ranges, last)
     for table in (_quantity_table, _codecs_table):
         ws.row_dimensions[row].height = SPACER_HEIGHT
         row = table(ws, row + 1, c, last)
     for note in c.notes:
         _text(ws, row, 1, last, f"Note: {note}")
         row += 1
+    if in_full:  # the BD table's notes that its rows cut, whole, the width of the sheet
+        ws.row_dimensions[row].height = SPACER_HEIGHT
+        ws.cell(row=row + 1, column=1, value="BD notes in full").font = SECTION_FONT
+        row += 2
+        for number, (metrics, note) in enumerate(in_full, start=1):
+            _text(ws, row, 1, last, f"{number}. {', '.join(metrics)}: {note}")
+            row += 1
     fit_header_rows(ws)
     print_setup(ws, header=f"condition {name}, run {c.data.folder.name}")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -629,9 +668,18 @@ def _text(ws: Worksheet, row: int, first: int, last: int, text: str) -> None:
     ws.row_dimensions[row].height = max(height, LINE_HEIGHT * lines + 3)
 
 
-def _bd_table(ws: Worksheet, row: int, c: Comparison, ranges: Sequence[BDRange], last: int) -> int:
-    """The BD-rate table from `row`: a header, then one row per metric; returns the next row."""
+def _bd_table(
+    ws: Worksheet, row: int, c: Comparison, ranges: Sequence[BDRange], last: int
+) -> tuple[int, list[tuple[list[str], str]]]:
+    """The BD-rate table from `row`: a header, then one row per metric; returns the next row
+    and the notes to list in full below ((metrics, note), numbered from 1).
+
+    As the report's Summary (ctc.report.workbook.NOTE_CHARS): a row's note longer than
+    NOTE_CHARS is cut, "… (note N below)" included, so that a row stays a few lines tall and
+    the sheet short; the note is listed whole under the tables, once for the metrics whose
+    notes are the same."""
     headers = bd_headers(ranges)
+    in_full: list[tuple[list[str], str]] = []
     write_header(ws, row, headers)
     flags = len(headers)
     if last > flags:
@@ -644,12 +692,21 @@ def _bd_table(ws: Worksheet, row: int, c: Comparison, ranges: Sequence[BDRange],
             values += [getattr(cell, key) for key, _ in AGGREGATIONS]
         write_row(ws, row, values, [None, "int", *["pct"] * (2 * len(ranges))])
         notes = "; ".join(cell_notes(bd, ranges))
+        if len(notes) > NOTE_CHARS:
+            number = next((n for n, (_, text) in enumerate(in_full, 1) if text == notes), 0)
+            if number:
+                in_full[number - 1][0].append(bd.metric.label)
+            else:
+                in_full.append(([bd.metric.label], notes))
+                number = len(in_full)
+            more = f"… (note {number} below)"
+            notes = notes[: NOTE_CHARS - len(more)].rstrip() + more
         if notes:
             _text(ws, row, flags, last, notes)
             ws.cell(row=row, column=flags).fill = FLAG_FILL
         for column in range(1, flags):
             ws.cell(row=row, column=column).alignment = TOP
-    return row + 1
+    return row + 1, in_full
 
 
 def _quantity_table(ws: Worksheet, row: int, c: Comparison, last: int) -> int:

@@ -110,9 +110,11 @@ class _Fields:
         return value
 
     def choice(self, key: str, options: tuple[str, ...], default: Any = ...) -> str:
-        value = str(self.get(key, (str, int), default))
+        raw = self.get(key, (str, int), default)
+        value = str(raw)
         if value not in options:
-            self.fail(key, f"expected one of {', '.join(options)}, got {value!r}")
+            shown = repr(value) if isinstance(raw, str) else _shown(raw)
+            self.fail(key, f"expected one of {', '.join(options)}, got {shown}")
         return value
 
     def names(self, key: str, default: Any = ...) -> tuple[str, ...]:
@@ -178,7 +180,7 @@ def _colour(origin: str, data: Any) -> tuple[str, int]:
     f.choice("range", ("full",))
     depth = f.get("bit_depth", int)
     if not 8 <= depth <= 16:
-        f.fail("bit_depth", f"expected 8..16, got {depth}")
+        f.fail("bit_depth", f"expected 8..16, got {_shown(depth)}")
     return matrix, depth
 
 
@@ -224,7 +226,7 @@ def parse_condition(data: Any, origin: str) -> Condition:
     rc = _Fields(origin, "rate_control.", f.get("rate_control", dict, {}), ("max_encodes",))
     max_encodes = rc.get("max_encodes", int, 12)
     if not 1 <= max_encodes <= 100:
-        rc.fail("max_encodes", f"expected 1..100, got {max_encodes}")
+        rc.fail("max_encodes", f"expected 1..100, got {_shown(max_encodes)}")
     matrix, depth = _colour(origin, f.get("colour", dict))
     codecs, anchors = f.names("codecs", ()), f.names("anchors", ())
     if not codecs and not anchors:

@@ -45,6 +45,9 @@ class Report:
     results_sheets: dict[str, str]
     class_bd: list[ClassBDRow] = field(default_factory=list)
     """Per class of the test set, then overall (class "all"); [] when it has no classes."""
+    warnings: list[str] = field(default_factory=list)
+    """What the report leaves out that its reader would expect (a condition's anchor without
+    rows), one line each; they are in data.notes (the workbook's notes) too."""
 
 
 ComplexityProgress = Callable[[str, str], None]
@@ -182,7 +185,9 @@ def build_report(
     on complexity_picture (default: the size of the run's largest image) and cached; progress
     is told each step (see measure_codecs). dataset: a manifest file (.yaml) whose classes get
     BD-rates of their own (a "BD per class" sheet); default: the classes the run recorded, if
-    any. Raises ReportError for what cannot be reported.
+    any. A condition's anchor without rows in the folder (when `anchors` is not given) is
+    left out and named in Report.warnings and data.notes. Raises ReportError for what cannot
+    be reported.
     """
     if method not in METHOD_LABELS:
         raise ReportError(f"method must be one of {tuple(METHOD_LABELS)}, not {method!r}")
@@ -195,13 +200,22 @@ def build_report(
         use_classes(data, dataset)
     except DatasetError as e:
         raise ReportError(str(e)) from None
+    warnings = []
     if not anchors:
-        anchors = [a for a in data.condition.get("anchors", []) if a in data.rows]
+        declared = list(data.condition.get("anchors", []))
+        anchors = [a for a in declared if a in data.rows]
         if not anchors:
             raise ReportError(
                 f"no anchor given and none of the condition's anchors is in the run "
                 f"(codecs: {', '.join(data.codecs)}); use --anchor"
             )
+        for anchor in dict.fromkeys(a for a in declared if a not in data.rows):
+            warnings.append(
+                f"anchor {anchor} of condition {data.condition.get('name', '')} has no rows "
+                f"in {data.folder}: no BD-rates against it (codecs with rows: "
+                f"{', '.join(data.codecs)})"
+            )
+        data.notes.extend(warnings)
     labels = add_anchors(data, anchors)
     bd = bd_rows(data, labels, method)
     summaries = codec_summaries(data, labels)
@@ -221,4 +235,6 @@ def build_report(
         class_bd=class_bd,
     )  # fmt: skip
     written = write_plots(data, labels, out.parent, out.stem) if plots else []
-    return Report(out, written, data, labels, bd, summaries, list(complexity), sheets, class_bd)
+    return Report(
+        out, written, data, labels, bd, summaries, list(complexity), sheets, class_bd, warnings
+    )

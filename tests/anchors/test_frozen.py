@@ -1,6 +1,8 @@
 import csv
 import json
 import os
+import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -189,3 +191,127 @@ def test_nic_ref_is_frozen_on_kodak_under_the_bundled_conditions_at_this_version
         assert entry["conditions"][name]["hash"] == cond.hash
     rows = frozen_rows("nic-ref", entry["version"], folder.parent)
     assert len(rows) == entry["rows"] == 24 * (6 + 5)
+
+
+def _freeze_main(capsys, *args: str) -> tuple[int, str, str]:
+    """`python -m anchors.freeze ARGS` in this process: (exit status, stdout, stderr)."""
+    from anchors.freeze import main
+
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _one_error_line(err: str) -> str:
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith("python -m anchors.freeze: error: "), err
+    return err.removeprefix("python -m anchors.freeze: error: ").rstrip("\n")
+
+
+def test_freeze_an_unknown_codec_is_one_line_and_exit_2(setup, capsys):
+    condition, images, results, tmp = setup
+    for more in ([], ["--from-run", str(tmp)]):
+        code, out, err = _freeze_main(capsys, "--codec", "nosuch", "--dataset", str(images),
+                                      "--out", str(tmp / "o"), *more)  # fmt: skip
+        assert (code, out) == (2, "")
+        assert _one_error_line(err).startswith("unknown codec 'nosuch' (registered: ")
+    assert not (tmp / "o").exists()
+
+
+def test_freeze_from_run_refuses_what_is_not_a_run_folder_and_creates_no_store(setup, capsys):
+    condition, images, results, tmp = setup
+    a_file, empty, not_a_store = tmp / "a-file", tmp / "empty", tmp / "not-a-store"
+    a_file.write_text("x")
+    empty.mkdir()
+    not_a_store.mkdir()
+    (not_a_store / "results.sqlite").write_bytes(b"not a database, " * 100)
+    expected = {
+        a_file: f"--from-run {a_file}: not a `ctc run` folder (a file)",
+        tmp / "missing": f"--from-run {tmp / 'missing'}: not a `ctc run` folder (missing)",
+        empty: f"--from-run {empty}: not a `ctc run` folder (no results.sqlite)",
+        not_a_store: f"--from-run {not_a_store}: not a `ctc run` folder ({not_a_store}",
+    }
+    for folder, message in expected.items():
+        args = ["--dataset", str(images), "--out", str(tmp / "o"), "--from-run", str(folder)]
+        code, out, err = _freeze_main(capsys, "--codec", "frozenjpeg", *args)
+        assert (code, out) == (2, "")
+        assert _one_error_line(err).startswith(message)
+    assert list(empty.iterdir()) == [] and not (tmp / "missing").exists()
+    assert (not_a_store / "results.sqlite").read_bytes() == b"not a database, " * 100
+    assert not (tmp / "o").exists()
+
+
+def test_freeze_from_run_never_duplicates_a_condition(setup, tmp_path, capsys):
+    condition, images, results, tmp = setup
+    run(condition, codecs=["frozenjpeg"], dataset=images, out=tmp / "r", progress=False,
+        frozen=False)  # fmt: skip
+    copy = tmp / "copy"
+    shutil.copytree(tmp / "r", copy)
+    for folders, again in (([tmp / "r", tmp / "r"], "given twice"),
+                           ([tmp / "r", copy], "in two folders")):  # fmt: skip
+        with pytest.raises(SystemExit) as e:
+            freeze_run("frozenjpeg", folders, str(images), tmp_path / "dup")
+        message = str(e.value.code)
+        assert message.startswith("condition frozentest (") and f") is {again}: " in message
+        assert "\n" not in message and not (tmp_path / "dup").exists()
+        args = [a for f in folders for a in ("--from-run", str(f))]
+        code, out, err = _freeze_main(capsys, "--codec", "frozenjpeg", "--dataset", str(images),
+                                      "--out", str(tmp_path / "dup"), *args)  # fmt: skip
+        assert (code, out) == (2, "") and _one_error_line(err) == message
+
+
+def test_freeze_from_run_names_both_versions_when_they_differ(setup, tmp_path, capsys):
+    condition, images, results, tmp = setup
+    run(condition, codecs=["frozenjpeg"], dataset=images, out=tmp / "r", progress=False,
+        frozen=False)  # fmt: skip
+    with sqlite3.connect(tmp / "r" / "results.sqlite") as db:  # as if made by another build
+        db.execute("UPDATE results SET codec_version = 'an older build'")
+    db.close()
+    from ctc.registry import load_codec
+
+    here = load_codec("frozenjpeg").version()
+    args = ["--dataset", str(images), "--out", str(tmp_path / "v"), "--from-run", str(tmp / "r")]
+    code, out, err = _freeze_main(capsys, "--codec", "frozenjpeg", *args)
+    assert (code, out) == (2, "")
+    assert _one_error_line(err) == (
+        f"{tmp / 'r'}: frozenjpeg's frozentest rows are of version 'an older build'; "
+        f"frozenjpeg here is {here!r}"
+    )
+    assert "missing" not in err and not (tmp_path / "v").exists()
+
+
+@pytest.mark.parametrize(
+    "extra", [["--conditions", "fvc"], ["--fixed-qps", "30"], ["--minutes", "5"],
+              ["--conditions", "fvc", "--minutes", "5"]],
+)  # fmt: skip
+def test_freeze_options_that_do_not_apply_to_from_run_are_a_usage_error(setup, capsys, extra):
+    condition, images, results, tmp = setup
+    args = ["--dataset", str(images), "--out", str(tmp / "o"), "--from-run", str(tmp), *extra]
+    code, out, err = _freeze_main(capsys, "--codec", "frozenjpeg", *args)
+    assert (code, out) == (2, "")
+    options = ", ".join(a for a in extra if a.startswith("--"))
+    assert _one_error_line(err).startswith(f"{options} do")
+    assert "not apply with --from-run" in err and not (tmp / "o").exists()
+
+
+def test_freeze_from_run_of_a_module_class_spec_is_found_by_a_run_of_that_spec(
+    setup, tmp_path, monkeypatch
+):
+    """The rows of a MODULE:CLASS codec carry its spec; the manifest names the codec by it, so
+    that `ctc run` (ctc.frozen, which looks frozen rows up by the job's codec spec) answers the
+    spec's jobs from them."""
+    condition, images, results, tmp = setup
+    spec = "anchors_testing:FrozenJpeg"  # the class of frozenjpeg, not by its registered name
+    done = run(condition, codecs=[spec], dataset=images, out=tmp / "m", progress=False,
+               frozen=False)  # fmt: skip
+    assert done.done == 4 and {r["codec"] for r in done.rows} == {spec}
+    frozen = tmp_path / "frozen"
+    path = freeze_run(spec, [tmp / "m"], str(images), frozen / "crops")
+    assert path == frozen / "crops" / "anchors_testing_FrozenJpeg.csv"
+    entry = json.loads((frozen / "crops" / "manifest.json").read_text())["anchors"][spec]
+    assert entry["file"] == path.name and entry["rows"] == 4
+    monkeypatch.setenv("CTC_TEST_FROZEN", str(frozen))
+    again = run(condition, codecs=[spec], dataset=images, out=tmp / "n", progress=False)
+    assert (again.total, again.frozen, again.done, again.failures) == (4, 4, 0, [])
+    assert all(r["bitstream"] == f"frozen:crops/{path.name}" for r in again.rows)
+    assert rows_of(again) == rows_of(done)

@@ -22,10 +22,11 @@ from skimage import data as skdata
 
 from anchors.freeze import freeze
 from ctc.cli import main
-from ctc.compare import NOT_SAME_RUN, compare, markdown, write_workbook
+from ctc.compare import NOT_SAME_RUN, cell_notes, compare, markdown, write_workbook
 from ctc.complexity_cache import ComplexityCache
 from ctc.report import build_report
 from ctc.report.style import HEADER_FILL, MIN_SCALE, PAGE_WIDTH, sheet_width
+from ctc.report.workbook import NOTE_CHARS
 from ctc.runner import run
 from ctc.store import Store
 
@@ -420,3 +421,136 @@ def test_a_frozen_anchor_is_timed_by_the_complexity_measurement(
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert f"| {result.times[0].ratio:.3f} |" in printed and "- Note:" not in printed
+
+
+def test_output_paths_missing_folders_are_made_a_directory_is_a_usage_error(
+    run_dir, tmp_path, capsys
+):
+    """--markdown and --xlsx alike: missing folders are made; a directory, or a file where a
+    folder should be, is one line and exit 2, before anything is written."""
+    md, xlsx = tmp_path / "md" / "deeper" / "tool.md", tmp_path / "xl" / "deeper" / "tool.xlsx"
+    base = ["compare", str(run_dir), "--tool", TOOL, "--anchor", "jpeg", "--no-complexity"]
+    assert main([*base, "--markdown", str(md), "--xlsx", str(xlsx)]) == 0
+    assert md.read_text(encoding="utf-8").startswith("**BD-rate (%) of ")
+    assert load_workbook(xlsx).sheetnames == ["Compare"]
+    capsys.readouterr()
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    unwritten = ["--xlsx", str(tmp_path / "unwritten.xlsx")]
+    for args, message in [
+        (["--markdown", str(tmp_path), *unwritten],
+         f"--markdown: {tmp_path} is a directory, not a file"),
+        (["--markdown", str(a_file / "t.md"), *unwritten],
+         f"--markdown: {a_file} is not a folder (in {a_file / 't.md'})"),
+        (["--xlsx", str(a_file / "t.xlsx")],
+         f"--xlsx: {a_file} is not a folder (in {a_file / 't.xlsx'})"),
+    ]:  # fmt: skip
+        assert main([*base, *args]) == 2
+        out, err = capsys.readouterr()
+        assert (out, err) == ("", f"ctc: error: {message}\n")
+        assert not (tmp_path / "unwritten.xlsx").exists()
+    (tmp_path / "dir.xlsx").mkdir()
+    with pytest.raises(SystemExit) as exit_info:  # a directory as --xlsx: argparse says so
+        main([*base, "--xlsx", str(tmp_path / "dir.xlsx")])
+    assert exit_info.value.code == 2 and "is not a regular file" in capsys.readouterr().err
+
+
+def _flagged_run(folder: Path) -> None:
+    """A store of 12 crops under FVC-like targets and ranges where every image is flagged: the
+    tool has the anchor's rate and a quality 8·log10(3) dB lower (BD-rate about +200 %: an
+    outlier) or 8·log10(1/0.3) dB higher, by image; the quality ranges overlap less than 75 %."""
+    targets, chash = [0.06, 0.12, 0.25, 0.5, 1.0, 1.5], "f1a9" * 16
+    record = {
+        "condition": {"name": "fvclike", "targets_bpp": targets, "anchors": ["anchor"],
+                      "bd_ranges": {"low": [0.06, 0.5], "high": [0.25, 1.5]}},
+        "condition_hash": chash, "dataset": {"name": "crops"},
+        "codecs": {"anchor": "anchor 1.0", "tool": "tool 1.0"}, "ctc_version": "0.1.0",
+        "python": "3.11", "platform": "unit", "machine": "x", "cpu_count": 2, "jobs": 1,
+    }  # fmt: skip
+    with Store(folder) as store:
+        run_id = store.begin_run("fvclike", chash, record)
+        for k in range(12):
+            for target in targets:
+                for codec, factor in (("anchor", 1.0), ("tool", 3.0 if k % 2 else 0.3)):
+                    psnr = 24 + 8 * math.log10(target / 0.06 / factor)
+                    msssim = 1 - 10 ** (-(psnr - 14) / 10)
+                    store.add_result({
+                        "codec": codec, "codec_version": f"{codec} 1.0", "image": f"crop{k:02d}",
+                        "image_sha256": f"sha-{k}", "target_bpp": target, "condition_hash": chash,
+                        "condition": "fvclike", "width": 64, "height": 48, "knob_name": "q",
+                        "knob_value": 100 * target, "rate_control": "search", "n_encodes": 4,
+                        "bytes": int(target * 64 * 48 / 8), "bpp": target,
+                        "deviation_percent": 0.0, "in_tolerance": 1, "psnr_rgb": psnr,
+                        "psnr_yuv": psnr + 2, "sse_rgb": 1000, "n_values": 9216,
+                        "msssim_rgb": msssim, "encode_seconds": 0.01, "decode_seconds": 0.02,
+                        "rate_control_seconds": 0.1, "bitstream": f"b/{codec}/{k}/{target}.bin",
+                        "run_id": run_id, "finished_at": "2026-01-01T00:00:00+00:00",
+                    })  # fmt: skip
+        store.end_run(run_id, "finished")
+
+
+def test_long_notes_are_cut_in_the_table_and_listed_whole_below(tmp_path):
+    """As the report's Summary: a row's note is cut at NOTE_CHARS and listed whole under the
+    tables (once for the metrics whose notes are the same), so the sheet prints on one page;
+    the Markdown keeps every note whole."""
+    _flagged_run(tmp_path / "run")
+    result = compare(tmp_path / "run", "tool", "anchor", measure=False)
+    notes = {bd.metric.label: "; ".join(cell_notes(bd, result.data.bd_ranges)) for bd in result.bd}
+    assert len(notes) == 3 and all(len(n) > NOTE_CHARS for n in notes.values())
+    assert notes["PSNR RGB"] == notes["PSNR YUV 6:1:1"] != notes["MS-SSIM RGB"]
+    path = write_workbook(result, tmp_path / "compare.xlsx")
+    ws = load_workbook(path)["Compare"]
+    rows = {ws.cell(r, 1).value: r for r in range(1, ws.max_row + 1)}
+    flags = next(c.column for c in ws[rows["Metric"]] if c.value == "Flags and notes")
+    cut = {label: ws.cell(rows[label], flags).value for label in notes}
+    assert all(len(text) <= NOTE_CHARS for text in cut.values()), cut
+    assert cut["PSNR RGB"].endswith("… (note 1 below)")
+    assert cut["PSNR YUV 6:1:1"].endswith("… (note 1 below)")
+    assert cut["MS-SSIM RGB"].endswith("… (note 2 below)")
+    assert notes["MS-SSIM RGB"].startswith(cut["MS-SSIM RGB"].removesuffix("… (note 2 below)"))
+    below = rows["BD notes in full"]
+    assert below > rows["Codecs and condition"]
+    assert [ws.cell(below + n, 1).value for n in (1, 2)] == [
+        f"1. PSNR RGB, PSNR YUV 6:1:1: {notes['PSNR RGB']}",
+        f"2. MS-SSIM RGB: {notes['MS-SSIM RGB']}",
+    ]
+    assert max(ws.row_dimensions[r].height or 15 for r in range(1, ws.max_row + 1)) < 100
+    text = markdown(result)
+    for note in notes.values():  # the Markdown: every note whole, in its row
+        assert f"| {note.replace('|', chr(92) + '|')} |" in text
+    if shutil.which("soffice") and shutil.which("pdfinfo"):  # one printed page
+        proc = subprocess.run(
+            ["soffice", "--headless", "--convert-to", "pdf", "--outdir", str(tmp_path), str(path)],
+            capture_output=True, text=True, timeout=180,
+            env={**os.environ, "HOME": str(tmp_path)},
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        info = subprocess.run(["pdfinfo", str(tmp_path / "compare.pdf")], capture_output=True,
+                              text=True, timeout=60).stdout  # fmt: skip
+        assert re.search(r"^Pages:\s+1$", info, re.M), info
+
+
+def test_the_timing_problem_says_whose_rows_are_frozen(run_dir, tmp_path):
+    """Rows marked as frozen (their bitstream column, as ctc.frozen writes it): the tool's, the
+    anchor's, or both, and the message says which."""
+    folder = tmp_path / "out"
+    shutil.copytree(run_dir, folder)
+    sources = {TOOL: "frozen:crops/tool.csv", "jpeg": "frozen:crops/jpeg.csv"}
+    expected = {
+        (TOOL,): "tool rows are frozen (9 of 9 compared rows from frozen:crops/tool.csv: timed "
+        "where and when they were frozen, not here)",
+        ("jpeg",): "anchor rows are frozen (9 of 9 compared rows from frozen:crops/jpeg.csv: "
+        "timed where and when they were frozen, not here)",
+        (TOOL, "jpeg"): "tool and anchor rows are frozen (tool: 9 of 9 compared rows from "
+        "frozen:crops/tool.csv; anchor: 9 of 9 compared rows from frozen:crops/jpeg.csv: timed "
+        "where and when they were frozen, not here)",
+    }
+    for codecs, message in expected.items():
+        with sqlite3.connect(folder / "results.sqlite") as db:
+            for codec, source in sources.items():
+                bitstream = source if codec in codecs else f"b/{codec}.bin"
+                db.execute("UPDATE results SET bitstream = ? WHERE codec = ?", (bitstream, codec))
+        db.close()
+        result = compare(folder, TOOL, "jpeg", measure=False)
+        assert result.timing_problem == message
+        assert result.times[0].source.startswith(f"{NOT_SAME_RUN}: {message}; ")

@@ -4,6 +4,8 @@ from ctc_testing import write_condition
 
 from ctc.condition import ConditionError, bundled, load_condition
 
+HUGE = 10**400  # a YAML integer of 401 digits: too large for a float
+
 
 def test_bundled_conditions_load():
     assert {"fvc", "jpeg_ai_cfe", "quick"} <= set(bundled())
@@ -98,13 +100,41 @@ def test_hash_covers_row_values_not_the_selection(tmp_path):
         ({"bd_ranges": {"low": [0, 0.5]}}, "bd_ranges.low: expected [low, high] with 0 < low"),
         ({"bd_ranges": {"low": [0.1]}}, "bd_ranges.low: expected [low, high]"),
         ({"bd_ranges": {"low": [0.1, True]}}, "bd_ranges.low: expected [low, high]"),
+        ({"bd_ranges": {"All": [0.1, 0.5]}}, "bd_ranges.All: a range name is a word other than"),
+        ({"bd_ranges": {"ALL": [0.1, 0.5]}}, "bd_ranges.ALL: a range name is a word other than"),
+        # integers too large for a float (YAML reads them as int): refused, not OverflowError
+        (
+            {"bd_ranges": {"low": [0.5, HUGE]}},
+            "bd_ranges.low: expected [low, high] with 0 < low < high, got [0.5, an integer of "
+            "401 digits]",
+        ),
+        ({"bd_ranges": {"low": [-HUGE, 0.5]}}, "bd_ranges.low: expected [low, high]"),
+        (
+            {"tolerance": {"min_percent": -5, "max_percent": HUGE, "scope": "per_image"}},
+            "tolerance.max_percent: expected a finite number, got an integer of 401 digits",
+        ),
+        (
+            {"tolerance": {"min_percent": -HUGE, "max_percent": 5, "scope": "per_image"}},
+            "tolerance.min_percent: expected a finite number, got an integer of 401 digits",
+        ),
+        ({"targets_bpp": [0.5, HUGE]}, "targets_bpp: every target must be a positive finite"),
+        ({"targets_bpp": [-HUGE, 0.5]}, "targets_bpp: every target must be a positive finite"),
+        (
+            {"colour": {"matrix": "bt709", "range": "full", "bit_depth": HUGE}},
+            "colour.bit_depth: expected 8..16, got an integer of 401 digits",
+        ),
+        ({"rate_control": {"max_encodes": HUGE}}, "rate_control.max_encodes: expected 1..100"),
+        (
+            {"colour": {"matrix": HUGE, "range": "full", "bit_depth": 8}},
+            "colour.matrix: expected one of bt709, bt601, got an integer of 401 digits",
+        ),
     ],
 )
 def test_invalid_files_name_file_and_field(tmp_path, overrides, message):
     with pytest.raises(ConditionError) as e:
         load_condition(write_condition(tmp_path, **overrides))
     assert message in str(e.value)
-    assert "\n" not in str(e.value)
+    assert "\n" not in str(e.value) and len(str(e.value)) < 300
 
 
 def test_unreadable_or_missing_files(tmp_path):
@@ -134,3 +164,13 @@ def test_a_condition_file_too_large_is_refused_without_reading_it(tmp_path):
         f.truncate(MAX_BYTES + 1)
     with pytest.raises(ConditionError, match="not a regular file of at most 4 MiB"):
         load_condition(huge)
+
+
+def test_a_huge_number_is_one_line_and_exit_2_from_the_command_line(tmp_path, capsys):
+    from ctc.cli import main
+
+    path = write_condition(tmp_path, bd_ranges={"low": [0.5, HUGE]})
+    assert main(["run", str(path), "--no-progress"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"ctc: error: {path}: bd_ranges.low: expected [low, high]")
