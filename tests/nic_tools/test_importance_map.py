@@ -84,3 +84,10 @@ def test_switched_off_it_is_nic_ref(small_photo):
     assert ImportanceMapCodec("off").encode(small_photo, 3) == NicReference().encode(small_photo, 3)
     with pytest.raises(ValueError, match="on or off"):
         ImportanceMapCodec("maybe")
+
+
+def test_the_shipped_weights_load_and_name_themselves():
+    tool = ImportanceMapTool()
+    assert "weights sha256:" in tool.version() and len(tool.map_counts) == GROUPS + 1
+    assert sorted(tool.order.tolist()) == list(range(192))
+    assert ImportanceMapCodec().version().endswith(tool.version())
