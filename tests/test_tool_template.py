@@ -1,8 +1,8 @@
 """docs/contributing-a-tool.md's commands, run as written, in order, in a fresh virtual
 environment: from a copy of the template to a compare table.
 
-Stand-ins, as in tests/test_readme.py: the environment is a venv over this one's packages
-(`--system-site-packages`, so nic-ctc is there; this pip installs into it), `pip install -e .`
+Stand-ins, as in tests/test_readme.py: the environment is a venv that also sees this
+interpreter's packages (so nic-ctc is there; this pip installs into it), `pip install -e .`
 runs without network (`--no-deps --no-build-isolation`), `ctc ...` is that venv's
 `python -m ctc.cli ...`, and `ctc run` takes a folder of two small photos (`--dataset`)
 instead of Kodak.
@@ -14,6 +14,7 @@ import os
 import re
 import shlex
 import shutil
+import site
 import subprocess
 import sys
 from pathlib import Path
@@ -33,6 +34,18 @@ def doc_commands() -> list[str]:
     return [line.strip() for line in block.group(1).splitlines()]
 
 
+def _see_parent_packages(python: str) -> None:
+    """Make the venv see this interpreter's packages (nic-ctc, torch, ...) also when this one is
+    itself a venv (whose packages --system-site-packages does not reach): a .pth file that adds
+    its site folders, running their own .pth files (editable installs)."""
+    target = subprocess.run([python, "-c", "import site; print(site.getsitepackages()[0])"],
+                            capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    folders = [p for p in site.getsitepackages() if Path(p).is_dir()]
+    Path(target, "parent-packages.pth").write_text(
+        f"import site; [site.addsitedir(p) for p in {folders!r}]\n"
+    )
+
+
 def test_the_walk_through_goes_from_the_template_to_a_compare_table(tmp_path):
     commands = doc_commands()
     assert commands[0] == "cp -r templates/coding-tool my-tool" and commands[-1].startswith(
@@ -46,6 +59,7 @@ def test_the_walk_through_goes_from_the_template_to_a_compare_table(tmp_path):
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip",
                     str(venv)], check=True)  # fmt: skip
     python = str(venv / "bin" / "python")
+    _see_parent_packages(python)
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     cwd = tmp_path
     outputs = []
