@@ -457,6 +457,20 @@ def _workbook_path(text: str) -> str:
     return text
 
 
+def _complexity_options(p: argparse.ArgumentParser) -> None:
+    """--complexity and --no-complexity, as `ctc report` and `ctc compare` take them."""
+    p.add_argument(
+        "--complexity",
+        metavar="FILE.json",
+        help="use this `ctc complexity --json` output for the codecs it measured",
+    )
+    p.add_argument(
+        "--no-complexity",
+        action="store_true",
+        help="do not measure the codecs' complexity (nor read cached measurements)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ctc",
@@ -606,16 +620,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME|HASH",
         help="which condition of the folder (default: the latest run's)",
     )
-    p.add_argument(
-        "--complexity",
-        metavar="FILE.json",
-        help="use this `ctc complexity --json` output for the codecs it measured",
-    )
-    p.add_argument(
-        "--no-complexity",
-        action="store_true",
-        help="do not measure the codecs' complexity (nor read cached measurements)",
-    )
+    _complexity_options(p)
     p.add_argument(
         "--dataset",
         type=_nonempty,
@@ -690,16 +695,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="OUT.md",
         help="write the Markdown table here instead of printing it",
     )
-    p.add_argument(
-        "--complexity",
-        metavar="FILE.json",
-        help="use this `ctc complexity --json` output for the codecs it measured",
-    )
-    p.add_argument(
-        "--no-complexity",
-        action="store_true",
-        help="do not measure the codecs' complexity (nor read cached measurements)",
-    )
+    _complexity_options(p)
     p.set_defaults(func=cmd_compare, writes_stdout=True)
 
     p = sub.add_parser(
