@@ -42,6 +42,9 @@ GROUPS = 16
 """L, the channel groups (M = 192 latents: 12 channels each)."""
 WEIGHTS = Path(__file__).parent / "weights.pt"
 """The trained map network, channel order and map table, when present (else untrained)."""
+MODEL = Path(__file__).parent / "model.pt"
+"""The anchor's model fine-tuned with the map (train.py --anchor fine-tune), when present: the
+tool then codes with it instead of nic-ref's model."""
 
 
 class ImportanceNet(nn.Module):
@@ -155,15 +158,17 @@ def _sha256(path: Path) -> str:
 
 
 class ImportanceMapCodec(NicCodec):
-    """nic-ref's codec with the importance map on; `nic-importance-map:off` is nic-ref itself."""
+    """nic-ref's codec with the importance map on (with the anchor's model fine-tuned with the
+    map where MODEL exists); `nic-importance-map:off` is nic-ref itself."""
 
     name = "nic-importance-map"
 
-    def __init__(self, switch: str | None = None) -> None:
+    def __init__(self, switch: str | None = None, model: Path = MODEL) -> None:
         if switch not in (None, "on", "off"):
             raise ValueError(f"nic-importance-map: the argument is on or off, not {switch!r}")
-        super().__init__(None)
-        self.tool = None if switch == "off" else ImportanceMapTool()
+        on = switch != "off"
+        super().__init__(str(model) if on and model.is_file() else None)
+        self.tool = ImportanceMapTool() if on else None
 
 
 __all__ = ["GROUPS", "GroupMask", "ImportanceMapCodec", "ImportanceMapTool", "ImportanceNet"]

@@ -1,12 +1,18 @@
-"""Train the importance map against the frozen anchor (nic-ref's model), resumably.
+"""Train the importance map against the anchor (nic-ref's model), resumably.
 
     python -m nic_tools.importance_map.train --data .traindata/train --out runs/importance-map \
-        [--steps 2000] [--patch 128] [--batch 8] [--lr 1e-4] [--export WEIGHTS]
+        [--steps 2000] [--patch 128] [--batch 8] [--lr 1e-4] [--anchor frozen|fine-tune]
+        [--export WEIGHTS]
 
 Each step draws a batch of patches (nic.train.data.PatchSampler) and a rate point k of the
-anchor; the anchor's parts are frozen (no anchor weight changes: the tool's streams are decoded
-with nic-ref's model). With y the anchor's gained latents, mean and scale its entropy
-parameters from the rounded hyper-latent, q = round(y - mean) and m = GroupMask(p(y)):
+anchor. `--anchor frozen` (the default) trains the map alone: the anchor's weights do not
+change, and the tool's streams decode with nic-ref's model. `--anchor fine-tune` also trains
+the anchor's synthesis transform g_s (the decoder learns to use the means that stand for dropped
+latents), starting from nic-ref's weights; the tool then codes with a model file of its own
+(model.pt beside the exported weights), whose streams name that file's hash.
+
+With y the anchor's gained latents, mean and scale its entropy parameters from the rounded
+hyper-latent, q = round(y - mean) and m = GroupMask(p(y)):
 
     y_hat = mean + m q,   R = sum(m * -log2 P(q | scale)) / pixels,
     D = 255^2 MSE(x, g_s(y_hat)),   loss = lambda_k D + R   (the anchor's lambda of k)
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,10 +43,19 @@ import torch
 
 from nic import zoo
 from nic.bitstream import GAIN_STEPS
+from nic.ctc_codec import NicReference
 from nic.entropy import gaussian_likelihood, quantize_pmf
+from nic.model_file import save_model_file
 from nic.train.checkpoint import CheckpointError, save_checkpoint
 from nic.train.data import PatchSampler, list_images
-from nic_tools.importance_map import GROUPS, WEIGHTS, GroupMask, ImportanceNet, group_ranks
+from nic_tools.importance_map import (
+    GROUPS,
+    MODEL,
+    WEIGHTS,
+    GroupMask,
+    ImportanceNet,
+    group_ranks,
+)
 
 RANKING_BATCHES = 4
 
@@ -93,6 +109,12 @@ def map_counts(model, imap: ImportanceNet, sampler: PatchSampler, batch: int) ->
     return quantize_pmf(hist / hist.sum())
 
 
+def synthesis_parameters(net: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """The synthesis transform's parameters: g_s's of a gain model ("g_s.0.weight"), or of a
+    masked model's shared and per-rate-point parts ("shared.g_s_0", "independent.0.g_s_0_bias")."""
+    return [p for name, p in net.named_parameters() if re.search(r"(^|\.)g_s[._]", name)]
+
+
 def load_state(path: Path) -> dict:
     """This trainer's checkpoint (tensors and plain values only); CheckpointError otherwise."""
     try:
@@ -108,18 +130,26 @@ def load_state(path: Path) -> dict:
 
 def train(args: argparse.Namespace) -> Path:
     torch.manual_seed(args.seed)
-    model = zoo.load()
+    model = NicReference().on_device("cpu").model  # a copy of its own: the zoo's stays as is
     for p in model.net.parameters():
         p.requires_grad_(False)
+    tuned = synthesis_parameters(model.net) if args.anchor == "fine-tune" else []
+    for p in tuned:
+        p.requires_grad_(True)
     sampler = PatchSampler(list_images(args.data), args.patch, seed=args.seed)
     imap = ImportanceNet(model.net.config.M)
-    optimizer = torch.optim.Adam(imap.parameters(), lr=args.lr)
+    optimizer = torch.optim.Adam([*imap.parameters(), *tuned], lr=args.lr)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "checkpoint.pt"
     step = 0
     if path.is_file():
         state = load_state(path)
+        if state.get("anchor", "frozen") != args.anchor:
+            raise CheckpointError(f"{path}: trained with --anchor {state.get('anchor', 'frozen')}"
+                                  f", not {args.anchor}")  # fmt: skip
+        if tuned:
+            model.net.load_state_dict(state["anchor_net"])
         imap.load_state_dict(state["net"])
         optimizer.load_state_dict(state["optimizer"])
         sampler.set_state(state["sampler"])
@@ -145,7 +175,10 @@ def train(args: argparse.Namespace) -> Path:
                   f"kept {mean[3]:.3f} ({time.time() - start:.0f} s)", flush=True)  # fmt: skip
             log = []
             state = {"net": imap.state_dict(), "optimizer": optimizer.state_dict(),
-                     "sampler": sampler.state(), "order": order, "step": step}  # fmt: skip
+                     "sampler": sampler.state(), "order": order, "step": step,
+                     "anchor": args.anchor}  # fmt: skip
+            if tuned:
+                state["anchor_net"] = model.net.state_dict()
             save_checkpoint(state, path)
     if args.export:
         counts = map_counts(model, imap, sampler, args.batch)
@@ -155,6 +188,12 @@ def train(args: argparse.Namespace) -> Path:
         torch.save(weights, tmp)
         tmp.replace(args.export)
         print(f"wrote {args.export}", flush=True)
+        if tuned:
+            anchor = Path(args.export).with_name(MODEL.name)
+            metadata = {"training": {"init": zoo.default_name(), "tool": "importance-map",
+                                     "fine_tuned": "g_s", "steps": step}}  # fmt: skip
+            save_model_file(anchor, "nic-importance-map-anchor", model.net, metadata)
+            print(f"wrote {anchor}", flush=True)
     return path
 
 
@@ -169,6 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--every", type=int, default=50, help="log and checkpoint interval")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--anchor", choices=("frozen", "fine-tune"), default="frozen",
+                        help="keep the anchor's weights or fine-tune its g_s")  # fmt: skip
     parser.add_argument("--export", nargs="?", const=str(WEIGHTS), default=None,
                         help=f"write the tool's weights file (default {WEIGHTS})")  # fmt: skip
     train(parser.parse_args(argv))
