@@ -28,6 +28,7 @@ import json
 import os
 import platform
 import re
+import resource
 import sys
 import tempfile
 import time
@@ -61,15 +62,28 @@ def default_cache() -> Path:
     return Path(cache) / "nic-ctc" / "anchor-encodes"
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process and of its child processes that ended."""
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 class CachedEncodes:
     """A codec whose encodes are kept on disk by (codec version, image pixels, QP).
 
     Same name, knob and version as the wrapped codec, so that ctc's rate control and job code
     treat it as the codec itself; `requested` lists the QPs asked for since the last reset.
+    Each encode's wall time and CPU time (this process's and its finished child processes',
+    user + system: an external encoder's) are kept; `seconds` holds the CPU time with
+    cpu_time=True, which re-encodes cached entries that lack it, else the wall time.
     """
 
-    def __init__(self, codec: Codec, folder: Path) -> None:
+    def __init__(self, codec: Codec, folder: Path, cpu_time: bool = False) -> None:
         self.codec = codec
+        self.cpu_time = cpu_time
         self.name, self.knob = codec.name, codec.knob
         self.extension = getattr(codec, "extension", "bin")
         ver = codec.version()
@@ -92,22 +106,24 @@ class CachedEncodes:
         digest = hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()
         self.requested.append(qp)
         data_path, meta_path = self._paths(digest, qp)
+        key = "cpu_seconds" if self.cpu_time else "encode_seconds"
         if data_path.is_file() and meta_path.is_file():
             meta = json.loads(meta_path.read_text())
             data = data_path.read_bytes()
-            if len(data) == meta["bytes"]:
-                self.seconds[(digest, qp)] = meta["encode_seconds"]
+            if len(data) == meta["bytes"] and key in meta:
+                self.seconds[(digest, qp)] = meta[key]
                 return data
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _cpu_seconds()
         data = self.codec.encode(image, qp)
-        seconds = time.perf_counter() - start
+        meta = {"bytes": len(data), "encode_seconds": time.perf_counter() - start,
+                "cpu_seconds": _cpu_seconds() - cpu}  # fmt: skip
         self.encodes += 1
         data_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = data_path.with_suffix(".tmp")
         tmp.write_bytes(data)
         os.replace(tmp, data_path)
-        meta_path.write_text(json.dumps({"bytes": len(data), "encode_seconds": seconds}))
-        self.seconds[(digest, qp)] = seconds
+        meta_path.write_text(json.dumps(meta))
+        self.seconds[(digest, qp)] = meta[key]
         return data
 
     def decode(self, data: bytes) -> np.ndarray:
@@ -190,9 +206,11 @@ def update_manifest(
     missing: list[str],
     name: str | None = None,
     file: str | None = None,
+    timing: str = "wall",
 ) -> None:
     """Record the dataset's pixel checksums and this anchor's version, conditions and rows,
-    under `name` (default codec.name), its rows in `file` (default NAME.csv)."""
+    under `name` (default codec.name), its rows in `file` (default NAME.csv), and whether their
+    seconds are wall or CPU time (`timing`)."""
     name = name or codec.name
     path = folder / MANIFEST
     manifest = json.loads(path.read_text()) if path.is_file() else {}
@@ -211,6 +229,7 @@ def update_manifest(
             c.name: {"hash": c.hash, "targets_bpp": list(c.targets_bpp)} for c in conditions
         },
         "missing_images": missing,
+        "timing": timing,
         "generated": {
             "python": sys.version.split()[0],
             "platform": platform.platform(),
@@ -231,16 +250,20 @@ def freeze(
     conditions: Sequence[str] = CONDITIONS,
     fixed_qps: Sequence[int] = FIXED_QPS,
     deadline: float | None = None,
+    cpu_time: bool = False,
 ) -> Path:
     """Freeze one anchor; images already done (rows cached) are not redone. Stops starting new
-    images after `deadline` (time.time()) and freezes what finished."""
+    images after `deadline` (time.time()) and freezes what finished. cpu_time: rows' encode and
+    rate-control seconds are CPU seconds (CachedEncodes), for a freeze run at low priority
+    beside other work, whose wall times would measure the waiting."""
     codec = load_codec(codec_name)
     conds = [load_condition(c) for c in conditions]
     data = resolve_dataset(dataset)
     checksums = data.checksums()
-    cached = CachedEncodes(codec, cache)
+    cached = CachedEncodes(codec, cache, cpu_time)
     rows_dir = cached.folder / "rows" / hashlib.sha256(
-        json.dumps([[c.hash, c.targets_bpp] for c in conds] + [list(fixed_qps)]).encode()
+        json.dumps([[c.hash, c.targets_bpp] for c in conds] + [list(fixed_qps)]
+                   + (["cpu"] if cpu_time else [])).encode()
     ).hexdigest()[:12]  # fmt: skip
     rows_dir.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
@@ -272,7 +295,8 @@ def freeze(
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{codec.name}.csv"
     write_rows(path, rows)
-    update_manifest(out, data, checksums, codec, conds, fixed_qps, len(rows), missing)
+    update_manifest(out, data, checksums, codec, conds, fixed_qps, len(rows), missing,
+                    timing="cpu" if cpu_time else "wall")  # fmt: skip
     return path
 
 
@@ -428,6 +452,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"default {' '.join(map(str, FIXED_QPS))}")  # fmt: skip
     parser.add_argument("--minutes", type=float, default=None,
                         help="start no new image after this many minutes")  # fmt: skip
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time encodes in CPU seconds (a freeze at low priority)")  # fmt: skip
     parser.add_argument("--from-run", type=Path, action="append", default=[], metavar="DIR",
                         help="freeze the codec's rows of these finished `ctc run` folders "
                         "instead of encoding (a codec with its own rate matching); repeatable, "
@@ -442,7 +468,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     given = [option for option, value in (("--conditions", args.conditions),
              ("--fixed-qps", args.fixed_qps), ("--minutes", args.minutes),
-             ("--cache", args.cache)) if value is not None]  # fmt: skip
+             ("--cache", args.cache), ("--cpu-time", args.cpu_time or None))
+             if value is not None]  # fmt: skip
     if args.from_run and given:
         _error(f"{', '.join(given)} do{'es' * (len(given) == 1)} not apply with --from-run "
                "(the rows are those of the runs)")  # fmt: skip
@@ -457,7 +484,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = freeze(
             args.codec, args.dataset, args.out, args.cache or default_cache(),
             [c for c in conditions.split(",") if c],
-            [int(q) for q in qps.replace(",", " ").split()], deadline,
+            [int(q) for q in qps.replace(",", " ").split()], deadline, args.cpu_time,
         )  # fmt: skip
     except (FreezeError, ConditionError, DatasetError) as e:
         _error(str(e))

@@ -315,3 +315,19 @@ def test_freeze_from_run_of_a_module_class_spec_is_found_by_a_run_of_that_spec(
     assert (again.total, again.frozen, again.done, again.failures) == (4, 4, 0, [])
     assert all(r["bitstream"] == f"frozen:crops/{path.name}" for r in again.rows)
     assert rows_of(again) == rows_of(done)
+
+
+def test_cpu_time_freezes_time_encodes_in_cpu_seconds_and_re_encode_entries_without(setup):
+    condition, images, results, tmp = setup
+    # the setup's freeze cached wall and CPU seconds; an entry with wall seconds only is redone
+    folder = next((tmp / "cache").glob("frozenjpeg-*"))
+    old = next(folder.glob("*/qp30.json"))
+    old.write_text(json.dumps({k: v for k, v in json.loads(old.read_text()).items()
+                               if k != "cpu_seconds"}))  # fmt: skip
+    path = freeze("frozenjpeg", str(images), tmp / "cpu", tmp / "cache", [str(condition)], [30],
+                  cpu_time=True)  # fmt: skip
+    assert "cpu_seconds" in json.loads(old.read_text())
+    entry = json.loads((path.parent / "manifest.json").read_text())["anchors"]["frozenjpeg"]
+    assert entry["timing"] == "cpu"
+    with open(path) as f:
+        assert all(float(r["encode_seconds"]) > 0 for r in csv.DictReader(f))
