@@ -113,6 +113,11 @@ def wait_until_gone(pids: list[int], seconds: float) -> list[int]:
     return left
 
 
+def _default_sigint() -> None:
+    """In the child: SIGINT's default action, as a run started from a terminal has it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_slow_run(tmp_path, crop_folder, env) -> tuple[subprocess.Popen, Path, list[int]]:
     """`ctc run -j 2` of 12 jobs of about 5 s each, in its own session, once its first row is
     committed; returns the process, its store and its child processes (workers and the
@@ -125,7 +130,10 @@ def start_slow_run(tmp_path, crop_folder, env) -> tuple[subprocess.Popen, Path, 
         sys.executable, "-m", "ctc.cli", "run", str(condition), "--codec", "slowzlib",
         "--dataset", str(crop_folder), "-j", "2", "--out", str(out), "--no-progress",
     ]  # fmt: skip
-    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd, env=env, start_new_session=True, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_default_sigint,  # a suite started in a shell's background ignores SIGINT
+    )  # fmt: skip
     db = out / "results.sqlite"
     deadline, rows = time.monotonic() + 60, 0
     while rows < 1 and proc.poll() is None and time.monotonic() < deadline:
