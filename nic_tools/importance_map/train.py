@@ -2,14 +2,15 @@
 
     python -m nic_tools.importance_map.train --data .traindata/train --out runs/importance-map \
         [--steps 2000] [--patch 128] [--batch 8] [--lr 1e-4] [--anchor frozen|fine-tune]
-        [--export WEIGHTS]
+        [--anchor-lr 1e-5] [--export WEIGHTS]
 
 Each step draws a batch of patches (nic.train.data.PatchSampler) and a rate point k of the
 anchor. `--anchor frozen` (the default) trains the map alone: the anchor's weights do not
 change, and the tool's streams decode with nic-ref's model. `--anchor fine-tune` also trains
 the anchor's synthesis transform g_s (the decoder learns to use the means that stand for dropped
-latents), starting from nic-ref's weights; the tool then codes with a model file of its own
-(model.pt beside the exported weights), whose streams name that file's hash.
+latents), starting from nic-ref's weights, at its own learning rate (--anchor-lr); the tool
+then codes with a model file of its own (model.pt beside the exported weights), whose streams
+name that file's hash.
 
 With y the anchor's gained latents, mean and scale its entropy parameters from the rounded
 hyper-latent, q = round(y - mean) and m = GroupMask(p(y)):
@@ -138,7 +139,10 @@ def train(args: argparse.Namespace) -> Path:
         p.requires_grad_(True)
     sampler = PatchSampler(list_images(args.data), args.patch, seed=args.seed)
     imap = ImportanceNet(model.net.config.M)
-    optimizer = torch.optim.Adam([*imap.parameters(), *tuned], lr=args.lr)
+    groups = [{"params": list(imap.parameters())}]
+    if tuned:
+        groups.append({"params": tuned, "lr": args.anchor_lr})
+    optimizer = torch.optim.Adam(groups, lr=args.lr)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "checkpoint.pt"
@@ -210,6 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--anchor", choices=("frozen", "fine-tune"), default="frozen",
                         help="keep the anchor's weights or fine-tune its g_s")  # fmt: skip
+    parser.add_argument("--anchor-lr", type=float, default=1e-5,
+                        help="learning rate of g_s with --anchor fine-tune")  # fmt: skip
     parser.add_argument("--export", nargs="?", const=str(WEIGHTS), default=None,
                         help=f"write the tool's weights file (default {WEIGHTS})")  # fmt: skip
     train(parser.parse_args(argv))
