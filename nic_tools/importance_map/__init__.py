@@ -20,7 +20,6 @@ Shapes: y, the anchor's gained latents, (1, M, H, W) (H, W: the padded image ove
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +36,7 @@ from nic.entropy import (
     quantize_pmf,
 )
 from nic.extensions import CodingTool
+from nic.model_file import sha256_file
 
 GROUPS = 16
 """L, the channel groups (M = 192 latents: 12 channels each)."""
@@ -113,7 +113,7 @@ class ImportanceMapTool(CodingTool):
             self.net.load_state_dict(state["net"])
             self.order = state["order"].long()
             self.map_counts = state["map_counts"].numpy().astype(np.int32)
-            self.source = f"weights sha256:{_sha256(Path(weights))[:16]}"
+            self.source = f"weights sha256:{sha256_file(weights)[:16]}"
         self.net.eval()
         self.tables = CdfTables.from_pmfs([self.map_counts], [0])
 
@@ -151,10 +151,6 @@ class ImportanceMapTool(CodingTool):
         if g.min() < 0 or g.max() > GROUPS:
             raise BitstreamError(f"{self.name}: map values outside 0..{GROUPS}")
         return self.mask(torch.from_numpy(g), m)
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 class ImportanceMapCodec(NicCodec):
