@@ -1,8 +1,10 @@
-"""Bitstream container, versions 3 and 4 (specified byte by byte in docs/bitstream.md).
+"""Bitstream container, versions 3, 4 and 5 (specified byte by byte in docs/bitstream.md).
 
 Version 3 is the reference codec's stream; version 4 is the same with the name of the coding tool
 that made it and the tool's own sub-streams (nic.extensions): a stream coded without a tool is
-version 3, byte for byte.
+version 3, byte for byte. Version 5 is a tiled stream (nic.tiling): the tool's name (empty for
+none) and its sub-streams, then the tile side and halos the decoder works with. An image that
+fits one tile is never tiled, so its stream is version 3 or 4.
 
 All integers are big-endian. A CRC-32 over the whole file (its own four bytes excluded) lets the
 decoder refuse a corrupt or truncated stream before any entropy decoding, and every header field
@@ -16,12 +18,17 @@ import struct
 import zlib
 from dataclasses import dataclass
 
+from nic.tiling import Tiling, latent_size
+
 MAGIC = b"NICB"
 VERSION = 3
 """Version 1 (nic 0.1) carried a whole rate point in one byte; version 2 (nic 0.2) the model's
 name and fixed-width sizes; version 3 a zoo index, the coding network and varint sizes."""
 TOOL_VERSION = 4
 """A version-3 stream plus the coding tool's name and its sub-streams."""
+TILED_VERSION = 5
+"""A tiled stream: the tool fields (an empty name for none), then the tiling."""
+VERSIONS = (VERSION, TOOL_VERSION, TILED_VERSION)
 MAX_TOOL_SUBSTREAMS = 4
 MAX_TOOL_NAME = 32
 GAIN_STEPS = 256
@@ -40,12 +47,12 @@ MODEL_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 """A model's name: letters, digits and ``._+-``, starting with a letter or digit (so that an
 error message quoting it stays one printable line)."""
 MAX_SIDE = 1 << 16
-MAX_PIXELS = 1 << 25
-"""33.5 megapixels (8K UHD is 33.2): the largest image the format can describe."""
-DEFAULT_MAX_PIXELS = 1 << 23
-"""8.4 megapixels, counted on the image padded to multiples of 64 (4K UHD, 3840 x 2160, is
-8.36): the largest image coded unless the caller raises the budget (up to MAX_PIXELS). Coding
-takes about 560 bytes of memory per pixel (docs/codec.md), about 5 GB at this default."""
+MAX_PIXELS = 1 << 28
+"""268 megapixels: the largest image the format can describe."""
+DEFAULT_MAX_PIXELS = 1 << 26
+"""67 megapixels, counted on the image padded to multiples of 64 (JPEG AI's largest test image,
+8160 x 6120, is 50): the largest image coded unless the caller raises the budget (up to
+MAX_PIXELS). The memory a stream needs is checked as well (nic.codec.decode_memory)."""
 NUM_SUBSTREAMS = 2  # hyper-latent z, then latent y
 MAX_VARINT_BYTES = 5
 """A varint holds at most 35 bits; every varint field is at most 2**32 - 1."""
@@ -72,9 +79,13 @@ class Header:
     """The coding tool that made the stream (nic.extensions.CodingTool.name); "" for none."""
     tool_substreams: int = 0
     """How many sub-streams of the tool's own follow the latents' (0 without a tool)."""
+    tiling: Tiling | None = None
+    """How the image was cut into tiles (nic.tiling); None: one tile, the whole image."""
 
     @property
     def version(self) -> int:
+        if self.tiling:
+            return TILED_VERSION
         return TOOL_VERSION if self.tool else VERSION
 
     @property
@@ -94,6 +105,7 @@ class Header:
             "height": self.height,
             "colour_format": COLOUR_FORMATS.get(self.colour_format, str(self.colour_format)),
             **({"tool": self.tool, "tool_substreams": self.tool_substreams} if self.tool else {}),
+            **({"tiling": self.tiling.describe()} if self.tiling else {}),
         }
 
 
@@ -160,6 +172,13 @@ def pack(header: Header, substreams: list[bytes]) -> bytes:
     tool = (
         [varint(len(header.tool)), header.tool.encode("ascii"), varint(header.tool_substreams)]
         if header.tool
+        else [varint(0)]
+        if header.tiling
+        else []
+    )
+    tiling = (
+        [varint(v) for v in (t.tile, t.synthesis_halo, t.entropy_halo)]
+        if (t := header.tiling)
         else []
     )
     body = b"".join(
@@ -172,6 +191,7 @@ def pack(header: Header, substreams: list[bytes]) -> bytes:
             varint(header.width),
             varint(header.height),
             *tool,
+            *tiling,
             *(varint(len(s)) for s in substreams),
         ]
     )
@@ -210,10 +230,11 @@ def unpack(data: bytes) -> tuple[Header, list[bytes]]:
     if r.take(4, "magic") != MAGIC:
         raise BitstreamError("not a nic bitstream (bad magic bytes)")
     (version,) = r.take(1, "version")
-    if version not in (VERSION, TOOL_VERSION):
+    if version not in VERSIONS:
         raise BitstreamError(
-            f"bitstream version {version} is not supported (this nic reads versions {VERSION} "
-            f"and {TOOL_VERSION}; version 2 streams came from nic 0.2: encode the image again)"
+            f"bitstream version {version} is not supported (this nic reads versions "
+            f"{', '.join(map(str, VERSIONS))}; version 2 streams came from nic 0.2: encode the "
+            "image again)"
         )
     model_index = r.varint("model index")
     if model_index > MAX_MODEL_INDEX:
@@ -224,19 +245,13 @@ def unpack(data: bytes) -> tuple[Header, list[bytes]]:
         raise BitstreamError(f"unknown colour format {colour}")
     width, height = r.varint("width"), r.varint("height")
     check_dimensions(width, height)
-    tool, tool_substreams = "", 0
-    if version == TOOL_VERSION:
-        size = r.varint("coding tool name length")
-        if not 1 <= size <= MAX_TOOL_NAME:
-            raise BitstreamError(f"coding tool name of {size} bytes outside 1..{MAX_TOOL_NAME}")
-        tool = r.take(size, "coding tool name").decode("ascii", errors="replace")
-        if not MODEL_ID_PATTERN.fullmatch(tool):
-            raise BitstreamError("coding tool name is not letters, digits and ._+-")
-        tool_substreams = r.varint("coding tool sub-stream count")
-        if tool_substreams > MAX_TOOL_SUBSTREAMS:
-            raise BitstreamError(
-                f"{tool_substreams} coding tool sub-streams, at most {MAX_TOOL_SUBSTREAMS}"
-            )
+    tool, tool_substreams = _read_tool(r, version) if version != VERSION else ("", 0)
+    tiling = _read_tiling(r) if version == TILED_VERSION else None
+    if tiling and tiling.fits_one_tile(*latent_size(width, height)):
+        raise BitstreamError(
+            f"a {width}x{height} image fits one tile of {tiling.tile} latents: its stream is "
+            "never tiled"
+        )
     lengths = [r.varint("sub-stream length") for _ in range(NUM_SUBSTREAMS + tool_substreams)]
     if any(n % 4 for n in lengths):
         raise BitstreamError(f"sub-stream lengths {lengths} are not multiples of 4 bytes")
@@ -255,6 +270,44 @@ def unpack(data: bytes) -> tuple[Header, list[bytes]]:
         substreams.append(payload[start : start + n])
         start += n
     header = Header(
-        model_index, weights_hash, network, gain_code, width, height, colour, tool, tool_substreams
+        model_index,
+        weights_hash,
+        network,
+        gain_code,
+        width,
+        height,
+        colour,
+        tool,
+        tool_substreams,
+        tiling,
     )
     return header, substreams
+
+
+def _read_tool(r: _Reader, version: int) -> tuple[str, int]:
+    """The coding tool's name and sub-stream count (a tiled stream's name may be empty: none)."""
+    size = r.varint("coding tool name length")
+    if version == TILED_VERSION and size == 0:
+        return "", 0
+    if not 1 <= size <= MAX_TOOL_NAME:
+        raise BitstreamError(f"coding tool name of {size} bytes outside 1..{MAX_TOOL_NAME}")
+    tool = r.take(size, "coding tool name").decode("ascii", errors="replace")
+    if not MODEL_ID_PATTERN.fullmatch(tool):
+        raise BitstreamError("coding tool name is not letters, digits and ._+-")
+    tool_substreams = r.varint("coding tool sub-stream count")
+    if tool_substreams > MAX_TOOL_SUBSTREAMS:
+        raise BitstreamError(
+            f"{tool_substreams} coding tool sub-streams, at most {MAX_TOOL_SUBSTREAMS}"
+        )
+    return tool, tool_substreams
+
+
+def _read_tiling(r: _Reader) -> Tiling:
+    """A tiled stream's tile side and halos, each in its range (nic.tiling)."""
+    tile, synthesis_halo, entropy_halo = (
+        r.varint(f"tiling {what}") for what in ("tile", "synthesis halo", "entropy halo")
+    )
+    try:
+        return Tiling(tile, synthesis_halo, entropy_halo)
+    except ValueError as e:
+        raise BitstreamError(f"tiling: {e}") from None

@@ -47,7 +47,19 @@ from nic.extensions import REFERENCE, CodingTool, check_tool
 from nic.image_io import check_rgb8
 from nic.model_file import CodecModel, ModelHashError
 from nic.models import DOWNSAMPLING
-from nic.models.integer_synthesis import IntegerOverflowError
+from nic.models.integer_synthesis import CodingPlan, IntegerOverflowError
+from nic.tiling import (
+    ANALYSIS_HALO,
+    HYPER_ANALYSIS_HALO,
+    LATENT_STRIDE,
+    TILE,
+    Z_CELL,
+    Region,
+    Tiling,
+    latent_size,
+    pixel_window,
+    tiling_for,
+)
 
 SYNTHESIS_THREADS: int | None = 1
 """Threads the synthesis transform runs on when the model is on a CPU, whatever torch's own
@@ -93,15 +105,27 @@ def check_pixel_budget(width: int, height: int, max_pixels: int | None) -> None:
 
 @dataclass
 class Latents:
-    """Everything that crosses the channel, as integers, plus what both sides derive from it."""
+    """Everything that crosses the channel, as integers, plus what both sides derive from it.
+
+    Shapes for an image whose padded size over 16 is H x W latents (h, w: over 64)."""
 
     network: int  # the network that coded them (RateNetwork.index)
     z: np.ndarray  # int64 (1, N, h, w): quantized hyper-latent
-    y: np.ndarray  # int64 (1, M, H, W): round(latent - mean), every value (nothing clamped)
-    y_hat: torch.Tensor  # float64 (1, M, H, W) on the model's device: y + mean, the decoded latent
-    y_index: np.ndarray  # int64 (1, M, H, W): CDF table of each latent, from z (and context)
-    steps: list[np.ndarray | None]  # bool (1, M, H, W) latents coded at each step (None: all)
+    y: np.ndarray  # int32 (1, M, H, W): round(latent - mean), every value (nothing clamped)
+    y_hat: torch.Tensor  # float32 (1, M, H, W) on the model's device: y + mean, the decoded latent
+    y_index: np.ndarray  # int16 (1, M, H, W): CDF table of each latent, from z (and context)
+    steps: list[list[np.ndarray | None]]
+    """Per tile (one for an untiled stream), per coding step: bool (1, M, tile rows, tile
+    columns), the tile's latents that step codes (None: all)."""
     tool_substreams: list[bytes] = field(default_factory=list)  # a coding tool's own sub-streams
+    tiling: Tiling | None = None  # how the latent was cut into tiles (None: one tile)
+
+    def regions(self) -> list[Region]:
+        """The tiles, in coding order (the whole latent when untiled)."""
+        _, _, height, width = self.y.shape
+        if self.tiling is None:
+            return [Region(0, 0, height, width)]
+        return self.tiling.regions(height, width)
 
 
 def _z_indexes(shape: tuple[int, ...]) -> np.ndarray:
@@ -138,12 +162,14 @@ def analyse(
     rate: float,
     network: int | None = None,
     tool: CodingTool | None = None,
+    tile: int = TILE,
 ):
     """The encoder's side up to the symbols: quantized latents and their tables (Latents)."""
     check_rgb8(image)
     code = gain_code(model, rate)
     network = model.rate_network(code, network).index
-    return quantize(model, analysis(model, image, code, network, tool), code, network, tool)
+    g_a_out = analysis(model, image, code, network, tool, tile)
+    return quantize(model, g_a_out, code, network, tool, tile)
 
 
 def analysis(
@@ -152,17 +178,88 @@ def analysis(
     code: int,
     network: int | None = None,
     tool: CodingTool | None = None,
+    tile: int = TILE,
 ) -> torch.Tensor:
-    """The analysis transform's output for the network that codes `code` (before the gain)."""
+    """The analysis transform's output for the network that codes `code` (before the gain):
+    float32 (1, M, H, W), tile by tile with a halo (nic.tiling) when the latent does not fit one
+    tile of `tile` latents."""
     net = model.rate_network(code, network).net
-    return (tool or REFERENCE).analysis(net, padded_tensor(image).to(model.device)).float()
+    hooks = tool or REFERENCE
+    size = latent_size(image.shape[1], image.shape[0])
+    tiling = tiling_for(*size, tile)
+    if tiling is None:
+        return hooks.analysis(net, padded_tensor(image).to(model.device)).float()
+    out = torch.empty((1, model.net.config.M, *size), device=model.device)
+    for region in tiling.regions(*size):
+        window = region.grown(ANALYSIS_HALO, *size)
+        y = hooks.analysis(net, pixel_window(image, window).to(model.device)).float()
+        region.of(out).copy_(region.within(window).of(y))
+    return out
 
 
 def _coded(where: torch.Tensor | None, mask: torch.Tensor | None) -> torch.Tensor | None:
-    """The latents a step codes: its own selection, within a tool's bit-allocation map."""
+    """Latents in both selections (None selects all): e.g. a step's own within a tool's map."""
     if mask is None:
         return where
     return mask if where is None else where & mask
+
+
+def _overrides(hooks: CodingTool, name: str) -> bool:
+    """Whether a tool replaces the reference's hook `name`."""
+    return getattr(type(hooks), name) is not getattr(CodingTool, name)
+
+
+def _inside(inner: Region, window: Region, channels: int, device) -> torch.Tensor | None:
+    """bool (1, channels, window rows, window columns), True on a tile inside the window it is
+    coded in; None when the tile is the whole window."""
+    if inner == Region(0, 0, window.height, window.width):
+        return None
+    inside = torch.zeros(
+        (1, channels, window.height, window.width), dtype=torch.bool, device=device
+    )
+    inner.of(inside).fill_(True)
+    return inside
+
+
+def _tile_step(where: torch.Tensor | None, inner: Region) -> np.ndarray | None:
+    """A step's selection on its tile (None: every latent of the tile)."""
+    if where is None:
+        return None
+    selected = inner.of(where)
+    return None if bool(selected.all()) else selected.cpu().numpy()
+
+
+def _entropy_window(
+    path, z: np.ndarray, region: Region, tiling: Tiling | None, device
+) -> tuple[Region, CodingPlan]:
+    """The latent window whose entropy parameters a tile is coded with (the tile and
+    tiling.entropy_halo hyper-latent cells around it), and its coding plan."""
+    if tiling is None:
+        return region, path.start(z, device)
+    _, _, h, w = z.shape
+    window = region.divided(Z_CELL).grown(tiling.entropy_halo, h, w)
+    return window.scaled(Z_CELL), path.start(window.of(z), device)
+
+
+def hyper_analysis(net, gained, height: int, width: int, tiling: Tiling | None) -> np.ndarray:
+    """z = round(h_a(y)), int64 (1, N, height / 4, width / 4), tile by tile with a halo of
+    HYPER_ANALYSIS_HALO latents when tiled. gained(region) gives the gained latents of a region
+    (float64); z is the encoder's choice (the decoder reads it), so the float h_a may run in
+    any pieces."""
+    if tiling is None:
+        whole = Region(0, 0, height, width)
+        return torch.round(net.h_a(gained(whole).float())).cpu().numpy().astype(np.int64)
+    z = np.empty((1, net.config.N, height // Z_CELL, width // Z_CELL), dtype=np.int64)
+    for region in tiling.regions(height, width):
+        window = region.grown(HYPER_ANALYSIS_HALO, height, width)
+        z_window = torch.round(net.h_a(gained(window).float())).cpu().numpy()
+        region.divided(Z_CELL).of(z)[...] = region.within(window).divided(Z_CELL).of(z_window)
+    return z
+
+
+def _check_residual(residual: torch.Tensor) -> None:
+    if residual.numel() and float(residual.abs().max()) >= 2**31:
+        raise ValueError("a latent residual of 2**31 or more: the image cannot be coded")
 
 
 def quantize(
@@ -171,45 +268,79 @@ def quantize(
     code: int,
     network: int | None = None,
     tool: CodingTool | None = None,
+    tile: int = TILE,
 ) -> Latents:
     """Latents at a gain code from its network's analysis output (run it once, try codes).
 
-    The latents are quantized step by step in the order the decoder decodes them: each step's
+    The latents are quantized tile by tile (one tile when the latent fits one of `tile`
+    latents), and in each tile step by step in the order the decoder decodes them: each step's
     mean (and table) may depend on the latents the earlier steps quantized (a context model).
     A latent outside a tool's bit-allocation map is not coded: its residual is 0, its value the
-    predicted mean.
+    predicted mean. Raises ValueError for a residual of 2**31 or more.
     """
     hooks = tool or REFERENCE
     rate_network = model.rate_network(code, network)
-    gain, _ = rate_network.net.gains(rate_network.position)
-    y = hooks.refine(rate_network.net, (g_a_out * gain).double())
-    mask, tool_substreams = hooks.coded_latents(rate_network.net, y)
-    if mask is not None and (mask.shape != y.shape or mask.dtype != torch.bool):
+    net = rate_network.net
+    gain, _ = net.gains(rate_network.position)
+    shape = tuple(g_a_out.shape)
+    _, channels, height, width = shape
+    tiling = tiling_for(height, width, tile)
+    # The reference's refine and coded_latents need no full-size float64 copy of the latent.
+    refined = None
+    if _overrides(hooks, "refine") or _overrides(hooks, "coded_latents"):
+        refined = hooks.refine(net, (g_a_out * gain).double())
+    mask, tool_substreams = (None, [])
+    if refined is not None:
+        mask, tool_substreams = hooks.coded_latents(net, refined)
+    if mask is not None and (tuple(mask.shape) != shape or mask.dtype != torch.bool):
         raise ValueError(
             f"{hooks.name}: coded_latents gave a {mask.dtype} {tuple(mask.shape)} map, not bool "
-            f"{tuple(y.shape)}"
+            f"{shape}"
         )
-    z = torch.round(rate_network.net.h_a(y.float())).cpu().numpy().astype(np.int64)
-    plan = hooks.entropy_path(rate_network).start(z, model.device)
-    y_hat = torch.zeros_like(y)
-    residual = torch.zeros_like(y)
-    index = torch.zeros(y.shape, dtype=torch.int64, device=y.device)
-    steps = []
-    for step in range(plan.steps):
-        mean, step_index, own = plan.parameters(step, y_hat)
-        where = _coded(own, mask)
-        step_residual = torch.round(y - mean)
-        if where is None:
-            residual, index = step_residual, step_index
-        else:
-            residual = torch.where(where, step_residual, residual)
-            index = torch.where(where, step_index, index)
-        y_hat = residual + mean if own is None else torch.where(own, residual + mean, y_hat)
-        steps.append(None if where is None else where.cpu().numpy())
-    y_int = residual.cpu().numpy().astype(np.int64)
-    return Latents(
-        rate_network.index, z, y_int, y_hat, index.cpu().numpy(), steps, list(tool_substreams)
+
+    def gained(region: Region) -> torch.Tensor:
+        return region.of(refined) if refined is not None else (region.of(g_a_out) * gain).double()
+
+    z = hyper_analysis(net, gained, height, width, tiling)
+    latents = Latents(
+        rate_network.index,
+        z,
+        np.zeros(shape, dtype=np.int32),
+        torch.zeros(shape, dtype=torch.float32, device=g_a_out.device),
+        np.zeros(shape, dtype=np.int16),
+        [],
+        list(tool_substreams),
+        tiling,
     )
+    path = hooks.entropy_path(rate_network)
+    for region in latents.regions():
+        window, plan = _entropy_window(path, z, region, tiling, model.device)
+        inner = region.within(window)
+        inside = _inside(inner, window, channels, g_a_out.device)
+        coded = _coded(inside, None if mask is None else window.of(mask))
+        y = gained(window)
+        y_hat = window.of(latents.y_hat).double()
+        residual = torch.zeros_like(y)
+        index = torch.zeros(y.shape, dtype=torch.int64, device=y.device)
+        steps = []
+        for step in range(plan.steps):
+            mean, step_index, own = plan.parameters(step, y_hat)
+            where, update = _coded(own, coded), _coded(own, inside)
+            step_residual = torch.round(y - mean)
+            if where is None:
+                residual, index = step_residual, step_index
+            else:
+                residual = torch.where(where, step_residual, residual)
+                index = torch.where(where, step_index, index)
+            decoded = residual + mean
+            y_hat = decoded if update is None else torch.where(update, decoded, y_hat)
+            steps.append(_tile_step(where, inner))
+        _check_residual(inner.of(residual))
+        region.of(latents.y)[...] = inner.of(residual).cpu().numpy()
+        region.of(latents.y_index)[...] = inner.of(index).cpu().numpy()
+        region.of(latents.y_hat).copy_(inner.of(y_hat))
+        latents.steps.append(steps)
+    return latents
 
 
 @contextmanager
@@ -230,6 +361,12 @@ def synthesis_threads(device: torch.device) -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+def _pixels(x_hat: torch.Tensor) -> np.ndarray:
+    """uint8 (h, w, 3) from a synthesis output (3, h, w): clamped to [0, 1], rounded."""
+    pixels = torch.round(x_hat.clamp(0, 1) * 255).to(torch.uint8)
+    return pixels.permute(1, 2, 0).contiguous().cpu().numpy()
+
+
 @torch.inference_mode()
 def reconstruct(
     model: CodecModel,
@@ -239,16 +376,26 @@ def reconstruct(
     width: int,
     tool: CodingTool | None = None,
 ):
-    """Decoder's synthesis from the latents: uint8 (height, width, 3), on SYNTHESIS_THREADS
-    threads on a CPU (the same pixels whatever torch's thread count)."""
+    """Decoder's synthesis from the latents: uint8 (height, width, 3), tile by tile with the
+    stream's synthesis halo when tiled, on SYNTHESIS_THREADS threads on a CPU (the same pixels
+    whatever torch's thread count)."""
     hooks = tool or REFERENCE
     network = model.rate_network(gain_code(model, rate), latents.network)
-    with synthesis_threads(latents.y_hat.device):
-        x_hat = hooks.synthesis(network.net, latents.y_hat.float(), network.position)
-        x_hat = hooks.post_filter(x_hat)
-    x_hat = x_hat[0, :, :height, :width]
-    pixels = torch.round(x_hat.clamp(0, 1) * 255).to(torch.uint8)
-    return pixels.permute(1, 2, 0).contiguous().cpu().numpy()
+    y_hat = latents.y_hat
+    _, _, rows, columns = y_hat.shape
+    halo = latents.tiling.synthesis_halo if latents.tiling else 0
+    out = np.empty((height, width, 3), dtype=np.uint8)
+    for region in latents.regions():
+        window = region.grown(halo, rows, columns)
+        with synthesis_threads(y_hat.device):
+            x_hat = hooks.synthesis(network.net, window.of(y_hat), network.position)
+            x_hat = hooks.post_filter(x_hat)
+        pixels = region.scaled(LATENT_STRIDE)
+        kept = Region(pixels.top, pixels.left, min(pixels.bottom, height), min(pixels.right, width))
+        if kept.height > 0 and kept.width > 0:  # not a tile of padding alone
+            crop = kept.within(window.scaled(LATENT_STRIDE))
+            out[kept.top : kept.bottom, kept.left : kept.right] = _pixels(crop.of(x_hat[0]))
+    return out
 
 
 def pack_stream(
@@ -259,20 +406,20 @@ def pack_stream(
     height: int,
     tool: CodingTool | None = None,
 ) -> bytes:
-    """Entropy-code the latents, step by step, and wrap them in the container (version 3, or 4
-    with the tool's name and sub-streams)."""
+    """Entropy-code the latents, tile by tile and in each tile step by step, and wrap them in
+    the container (version 3; 4 with the tool's name and sub-streams; 5 when tiled)."""
     z_tables = model.rate_network(code, latents.network).z_tables
     z_stream = encode_symbols(latents.z, _z_indexes(latents.z.shape), z_tables)
     encoder = SymbolEncoder()
-    for where in latents.steps:
-        encoder.encode(
-            _selected(latents.y, where), _selected(latents.y_index, where), model.y_tables
-        )
+    for region, steps in zip(latents.regions(), latents.steps, strict=True):
+        y, y_index = region.of(latents.y), region.of(latents.y_index)
+        for where in steps:
+            encoder.encode(_selected(y, where), _selected(y_index, where), model.y_tables)
     name = check_tool(tool).name if tool else ""
     side = latents.tool_substreams
     header = Header(
         zoo.index_of(model), model.weights_hash, latents.network, code, width, height,
-        tool=name, tool_substreams=len(side),
+        tool=name, tool_substreams=len(side), tiling=latents.tiling,
     )  # fmt: skip
     return pack(header, [z_stream, encoder.to_bytes(), *side])
 
@@ -284,6 +431,7 @@ def encode(
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     network: int | None = None,
     tool: CodingTool | None = None,
+    tile: int = TILE,
 ) -> bytes:
     """Code uint8 (H, W, 3) pixels into a complete nic file at a rate position.
 
@@ -291,18 +439,20 @@ def encode(
     neighbours and is quantized to 1/256 of a rate point (the gain code in the header). A masked
     model codes it with `network` (default: CodecModel.default_network). tool: a coding tool
     (nic.extensions) on top of the reference codec; None codes with the reference alone.
-    Raises ImageFormatError for other arrays, BitstreamError for a size no stream can describe,
-    PixelBudgetError above max_pixels, ValueError for a rate outside the model's range or a
-    network that cannot code it.
+    tile: the tile side in latents (nic.tiling; 16 pixels each); an image whose latent fits one
+    tile is coded whole. Raises ImageFormatError for other arrays, BitstreamError for a size no
+    stream can describe, PixelBudgetError above max_pixels, ValueError for a rate outside the
+    model's range, a network that cannot code it or a tile size outside nic.tiling's range.
     """
     check_rgb8(image)
     height, width = image.shape[:2]
     check_dimensions(width, height)  # before the transforms, which pack() would check after
     check_pixel_budget(width, height, max_pixels)
+    Tiling(tile)  # a tile size a stream can name, before any work
     model = model if isinstance(model, CodecModel) else zoo.load(model)
     if tool:
         check_tool(tool)
-    latents = analyse(model, image, rate, network, tool)
+    latents = analyse(model, image, rate, network, tool, tile)
     code = gain_code(model, rate)
     return pack_stream(model, latents, code, image.shape[1], image.shape[0], tool)
 
@@ -386,46 +536,80 @@ def decode_latents(
         raise ToolMismatchError(f"stream was coded {made}; it cannot be decoded {asked}{how}")
     hooks = tool or REFERENCE
     model = resolve_model(header, model)
-    h = -(-header.height // DOWNSAMPLING)
-    w = -(-header.width // DOWNSAMPLING)
+    height, width = latent_size(header.width, header.height)
     config = model.net.config
-    z_shape = (1, config.N, h, w)
+    z_shape = (1, config.N, height // Z_CELL, width // Z_CELL)
     network = model.rate_network(header.gain_code, header.network)
-    y_shape = (1, config.M, 4 * h, 4 * w)
+    y_shape = (1, config.M, height, width)
+    device = model.device
     try:
         mask = hooks.decode_coded_latents(tool_substreams, y_shape)
         if mask is not None:
-            mask = mask.to(model.device)
+            mask = mask.to(device)
             if mask.shape != y_shape or mask.dtype != torch.bool:
                 raise BitstreamError(f"{header.tool}: its map is not bool {y_shape}")
         # Both sizes first: an impossible stream is refused before any decoding work.
-        y_count = int(mask.sum()) if mask is not None else config.M * (4 * h) * (4 * w)
+        y_count = int(mask.sum()) if mask is not None else config.M * height * width
         y_least = y_count * model.y_tables.min_symbol_bits.min()
         check_size(len(y_stream), y_least, "latent (y)")
         z = decode_symbols(z_stream, _z_indexes(z_shape), network.z_tables, "hyper-latent (z)")
-        plan = hooks.entropy_path(network).start(z, model.device)
+        latents = Latents(
+            network.index,
+            z,
+            np.zeros(y_shape, dtype=np.int32),
+            torch.zeros(y_shape, dtype=torch.float32, device=device),
+            np.zeros(y_shape, dtype=np.int16),
+            [],
+            list(tool_substreams),
+            header.tiling,
+        )
         decoder = SymbolDecoder(y_stream, y_least, "latent (y)")
-        y = np.zeros(y_shape, dtype=np.int64)
-        y_index = np.zeros(y_shape, dtype=np.int64)
-        y_hat = torch.zeros(y_shape, dtype=torch.float64, device=model.device)
-        steps = []
-        for step in range(plan.steps):
-            mean, step_index, own = plan.parameters(step, y_hat)
-            where = _coded(own, mask)
-            index = step_index.cpu().numpy()
-            where_np = None if where is None else where.cpu().numpy()
-            values = decoder.decode(_selected(index, where_np), model.y_tables)
-            if where_np is None:
-                y, y_index = values.reshape(y_shape), index
-            else:
-                y[where_np], y_index[where_np] = values, index[where_np]
-            step_y = torch.from_numpy(y).to(y_hat.device, torch.float64)  # 0 where not coded
-            y_hat = step_y + mean if own is None else torch.where(own, step_y + mean, y_hat)
-            steps.append(where_np)
+        path = hooks.entropy_path(network)
+        for region in latents.regions():
+            _decode_tile(decoder, model, path, latents, region, mask)
         decoder.finish()
     except (EntropyDecodingError, IntegerOverflowError) as e:
         raise BitstreamError(str(e)) from None
-    return header, model, Latents(network.index, z, y, y_hat, y_index, steps, list(tool_substreams))
+    return header, model, latents
+
+
+def _decode_tile(
+    decoder: SymbolDecoder,
+    model: CodecModel,
+    path,
+    latents: Latents,
+    region: Region,
+    mask: torch.Tensor | None,
+) -> None:
+    """Entropy-decode one tile's latents, step by step, into `latents` (the decoder's side of
+    quantize's loop)."""
+    device = latents.y_hat.device
+    window, plan = _entropy_window(path, latents.z, region, latents.tiling, device)
+    inner = region.within(window)
+    shape = (1, latents.y.shape[1], window.height, window.width)
+    inside = _inside(inner, window, shape[1], device)
+    coded = _coded(inside, None if mask is None else window.of(mask))
+    y = np.zeros(shape, dtype=np.int64)
+    y_index = np.zeros(shape, dtype=np.int64)
+    y_hat = window.of(latents.y_hat).double()
+    steps = []
+    for step in range(plan.steps):
+        mean, step_index, own = plan.parameters(step, y_hat)
+        where, update = _coded(own, coded), _coded(own, inside)
+        index = step_index.cpu().numpy()
+        where_np = None if where is None else where.cpu().numpy()
+        values = decoder.decode(_selected(index, where_np), model.y_tables)
+        if where_np is None:
+            y, y_index = values.reshape(shape), index
+        else:
+            y[where_np], y_index[where_np] = values, index[where_np]
+        decoded = torch.from_numpy(y).to(device, torch.float64) + mean  # mean where not coded
+        y_hat = decoded if update is None else torch.where(update, decoded, y_hat)
+        steps.append(_tile_step(where, inner))
+    region.of(latents.y)[...] = inner.of(y)
+    region.of(latents.y_index)[...] = inner.of(y_index)
+    region.of(latents.y_hat).copy_(inner.of(y_hat))
+    latents.steps.append(steps)
 
 
 def decode(
