@@ -19,7 +19,7 @@ import imagefile
 
 IMAGE_SUFFIXES = (".png", ".ppm", ".pgm", ".pbm", ".pnm", ".bmp", ".tif", ".tiff")
 FORMATS = ("PNG", "PNM", "TIFF", "BMP")  # JPEG originals are refused
-MAX_PIXELS = imagefile.MAX_PIXELS  # default limit on width x height: 2^25
+MAX_PIXELS = imagefile.MAX_PIXELS  # default limit on width x height: 2^26
 _LIMIT_HINT = "raise the limit to use it (ctc run --max-pixels N, load_image(max_pixels=N))"
 
 

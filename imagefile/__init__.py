@@ -9,7 +9,7 @@ fewer):
 
 - Only regular files are opened (FIFOs, devices, directories are refused without blocking).
 - The size comes from the header and is checked before any pixel is decoded: each side at most
-  MAX_SIDE (65536), width x height at most `max_pixels` (default MAX_PIXELS, 2^25).
+  MAX_SIDE (65536), width x height at most `max_pixels` (default MAX_PIXELS, 2^26).
 - Sample depth comes from the file (PNG bit depth, PNM maxval, TIFF BitsPerSample and ColorMap,
   BMP bits per pixel), never from the values. A maxval that divides 255 (1, 2, 4, 8 bits; PNM
   maxval 1, 3, 5, 15, 17, 51, 85, 255) scales exactly: lossless. Deeper or other samples are

@@ -28,7 +28,7 @@ from PIL import (
 
 from imagefile.policy import ImageFileError, ImageTooLargeError
 
-MAX_PIXELS = 1 << 25  # 33.5 Mpx: the default limit on width x height (the nic bitstream's)
+MAX_PIXELS = 1 << 26  # 67 Mpx: the default limit on width x height (8160 x 6120 fits)
 MAX_SIDE = 65536  # the longest side that is ever read, whatever the pixel limit
 
 FORMATS = ("PNG", "PNM", "TIFF", "BMP", "JPEG")

@@ -53,6 +53,10 @@ DEFAULT_MAX_PIXELS = 1 << 26
 """67 megapixels, counted on the image padded to multiples of 64 (JPEG AI's largest test image,
 8160 x 6120, is 50): the largest image coded unless the caller raises the budget (up to
 MAX_PIXELS). The memory a stream needs is checked as well (nic.codec.decode_memory)."""
+DEFAULT_MAX_MEMORY = 6 << 30
+"""Bytes of working memory a decode may need (nic.codec.decode_memory) unless the caller raises
+the budget: an untiled 4K UHD stream (written by nic before tiling) needs about 4.7 GB, a tiled
+stream of 8160 x 6120 (JPEG AI's largest test image) about 2 GB."""
 NUM_SUBSTREAMS = 2  # hyper-latent z, then latent y
 MAX_VARINT_BYTES = 5
 """A varint holds at most 35 bits; every varint field is at most 2**32 - 1."""

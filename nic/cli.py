@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import sys
 import time
@@ -53,6 +54,17 @@ def _pixel_count(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"the pixel budget must be >= 1, got {text}")
     return value
+
+
+def _gibibytes(text: str) -> int:
+    """A memory budget given in GiB, as bytes."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of GiB") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"the memory budget must be a positive GiB, got {text}")
+    return int(value * 2**30)
 
 
 def _refuse_overwriting(source: str, output: str, what: str) -> None:
@@ -112,7 +124,9 @@ def _cmd_decode(args: argparse.Namespace) -> None:
 
     check_lossless_suffix(args.output)  # before decoding: refuse early
     _refuse_overwriting(args.input, args.output, "input stream")
-    image = codec.decode(_read_stream(args.input), args.model, args.max_pixels)
+    image = codec.decode(
+        _read_stream(args.input), args.model, args.max_pixels, max_memory=args.max_memory
+    )
     with atomic_output(args.output) as tmp:
         write_rgb8(tmp, image)
     print(f"{args.output}: {image.shape[1]}x{image.shape[0]}")
@@ -269,7 +283,20 @@ def _add_max_pixels(p: argparse.ArgumentParser) -> None:
         type=_pixel_count,
         default=DEFAULT_MAX_PIXELS,
         help="largest image to code, in pixels of the image padded to multiples of 64; default "
-        f"{DEFAULT_MAX_PIXELS:,} (4K UHD), which needs about 5 GB of memory",
+        f"{DEFAULT_MAX_PIXELS:,}",
+    )
+
+
+def _add_max_memory(p: argparse.ArgumentParser) -> None:
+    from nic.bitstream import DEFAULT_MAX_MEMORY
+
+    p.add_argument(
+        "--max-memory",
+        type=_gibibytes,
+        default=DEFAULT_MAX_MEMORY,
+        metavar="GIB",
+        help="most working memory the decode may need, in GiB, estimated from the stream's "
+        f"header before decoding (default {DEFAULT_MAX_MEMORY / 2**30:g})",
     )
 
 
@@ -309,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="model file (or zoo name) to decode with; it must be the one the stream names",
     )
     _add_max_pixels(p)
+    _add_max_memory(p)
     p.set_defaults(func=_cmd_decode)
 
     p = sub.add_parser("info", help="print a bitstream's header fields")

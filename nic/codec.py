@@ -26,6 +26,7 @@ from torch.nn import functional as F
 
 from nic import zoo
 from nic.bitstream import (
+    DEFAULT_MAX_MEMORY,
     DEFAULT_MAX_PIXELS,
     GAIN_STEPS,
     UNREGISTERED,
@@ -82,6 +83,37 @@ class ToolMismatchError(BitstreamError):
 
 class PixelBudgetError(ValueError):
     """An image larger than the pixel budget that the caller allowed."""
+
+
+UNTILED_BYTES_PER_PIXEL = 560
+"""Decoding an untiled stream, per pixel of the padded image (measured: 1024 x 1024)."""
+TILED_BYTES_PER_PIXEL = 40
+"""Decoding a tiled stream: the whole latent's arrays and the output, per padded pixel."""
+WINDOW_BYTES_PER_PIXEL = 500
+"""Decoding a tiled stream: the synthesis of one tile, per pixel of the tile and its halo."""
+
+
+def decode_memory(header: Header) -> int:
+    """Bytes of working memory (beyond the model and the stream) that decoding a stream needs,
+    estimated from its header with the figures measured in docs/codec.md ("Memory")."""
+    pixels = coded_pixels(header.width, header.height)
+    if header.tiling is None:
+        return UNTILED_BYTES_PER_PIXEL * pixels
+    side = LATENT_STRIDE * (header.tiling.tile + 2 * header.tiling.synthesis_halo)
+    return TILED_BYTES_PER_PIXEL * pixels + WINDOW_BYTES_PER_PIXEL * min(side * side, pixels)
+
+
+def check_memory_budget(header: Header, max_memory: int | None) -> None:
+    """Raise BitstreamError when decoding the stream would need more than max_memory bytes
+    (None: no budget)."""
+    need = decode_memory(header)
+    if max_memory is not None and need > max_memory:
+        how = "tiled" if header.tiling else "untiled"
+        raise BitstreamError(
+            f"decoding this {how} {header.width}x{header.height} stream needs about "
+            f"{need / 2**30:.1f} GiB of memory, over the budget of {max_memory / 2**30:.1f} GiB "
+            "(raise it with --max-memory)"
+        )
 
 
 def coded_pixels(width: int, height: int) -> int:
@@ -510,19 +542,21 @@ def decode_latents(
     model: CodecModel | str | None = None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     tool: CodingTool | None = None,
+    max_memory: int | None = DEFAULT_MAX_MEMORY,
 ):
     """Parse a stream and entropy-decode its latents: (header, model, latents).
 
     tool: the coding tool the stream names (none for a version-3 stream). Raises BitstreamError
     for anything but a stream the encoder wrote (PixelBudgetError, a ValueError, when the
-    header's size exceeds max_pixels; ToolMismatchError for another tool), before allocating
-    for it.
+    header's size exceeds max_pixels, or the decode would need more than max_memory bytes,
+    decode_memory; ToolMismatchError for another tool), before allocating for it.
     """
     header, (z_stream, y_stream, *tool_substreams) = unpack(data)
     try:
         check_pixel_budget(header.width, header.height, max_pixels)
     except PixelBudgetError as e:
         raise BitstreamError(str(e)) from None
+    check_memory_budget(header, max_memory)
     expected = tool.name if tool else ""
     if header.tool != expected:
         made = f"with coding tool {header.tool!r}" if header.tool else "by the reference codec"
@@ -617,6 +651,7 @@ def decode(
     model: CodecModel | str | None = None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     tool: CodingTool | None = None,
+    max_memory: int | None = DEFAULT_MAX_MEMORY,
 ) -> np.ndarray:
     """Decode a complete nic file to uint8 (H, W, 3), (H, W) from its header.
 
@@ -626,9 +661,10 @@ def decode(
     decoded (None: no budget). Raises BitstreamError (ModelMismatchError for the model) for
     every stream the encoder did not write; ModelFileError when the caller's model file cannot
     be read. tool: the coding tool (nic.extensions) the stream names; None for a stream of the
-    reference codec alone.
+    reference codec alone. max_memory: the most working memory, in bytes, the decode may need
+    (decode_memory; None: no budget).
     """
-    header, model, latents = decode_latents(data, model, max_pixels, tool)
+    header, model, latents = decode_latents(data, model, max_pixels, tool, max_memory)
     return reconstruct(model, latents, header.rate_position, header.height, header.width, tool)
 
 

@@ -17,7 +17,7 @@ from PIL import Image
 
 import imagefile
 
-MAX_PIXELS = imagefile.MAX_PIXELS  # default limit on width x height: 2^25, the bitstream's
+MAX_PIXELS = imagefile.MAX_PIXELS  # default limit on width x height: 2^26
 _LIMIT_HINT = "raise the limit to read it (nic encode --max-pixels N, read_rgb8(max_pixels=N))"
 
 

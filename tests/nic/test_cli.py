@@ -145,6 +145,14 @@ def test_the_pixel_budget_is_a_command_line_option(coded, small_photo):
     assert nic("decode", coded / "in.nic", coded / "b.png", "--max-pixels", h * w).returncode == 0
 
 
+def test_the_memory_budget_is_a_command_line_option(coded):
+    r = nic("decode", coded / "in.nic", coded / "b.png", "--max-memory", "0.0001")
+    assert r.returncode == 1 and "--max-memory" in r.stderr and not (coded / "b.png").exists()
+    assert len(r.stderr.strip().splitlines()) == 1
+    r = nic("decode", coded / "in.nic", coded / "b.png", "--max-memory", "-1")
+    assert r.returncode == 2 and "positive" in r.stderr
+
+
 def test_a_stream_of_a_model_file_outside_the_zoo_decodes_only_with_that_file(coded):
     """A header names a model by zoo index only; a model file is always the user's --model."""
     import dataclasses

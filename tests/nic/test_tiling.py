@@ -12,7 +12,7 @@ import torch
 from skimage import data as skdata
 
 from nic import codec, zoo
-from nic.bitstream import TILED_VERSION, VERSION, BitstreamError, pack, unpack
+from nic.bitstream import DEFAULT_MAX_MEMORY, TILED_VERSION, VERSION, BitstreamError, pack, unpack
 from nic.codec import ToolMismatchError
 from nic.extensions import CodingTool
 from nic.model_file import load_model_file, save_model_file
@@ -108,6 +108,20 @@ def test_the_decoder_refuses_tiling_fields_out_of_range(photo, model, field, val
 def test_the_encoder_refuses_a_tile_size_no_stream_can_name(photo, model):
     with pytest.raises(ValueError, match="tile of 10"):
         codec.encode(photo, model, 2, tile=10)
+
+
+def test_the_decoder_checks_the_memory_a_stream_needs_before_decoding(photo, model):
+    stream = codec.encode(photo, model, 2, tile=SMALL_TILE)
+    header, _ = unpack(stream)
+    need = codec.decode_memory(header)
+    with pytest.raises(BitstreamError, match="--max-memory"):
+        codec.decode(stream, max_memory=need - 1)
+    assert codec.decode(stream, max_memory=need).shape == photo.shape
+    # JPEG AI's largest test image: a tiled stream fits the default budget, an untiled one not.
+    tiled = dataclasses.replace(header, width=8160, height=6120, tiling=Tiling())
+    untiled = dataclasses.replace(tiled, tiling=None)
+    assert codec.decode_memory(tiled) < 2.5 * 2**30 < DEFAULT_MAX_MEMORY
+    assert codec.decode_memory(untiled) > 20 * 2**30
 
 
 class Unchanged(CodingTool):
