@@ -43,14 +43,16 @@ from nic.entropy import (
     check_size,
     decode_symbols,
     encode_symbols,
+    gaussian_likelihood,
 )
 from nic.extensions import REFERENCE, CodingTool, check_tool
 from nic.image_io import check_rgb8
 from nic.model_file import CodecModel, ModelHashError
-from nic.models import DOWNSAMPLING
+from nic.models import DOWNSAMPLING, MeanScaleHyperprior
 from nic.models.integer_synthesis import CodingPlan, IntegerOverflowError
 from nic.tiling import (
     ANALYSIS_HALO,
+    ENTROPY_HALO,
     HYPER_ANALYSIS_HALO,
     LATENT_STRIDE,
     TILE,
@@ -669,11 +671,37 @@ def decode(
 
 
 @torch.inference_mode()
+def latent_bits(net, g_a_out: torch.Tensor, gain: torch.Tensor, tile: int = TILE) -> float:
+    """The model's own rate estimate of an analysis output (1, M, H, W) at a gain: -log2 of the
+    float likelihoods of the rounded latents and hyper-latent (net.float_estimate, what rate
+    control searches on), tile by tile when the latent does not fit one tile, so that its
+    memory follows the tile. A context model (whose estimate reads neighbouring latents) is
+    estimated whole."""
+    _, _, height, width = g_a_out.shape
+    tiling = tiling_for(height, width, tile)
+    if tiling is None or type(net).float_estimate is not MeanScaleHyperprior.float_estimate:
+        return net.float_estimate(g_a_out * gain)[0]
+
+    def gained(region: Region) -> torch.Tensor:
+        return region.of(g_a_out) * gain
+
+    z = torch.from_numpy(hyper_analysis(net, gained, height, width, tiling)).to(g_a_out)
+    bits = float(-torch.log2(net.hyper_prior.likelihood(z)).sum())
+    _, _, h, w = z.shape
+    for region in tiling.regions(height, width):
+        window = region.divided(Z_CELL).grown(ENTROPY_HALO, h, w)
+        mean, scale = net.entropy_parameters(window.of(z))
+        inner = region.within(window.scaled(Z_CELL))
+        residual = torch.round(gained(region) - inner.of(mean))
+        bits += float(-torch.log2(gaussian_likelihood(residual, inner.of(scale))).sum())
+    return bits
+
+
+@torch.inference_mode()
 def estimated_bits(model: CodecModel, image: np.ndarray, rate: float) -> float:
-    """The model's own rate estimate at a rate position: -log2 of its float likelihoods of the
-    rounded latents (the network's float_estimate, what rate control searches on)."""
+    """The model's own rate estimate at a rate position (latent_bits of the image's analysis)."""
     check_rgb8(image)
     code = gain_code(model, rate)
     network = model.rate_network(code)
     gain, _ = network.net.gains(network.position)
-    return network.net.float_estimate(analysis(model, image, code) * gain)[0]
+    return latent_bits(network.net, analysis(model, image, code), gain)

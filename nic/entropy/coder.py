@@ -2,8 +2,9 @@
 
 A sub-stream is coded in steps (a context model decodes some latents before it knows the tables
 of the others; a hyperprior has one step). Inside a step, symbols are grouped by table index and
-coded group after group in index order, each group one vectorized call into the coder; both
-sides know the step's indexes before its symbols, so the order is the same at the decoder.
+coded group after group in index order, each group one vectorized call into the coder (the
+grouping is a stable radix sort, linear in the symbols); both sides know the step's indexes
+before its symbols, so the order is the same at the decoder.
 
 Every value is coded, however far outside its table's support (nothing is clamped). Each table
 gets one more symbol, the escape, whose probability 2**-PRECISION is taken from the table's most
@@ -46,42 +47,61 @@ class EntropyDecodingError(ValueError):
     """A sub-stream is not what the range coder writes for any symbols under the given tables."""
 
 
-@cache
-def _model(counts: bytes) -> constriction.stream.model.Categorical:
+def _model(counts: np.ndarray) -> constriction.stream.model.Categorical:
     # Probabilities are exact multiples of 2**-PRECISION that sum to one, so the coder's own
     # fixed-point quantization reproduces the integer table exactly.
-    probabilities = np.frombuffer(counts, dtype=np.int32).astype(np.float64) / (1 << PRECISION)
+    probabilities = counts.astype(np.float64) / (1 << PRECISION)
     return constriction.stream.model.Categorical(probabilities, perfect=False)
 
 
 def _escaped_counts(counts: np.ndarray) -> np.ndarray:
     """A table's int32 counts with the escape symbol appended: one count taken from the most
     probable symbol (the first of equals)."""
-    out = np.append(np.asarray(counts, dtype=np.int32), np.int32(1))
+    out = np.append(counts, np.int32(1))
     out[int(np.argmax(counts))] -= 1
     return out
 
 
+@cache
+def _escaped_model(counts: bytes) -> constriction.stream.model.Categorical:
+    """The model of a table given by its int32 counts' bytes (built once per table)."""
+    return _model(_escaped_counts(np.frombuffer(counts, dtype=np.int32)))
+
+
 def _table_model(tables: CdfTables, t: int) -> constriction.stream.model.Categorical:
-    return _model(_escaped_counts(tables.counts[t, : tables.lengths[t]]).tobytes())
+    counts = tables.counts[t, : tables.lengths[t]].astype(np.int32, copy=False)
+    return _escaped_model(counts.tobytes())
 
 
-_ESCAPE_LENGTH_MODEL = _model(
-    np.full(ESCAPE_LENGTHS, (1 << PRECISION) // ESCAPE_LENGTHS, np.int32).tobytes()
-)
-_BYTE_MODEL = _model(np.full(256, (1 << PRECISION) // 256, np.int32).tobytes())
+_ESCAPE_LENGTH_MODEL = _model(np.full(ESCAPE_LENGTHS, (1 << PRECISION) // ESCAPE_LENGTHS))
+_BYTE_MODEL = _model(np.full(256, (1 << PRECISION) // 256))
 
 
-def _groups(indexes: np.ndarray):
-    """(table, positions) pairs in increasing table order (none for no indexes)."""
-    if indexes.size == 0:
-        return
-    order = np.argsort(indexes, kind="stable")
-    sorted_idx = indexes[order]
-    tables, starts = np.unique(sorted_idx, return_index=True)
-    ends = np.append(starts[1:], sorted_idx.size)
-    for t, a, b in zip(tables, starts, ends, strict=True):
-        yield int(t), order[a:b]
+_Groups = list[tuple[int, np.ndarray]]
+"""(table, positions) pairs: a step's symbols grouped by table."""
+
+
+def _groups(indexes: np.ndarray, tables: CdfTables) -> _Groups:
+    """(table, positions) for each table that codes a symbol, in table order, each table's
+    positions increasing. Integer indexes in; ValueError for one that names no table.
+
+    Linear in the number of symbols: a stable argsort of the narrowest unsigned dtype that holds
+    the indexes is numpy's radix sort (of wider integers, an n log n sort), and bincount gives
+    each table's run in it."""
+    count = len(tables)
+    if indexes.size and (indexes.min() < 0 or indexes.max() >= count):
+        raise ValueError(f"a table index lies outside 0 .. {count - 1}")
+    keys = indexes.astype(np.min_scalar_type(max(count - 1, 0)), copy=False)
+    order = np.argsort(keys, kind="stable")
+    counts = np.bincount(indexes, minlength=count)
+    ends = np.cumsum(counts)
+    starts = ends - counts
+    return [(t, order[a:b]) for t, (a, b) in enumerate(zip(starts, ends, strict=True)) if b > a]
+
+
+def _positions(parts: list[np.ndarray]) -> np.ndarray:
+    """The positions gathered group by group, back in position order."""
+    return np.sort(np.concatenate(parts))
 
 
 def _zigzag(d: np.ndarray) -> np.ndarray:
@@ -107,6 +127,28 @@ def _escape_bytes(lengths: np.ndarray) -> np.ndarray:
     return np.maximum(lengths - 1 + 7, 0) // 8
 
 
+def _support(tables: CdfTables, indexes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """int64 first and last value that each index's table codes."""
+    low = tables.offsets[indexes].astype(np.int64)
+    return low, low + tables.lengths[indexes] - 1
+
+
+def _flat_integers(array: np.ndarray) -> np.ndarray:
+    """The array raveled: in its own integer dtype (no full-size conversion), else as int64."""
+    array = np.asarray(array)
+    return (array if array.dtype.kind in "iu" else array.astype(np.int64)).ravel()
+
+
+def _table_symbols(values: np.ndarray, tables: CdfTables, t: int) -> tuple[np.ndarray, np.ndarray]:
+    """int32 symbols of integer values under table t (the escape for a value outside its
+    support), and where the escapes are."""
+    symbols = np.subtract(values, tables.offsets[t], dtype=np.int64)  # never overflows
+    length = tables.lengths[t]
+    outside = symbols.view(np.uint64) >= np.uint64(length)  # a negative symbol wraps above
+    symbols[outside] = length
+    return symbols.astype(np.int32), outside
+
+
 class SymbolEncoder:
     """Codes steps of (values, indexes) under CdfTables into one sub-stream."""
 
@@ -114,21 +156,33 @@ class SymbolEncoder:
         self._coder = constriction.stream.queue.RangeEncoder()
 
     def encode(self, values: np.ndarray, indexes: np.ndarray, tables: CdfTables) -> None:
-        """Code one step: int64 values of any shape and their table indexes (same shape).
+        """Code one step: integer values of any shape and their table indexes (same shape).
 
-        Raises ValueError for a value more than 2**30 beyond its table's support."""
-        values = np.asarray(values, dtype=np.int64).ravel()
-        indexes = np.asarray(indexes, dtype=np.int64).ravel()
-        low = tables.offsets[indexes].astype(np.int64)
-        high = low + tables.lengths[indexes] - 1
-        symbols = values - low
-        outside = (values < low) | (values > high)
-        symbols[outside] = tables.lengths[indexes[outside]]
-        for t, pos in _groups(indexes):
-            self._coder.encode(symbols[pos].astype(np.int32), _table_model(tables, t))
-        if not outside.any():
-            return
-        beyond = np.where(values < low, values - low, values - high)[outside]  # never 0
+        Raises ValueError for a value more than 2**30 beyond its table's support, or for an
+        index that names no table."""
+        values, indexes = _flat_integers(values), _flat_integers(indexes)
+        self._encode_grouped(values, indexes, _groups(indexes, tables), tables)
+
+    def _encode_grouped(
+        self, values: np.ndarray, indexes: np.ndarray, groups: _Groups, tables: CdfTables
+    ) -> None:
+        """Code one step already grouped (the decoder's check re-encodes with its grouping)."""
+        escaped = []
+        for t, pos in groups:
+            symbols, outside = _table_symbols(values[pos], tables, t)
+            self._coder.encode(symbols, _table_model(tables, t))
+            if outside.any():
+                escaped.append(pos[outside])
+        if escaped:
+            self._encode_escapes(values, indexes, _positions(escaped), tables)
+
+    def _encode_escapes(
+        self, values: np.ndarray, indexes: np.ndarray, escaped: np.ndarray, tables: CdfTables
+    ) -> None:
+        """Code the distances beyond their supports of the values at `escaped` (increasing)."""
+        low, high = _support(tables, indexes[escaped])
+        outer = values[escaped].astype(np.int64)
+        beyond = np.where(outer < low, outer - low, outer - high)  # never 0
         u = _zigzag(beyond)
         if u.max() > MAX_ESCAPE:
             raise ValueError(f"a value lies {int(np.abs(beyond).max())} beyond its table")
@@ -165,29 +219,41 @@ class SymbolDecoder:
         self._coder = constriction.stream.queue.RangeDecoder(
             np.frombuffer(self.data, dtype="<u4").copy()
         )
-        self._steps: list[tuple[np.ndarray, np.ndarray, CdfTables]] = []
+        # Each decoded step is re-encoded at once (finish compares the bytes), so that memory
+        # holds the sub-stream's bytes, not every decoded symbol.
+        self._reencoder: SymbolEncoder | None = SymbolEncoder()
 
     def decode(self, indexes: np.ndarray, tables: CdfTables) -> np.ndarray:
-        """The next step's int64 values, shaped like `indexes`. Raises EntropyDecodingError."""
+        """The next step's int64 values, shaped like `indexes`. Raises EntropyDecodingError,
+        or ValueError for an index that names no table."""
         shape = np.shape(indexes)
-        indexes = np.asarray(indexes, dtype=np.int64).ravel()
+        indexes = _flat_integers(indexes)
+        groups = _groups(indexes, tables)
         values = np.empty(indexes.size, dtype=np.int64)
+        escaped = []
         try:
-            for t, pos in _groups(indexes):
+            for t, pos in groups:
                 symbols = self._coder.decode(_table_model(tables, t), pos.size)
-                values[pos] = symbols.astype(np.int64) + tables.offsets[t]
-            escaped = np.nonzero(values - tables.offsets[indexes] == tables.lengths[indexes])[0]
-            if escaped.size:
-                self._decode_escapes(values, indexes, escaped, tables)
+                values[pos] = symbols + np.int64(tables.offsets[t])
+                hits = symbols == tables.lengths[t]
+                if hits.any():
+                    escaped.append(pos[hits])
+            if escaped:
+                self._decode_escapes(values, indexes, _positions(escaped), tables)
         except (AssertionError, ValueError, RuntimeError, OverflowError) as e:
             # constriction reports an undecodable sub-stream with any of these.
             raise EntropyDecodingError(f"{self.what} sub-stream cannot be decoded ({e})") from None
-        self._steps.append((values, indexes, tables))
+        if self._reencoder is not None:
+            try:
+                self._reencoder._encode_grouped(values, indexes, groups, tables)
+            except ValueError:  # a value no encoder writes
+                self._reencoder = None
         return values.reshape(shape)
 
     def _decode_escapes(
         self, values: np.ndarray, indexes: np.ndarray, escaped: np.ndarray, tables: CdfTables
     ) -> None:
+        """Decode the values at `escaped` (increasing) from their distances beyond the support."""
         lengths = self._coder.decode(_ESCAPE_LENGTH_MODEL, escaped.size).astype(np.int64)
         counts = _escape_bytes(lengths)
         chunks = self._coder.decode(_BYTE_MODEL, int(counts.sum())).astype(np.int64)
@@ -198,22 +264,13 @@ class SymbolDecoder:
             u[more] = (u[more] << 8) | chunks[starts[more] + place]
         u |= _leading_ones(lengths)
         beyond = _unzigzag(u)
-        low = tables.offsets[indexes[escaped]].astype(np.int64)
-        high = low + tables.lengths[indexes[escaped]] - 1
+        low, high = _support(tables, indexes[escaped])
         values[escaped] = np.where(beyond < 0, low + beyond, high + beyond)
 
     def finish(self) -> None:
         """Raise EntropyDecodingError unless the decoded steps are exactly what the sub-stream
         codes (nothing missing, nothing left over, nothing altered)."""
-        encoder = SymbolEncoder()
-        try:
-            for values, indexes, tables in self._steps:
-                encoder.encode(values, indexes, tables)
-        except ValueError:
-            canonical = False
-        else:
-            canonical = encoder.to_bytes() == self.data
-        if not canonical:
+        if self._reencoder is None or self._reencoder.to_bytes() != self.data:
             raise EntropyDecodingError(
                 f"{self.what} sub-stream is not the range coder's output for its symbols "
                 "(cut, padded or altered)"

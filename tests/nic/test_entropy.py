@@ -5,6 +5,7 @@ from nic.entropy import (
     PRECISION,
     CdfTables,
     build_gaussian_tables,
+    coder,
     decode_symbols,
     encode_symbols,
     quantize_pmf,
@@ -122,3 +123,52 @@ def test_many_escapes_of_every_length_round_trip_in_their_order():
     values = (rng.integers(-1, 2, 5000) * magnitude).astype(np.int64)
     data = encode_symbols(values, idx, tables)
     np.testing.assert_array_equal(decode_symbols(data, idx, tables), values)
+
+
+def _reference_groups(indexes: np.ndarray) -> list[tuple[int, list[int]]]:
+    """(table, positions) by a comparison stable sort of int64 indexes: the grouping's contract."""
+    order = np.argsort(indexes.astype(np.int64), kind="mergesort")
+    tables = indexes[order]
+    return [(int(t), order[tables == t].tolist()) for t in np.unique(tables)]
+
+
+@pytest.mark.parametrize(
+    ("size", "tables", "dtype"),
+    [
+        (0, 64, np.int64),  # no symbols
+        (1, 64, np.int64),
+        (5000, 1, np.int64),  # one table
+        (5000, 64, np.int16),
+        (5000, 256, np.uint8),  # the narrowest key holds every index
+        (5000, 257, np.int32),  # one more table: a wider key
+        (5000, 70000, np.int64),  # too many tables for a radix sort: still stable
+    ],
+)
+def test_symbols_are_grouped_like_a_stable_sort_of_their_table_indexes(size, tables, dtype):
+    rng = np.random.default_rng(size + tables)
+    indexes = rng.integers(0, tables, size).astype(dtype)
+    if size > 1:
+        indexes[: size // 2] = tables - 1  # a long run and a skewed count
+    family = CdfTables.from_pmfs([np.array([1 << PRECISION])] * tables, [0] * tables)
+    groups = [(t, pos.tolist()) for t, pos in coder._groups(indexes, family)]
+    assert groups == _reference_groups(indexes)
+
+
+@pytest.mark.parametrize("index", [-1, 3])
+def test_an_index_that_names_no_table_is_refused(index):
+    tables = build_gaussian_tables(scale_table(3))
+    with pytest.raises(ValueError, match="outside 0 .. 2"):
+        encode_symbols(np.zeros(2, dtype=np.int64), np.array([0, index]), tables)
+
+
+@pytest.mark.parametrize("tables_count", [1, 64])
+def test_every_value_escaped_round_trips_in_any_integer_dtype(tables_count):
+    tables = build_gaussian_tables(scale_table(tables_count))
+    rng = np.random.default_rng(3)
+    idx = rng.integers(0, tables_count, 3000)
+    low, high = tables.offsets[idx], tables.offsets[idx] + tables.lengths[idx] - 1
+    values = np.where(rng.random(3000) < 0.5, low - 1, high + 1 + rng.integers(0, 1000, 3000))
+    data = encode_symbols(values, idx, tables)
+    for dtype in (np.int32, np.int16):
+        assert encode_symbols(values.astype(np.int32), idx.astype(dtype), tables) == data
+    np.testing.assert_array_equal(decode_symbols(data, idx.astype(np.int16), tables), values)

@@ -84,6 +84,17 @@ def test_a_tiled_stream_carries_the_untiled_latents_and_pixels(photo, model, rat
     assert np.array_equal(rebuilt, pixels)
 
 
+def test_the_rate_estimate_is_the_same_tile_by_tile(photo, model):
+    code = codec.gain_code(model, 2.5)
+    network = model.rate_network(code)
+    gain, _ = network.net.gains(network.position)
+    g_a_out = codec.analysis(model, photo, code)
+    whole = codec.latent_bits(network.net, g_a_out, gain)
+    assert codec.latent_bits(network.net, g_a_out, gain, tile=SMALL_TILE) == pytest.approx(
+        whole, rel=1e-5
+    )
+
+
 def test_an_image_that_fits_one_tile_is_never_tiled(photo, model):
     assert codec.encode(photo, model, 2, tile=64) == codec.encode(photo, model, 2)
     stream = codec.encode(photo, model, 2, tile=SMALL_TILE)
