@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import math
 import os
@@ -21,6 +22,7 @@ import select
 import sys
 import urllib.parse
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 from ctc import condition as conditions
@@ -52,6 +54,18 @@ def _warn(message: str) -> None:
     print(f"ctc: warning: {_printable(message)}", file=sys.stderr)
 
 
+def _on_threads(command: Callable[[argparse.Namespace], int]) -> Callable[..., int]:
+    """`command` with torch on its --threads in this process: the threads that the codecs it
+    measures run on, and that the measurement records (and caches under)."""
+
+    @functools.wraps(command)
+    def with_threads(args: argparse.Namespace) -> int:
+        with runner.threads_used(args.threads):
+            return command(args)
+
+    return with_threads
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     cond = conditions.load_condition(args.condition)
     names = [n for arg in args.codec or [] for n in arg.split(",") if n]
@@ -79,6 +93,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         frozen=not args.no_frozen,
         max_pixels=args.max_pixels,
         keep_reconstructions=args.keep_reconstructions,
+        threads=args.threads,
+        memory=None if args.memory is None else round(args.memory * 1e9),
+        on_plan=_say_plan,
     )
     for message in summary.codec_errors.values():
         (_error if names else _warn)(f"{message}; skipped")
@@ -93,9 +110,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     if summary.reconstructed:
         summary_line += f"; {summary.reconstructed} reconstructions decoded from kept bitstreams"
+    summary_line += f"; {_workers_text(summary.workers, summary.threads)}"
     print(f"ctc: {_printable(summary_line)}", file=sys.stderr)
     explicit_codec_failed = bool(names and summary.codec_errors)
     return EXIT_FAILURE if summary.failures or explicit_codec_failed else EXIT_OK
+
+
+def _say_plan(plan: runner.WorkerPlan) -> None:
+    """A worker plan's note (fewer workers than asked for), a warning where one does not fit."""
+    if plan.fits:
+        print(f"ctc: {_printable(plan.note or '')}", file=sys.stderr, flush=True)
+    else:
+        _warn(plan.note or "")
+
+
+def _workers_text(plan: runner.WorkerPlan | None, threads: int) -> str:
+    """'2 workers (4 asked for; memory), 1 torch thread each': what the run's times were
+    taken on."""
+    workers = plan.workers if plan else 1
+    text = f"{workers} worker{'s' * (workers != 1)}"
+    if plan and plan.requested != plan.workers:
+        text += f" ({plan.requested} asked for; memory)"
+    return f"{text}, {threads} torch thread{'s' * (threads != 1)} each"
 
 
 def cmd_results(args: argparse.Namespace) -> int:
@@ -205,6 +241,7 @@ def _complexity_progress(codec: str, step: str) -> None:
     print(f"ctc: {subject}: {_printable(step)}", file=sys.stderr, flush=True)
 
 
+@_on_threads
 def cmd_report(args: argparse.Namespace) -> int:
     from ctc import report
     from ctc.complexity_cache import ComplexityCache
@@ -249,6 +286,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@_on_threads
 def cmd_compare(args: argparse.Namespace) -> int:
     """One tool against its anchor: BD-rates, EncT/DecT ratios, complexity deltas (ctc.compare),
     as Markdown (stdout or --markdown) and a one-sheet workbook (--xlsx)."""
@@ -351,6 +389,7 @@ def _bd_table(result) -> str:
     return "\n".join(table)
 
 
+@_on_threads
 def cmd_complexity(args: argparse.Namespace) -> int:
     from ctc import complexity
     from ctc.complexity_cache import ComplexityCache, make_key, measure_or_reuse, picture_key
@@ -382,8 +421,8 @@ def cmd_complexity(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-MAX_PICTURE_PIXELS = 1 << 25
-"""The largest test picture (width x height) made for a complexity measurement: 8K UHD fits."""
+MAX_PICTURE_PIXELS = 1 << 26
+"""The largest test picture (width x height) made for a complexity measurement: 8160 x 6120 fits."""
 MAX_TIMEOUT_SECONDS = 86400.0
 """The longest --timeout, a day (sockets refuse far longer ones)."""
 
@@ -431,6 +470,40 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _threads(text: str) -> int:
+    """An argparse type: a torch thread count, 1 to runner.MAX_THREADS."""
+    value = _positive_int(text)
+    if value > runner.MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"expected at most {runner.MAX_THREADS}, got {value}")
+    return value
+
+
+MAX_MEMORY_GB = 1e6
+"""The largest --memory, a petabyte (a larger figure is a typing error)."""
+
+
+def _gigabytes(text: str) -> float:
+    """An argparse type: an amount of memory in GB (10^9 bytes), above 0."""
+    value = _finite(text)
+    if not 0 < value <= MAX_MEMORY_GB:
+        raise argparse.ArgumentTypeError(
+            f"expected GB above 0 and at most {MAX_MEMORY_GB:g}, got {text}"
+        )
+    return value
+
+
+def _threads_option(p: argparse.ArgumentParser, what: str) -> None:
+    """--threads N: torch threads of `what` (default runner.DEFAULT_THREADS)."""
+    p.add_argument(
+        "--threads",
+        type=_threads,
+        default=runner.DEFAULT_THREADS,
+        metavar="N",
+        help=f"torch threads of {what} (default {runner.DEFAULT_THREADS}: CTC times are "
+        "single-threaded)",
+    )
+
+
 def _nonempty(text: str) -> str:
     """An argparse type: any text but an empty one (an empty value would mean the default)."""
     if not text.strip():
@@ -458,7 +531,8 @@ def _workbook_path(text: str) -> str:
 
 
 def _complexity_options(p: argparse.ArgumentParser) -> None:
-    """--complexity and --no-complexity, as `ctc report` and `ctc compare` take them."""
+    """--complexity, --no-complexity and --threads, as `ctc report` and `ctc compare` take
+    them."""
     p.add_argument(
         "--complexity",
         metavar="FILE.json",
@@ -469,6 +543,7 @@ def _complexity_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="do not measure the codecs' complexity (nor read cached measurements)",
     )
+    _threads_option(p, "the complexity measurements")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -509,7 +584,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="skimage, kodak, a folder of images, or a dataset manifest (.yaml) with classes",
     )
     p.add_argument("-j", "--jobs", type=_positive_int, default=1, metavar="N",
-                   help="parallel worker processes (default 1)")  # fmt: skip
+                   help="parallel worker processes (default 1); fewer run, with a line that "
+                   "says so, where that many would not fit in memory with the largest "
+                   "image")  # fmt: skip
+    _threads_option(
+        p, "each job, in the run's process (-j 1) or in each worker; -j uses more cores"
+    )
+    p.add_argument(
+        "--memory",
+        type=_gigabytes,
+        metavar="GB",
+        help="plan the workers for this much memory (GB, 10^9 bytes; default: what the "
+        "machine has available now)",
+    )
     p.add_argument(
         "--out", type=_nonempty, metavar="DIR", help="output folder (default: the condition's)"
     )
@@ -735,6 +822,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="timed runs per operation (default 2; the median is reported)",
     )
+    _threads_option(p, "the measured encodes and decodes")
     p.add_argument("--json", action="store_true", help="print the measurement as JSON")
     p.add_argument(
         "--no-cache",

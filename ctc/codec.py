@@ -23,10 +23,17 @@ Optional extras that the harness uses when a codec has them:
   module that the entry point names must contain the text `label_for` (other modules, a
   learned codec's torch for one, are not imported for it). The anchors also have `label`,
   the same for the codec as constructed.
+- `peak_memory(width, height)`: the most bytes that coding (encoding or decoding) a width x
+  height image takes, None where the codec cannot say: its models and buffers in the process
+  and any encoder process it starts, not the harness's own image, reconstruction and metrics.
+  `ctc run -j N` plans its workers from it (ctc.runner.plan_workers); a codec without one, or
+  that returns None, is assumed to take DEFAULT_PEAK_BASE_BYTES + DEFAULT_PEAK_BYTES_PER_PIXEL
+  per pixel (estimated_peak_memory).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
@@ -81,3 +88,31 @@ class SelfRateMatching(Protocol):
     def encode_to_target(
         self, image: np.ndarray, target_bpp: float, min_bpp: float, max_bpp: float
     ) -> tuple[float, bytes] | tuple[float, bytes, int] | None: ...
+
+
+DEFAULT_PEAK_BYTES_PER_PIXEL = 1000
+"""Bytes per pixel assumed for a codec that gives no peak_memory: about twice what nic's
+whole-picture decode adds (4.6 GB at 3840x2160, docs/reporting.md), so that a learned codec that
+says nothing is not planned into more workers than fit."""
+DEFAULT_PEAK_BASE_BYTES = 1_000_000_000
+"""Bytes assumed on top for such a codec whatever the image: its models and libraries."""
+
+
+def estimated_peak_memory(codec: object, width: int, height: int) -> tuple[int, bool]:
+    """(the most bytes that coding a width x height image takes, whether the codec said so):
+    the codec's own `peak_memory(width, height)`, else the conservative default above.
+
+    Raises ValueError when the codec's answer is not a number of bytes (or None).
+    """
+    own = getattr(codec, "peak_memory", None)
+    value = own(width, height) if callable(own) else None
+    if value is None:
+        return DEFAULT_PEAK_BASE_BYTES + DEFAULT_PEAK_BYTES_PER_PIXEL * width * height, False
+    valid = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not valid or not math.isfinite(value) or value < 0:
+        name = getattr(codec, "name", type(codec).__name__)
+        raise ValueError(
+            f"codec {name!r}: peak_memory({width}, {height}) returned {value!r}, expected a "
+            "number of bytes or None"
+        )
+    return math.ceil(value), True

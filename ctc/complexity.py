@@ -627,7 +627,31 @@ def measure(
     other, each output dropped and the heap trimmed in between, so the process peaks at what
     the codec's largest single call needs (for a whole-picture learned codec, its activations:
     several GB at 3840x2160), not at a sum.
+
+    Threads: torch runs on ctc.runner.threads_in_use() (a command's --threads, else 1: CTC times
+    are single-threaded), which the platform section and the cache key record; torch's own
+    setting is restored after.
     """
+    from ctc.runner import threads_in_use, threads_used
+
+    with threads_used(threads_in_use()):
+        return _measure(
+            codec, picture, knob_value=knob_value, repeat=repeat, picture_name=picture_name,
+            progress=progress, device=device,
+        )  # fmt: skip
+
+
+def _measure(
+    codec: Any,
+    picture: np.ndarray | None,
+    *,
+    knob_value: float | None,
+    repeat: int,
+    picture_name: str | None,
+    progress: Progress | None,
+    device: str | None,
+) -> dict[str, Any]:
+    """measure() on the threads it set."""
     import torch
 
     say: Progress = progress or (lambda step: None)

@@ -8,7 +8,8 @@ before. One JSON file per measurement, named after its key:
 - the picture: its name, width x height and the sha256 of its pixels;
 - the knob value asked for (None: the codec's default, the middle of its knob's range, which the
   version fixes) and the number of timed runs;
-- the machine: CPU model, torch threads, GPU names, torch version (times depend on them);
+- the machine: CPU model, torch threads (those the measurement runs on: the command's
+  --threads, ctc.runner.threads_in_use), GPU names, torch version (times depend on them);
 - FORMAT, the layout of a measurement, raised whenever measure() reports something new.
 
 The folder is $CTC_COMPLEXITY_CACHE, else $XDG_CACHE_HOME/nic-ctc/complexity, else
@@ -57,14 +58,16 @@ def cache_dir() -> Path:
 
 
 def machine() -> dict[str, Any]:
-    """What a measurement's times depend on here: CPU model, torch threads, GPUs, torch."""
+    """What a measurement's times depend on here: CPU model, the torch threads it runs on
+    (ctc.runner.threads_in_use, as ctc.complexity.measure uses them), GPUs, torch."""
     import torch
 
     from ctc.complexity import cpu_model, gpu_names
+    from ctc.runner import threads_in_use
 
     return {
         "cpu": cpu_model(),
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": threads_in_use(),
         "gpus": gpu_names(),
         "torch": torch.__version__,
     }

@@ -8,6 +8,11 @@ output folder (an exclusive lock on DIR/.lock, which the kernel releases if the 
 
 Workers never outlive the run: they end when this process dies, even by SIGKILL, and Ctrl-C
 (KeyboardInterrupt) kills them at once instead of waiting for the encodes they are running.
+
+Every job runs torch (and OpenMP, MKL, OpenBLAS) on the run's `threads` (default 1, the
+single-threaded times CTC report; parallelism comes from jobs), in this process and in workers
+alike. The workers asked for are planned against the memory available (plan_workers): fewer run
+when that many would not fit with the dataset's largest image, and the run says so.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
@@ -36,9 +41,10 @@ from tqdm import tqdm
 
 from ctc import frozen as frozen_results
 from ctc import metrics
-from ctc.codec import Codec
+from ctc.codec import DEFAULT_PEAK_BYTES_PER_PIXEL, Codec, estimated_peak_memory
 from ctc.condition import Condition, load_condition
 from ctc.datasets import Dataset, resolve_dataset
+from ctc.images import FORMATS as IMAGE_FORMATS
 from ctc.images import MAX_PIXELS, load_image
 from ctc.job import (
     Job,
@@ -49,6 +55,7 @@ from ctc.job import (
 )
 from ctc.registry import CodecLoadError, load_codec, load_codecs
 from ctc.store import JobKey, Store, now
+from imagefile.source import open_header, open_regular, sniff
 
 
 class RunError(RuntimeError):
@@ -70,6 +77,8 @@ class RunSummary:
     failures: list[tuple[JobKey, str]] = field(default_factory=list)
     codec_errors: dict[str, str] = field(default_factory=dict)
     rows: list[dict[str, Any]] = field(default_factory=list)
+    threads: int = 1  # torch threads per job
+    workers: WorkerPlan | None = None  # how many workers ran, and why no more
 
 
 def _short_hash(text: str) -> str:
@@ -193,6 +202,210 @@ def _locked(out: Path) -> Iterator[None]:
         yield
 
 
+# --- threads -----------------------------------------------------------------------------------
+
+DEFAULT_THREADS = 1
+"""Torch threads per job. CTC times (EncT, DecT) are single-threaded: JVET's are those of its
+single-threaded reference software, and the anchors run their encoders on one thread
+(docs/anchors.md); more cores are used by running more jobs (-j). Measured on a shared 2-core
+machine: nic's encodes took twice as long on 2 threads as on 1 (docs/ctc.md, Threads)."""
+MAX_THREADS = 1024
+"""The most threads per job accepted (a larger count is a typing error)."""
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+"""The environment variables by which OpenMP, MKL and OpenBLAS (torch's among them) choose
+their thread count when they load."""
+_THREADS_IN_USE: list[int] = []
+"""The thread counts of the threads_used blocks this process is in, the innermost last."""
+
+
+def threads_in_use() -> int:
+    """The torch threads ctc's work runs on now: those of the innermost threads_used block (a
+    command's --threads), else DEFAULT_THREADS. Complexity measurements run on these and are
+    cached under them (ctc.complexity_cache.machine)."""
+    return _THREADS_IN_USE[-1] if _THREADS_IN_USE else DEFAULT_THREADS
+
+
+def set_threads(threads: int) -> None:
+    """Run torch on `threads` threads in this process from now on: torch.set_num_threads where
+    torch is loaded, and THREAD_VARIABLES for what loads later (torch too, and any process
+    started from here)."""
+    if not 1 <= threads <= MAX_THREADS:
+        raise ValueError(f"threads must be 1 to {MAX_THREADS}, got {threads}")
+    for variable in THREAD_VARIABLES:
+        os.environ[variable] = str(threads)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
+
+
+@contextmanager
+def threads_used(threads: int) -> Iterator[None]:
+    """set_threads(threads) inside; after, the variables are restored and, where torch was
+    loaded before, its thread count (torch first loaded inside keeps `threads`)."""
+    saved = {variable: os.environ.get(variable) for variable in THREAD_VARIABLES}
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else None
+    set_threads(threads)
+    _THREADS_IN_USE.append(threads)
+    try:
+        yield
+    finally:
+        _THREADS_IN_USE.pop()
+        for variable, value in saved.items():
+            if value is None:
+                os.environ.pop(variable, None)
+            else:
+                os.environ[variable] = value
+        if torch is not None:
+            torch.set_num_threads(before)
+
+
+# --- workers planned from memory -----------------------------------------------------------------
+
+HARNESS_BASE_BYTES = 300_000_000
+"""What a job's process holds whatever the image: Python, numpy, scipy, Pillow and ctc (80 MB
+measured before a job) with room for the metrics' libraries."""
+HARNESS_BYTES_PER_PIXEL = 320
+"""What a job takes per pixel beside its codec: the original, the reconstruction and the
+metrics' arrays, with VMAF's FFmpeg process. Measured with the JPEG anchor and every metric
+(jpeg_ai_ctc) at 4096x3072: the process grew by 183 bytes/pixel, FFmpeg peaked at 112."""
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    """How many workers a run uses, and why: the number asked for and planned, the largest
+    image (width, height) left to code, the bytes one worker needs for it and the bytes
+    available (None where unknown), and the line that says when fewer run or one does not fit."""
+
+    requested: int
+    workers: int
+    image: tuple[int, int] | None = None
+    per_worker: int | None = None
+    available: int | None = None
+    note: str | None = None
+
+    @property
+    def fits(self) -> bool:
+        """Whether the planned workers fit in the memory available (True where unknown)."""
+        unknown = self.per_worker is None or self.available is None
+        return unknown or self.workers * self.per_worker <= self.available
+
+    def record(self) -> dict[str, Any]:
+        """The plan as the run record keeps it."""
+        return {
+            "requested": self.requested, "workers": self.workers,
+            "largest_image": list(self.image) if self.image else None,
+            "bytes_per_worker": self.per_worker, "bytes_available": self.available,
+            "note": self.note,
+        }  # fmt: skip
+
+
+def _meminfo_available() -> int | None:
+    """MemAvailable of /proc/meminfo in bytes: free memory plus what the kernel can reclaim."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _cgroup_room() -> int | None:
+    """Bytes left under this process's cgroup v2 memory limit, None without a limit."""
+    folder = Path("/sys/fs/cgroup")
+    try:
+        limit = (folder / "memory.max").read_text().strip()
+        if limit == "max":
+            return None
+        return max(0, int(limit) - int((folder / "memory.current").read_text()))
+    except (OSError, ValueError):
+        return None
+
+
+def available_memory() -> int | None:
+    """Bytes new work can use here now: MemAvailable (else the free pages), or the room left
+    under a cgroup v2 limit when that is less; None where neither is known."""
+    free = _meminfo_available()
+    if free is None:
+        try:
+            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError):
+            free = None
+    room = _cgroup_room()
+    known = [v for v in (free, room) if v is not None]
+    return min(known) if known else None
+
+
+def _gb(size: int) -> str:
+    """Bytes as GB with one decimal (MB below 1 GB), as the plan's note says them."""
+    return f"{size / 1e9:.1f} GB" if size >= 1e9 else f"{size / 1e6:.0f} MB"
+
+
+def job_memory(codecs: dict[str, Codec], width: int, height: int) -> tuple[int, list[str]]:
+    """(the most bytes one job on a width x height image takes with any of `codecs`: the
+    harness's and the largest codec estimate; the codecs that gave no estimate of their own).
+    Raises RunError for a codec whose peak_memory answers something that is not bytes."""
+    harness = HARNESS_BASE_BYTES + HARNESS_BYTES_PER_PIXEL * width * height
+    largest, guessed = 0, []
+    for name, codec in codecs.items():
+        try:
+            size, own = estimated_peak_memory(codec, width, height)
+        except ValueError as e:
+            raise RunError(str(e)) from None
+        largest = max(largest, size)
+        if not own:
+            guessed.append(name)
+    return harness + largest, guessed
+
+
+def plan_workers(
+    requested: int,
+    codecs: dict[str, Codec],
+    sizes: Sequence[tuple[int, int]],
+    available: int | None,
+) -> WorkerPlan:
+    """The workers to run: `requested`, fewer where that many would not fit in `available`
+    bytes with the largest of `sizes` (width, height of the images left to code), at least one
+    (with a note that it may not fit). No sizes or unknown memory: as requested."""
+    if not sizes or not codecs:
+        return WorkerPlan(requested, requested, available=available)
+    width, height = max(sizes, key=lambda size: size[0] * size[1])
+    need, guessed = job_memory(codecs, width, height)
+    plan = WorkerPlan(requested, requested, (width, height), need, available)
+    if available is None or requested * need <= available:
+        return plan
+    fit = available // need
+    assumed = ""
+    if guessed:
+        per_pixel = DEFAULT_PEAK_BYTES_PER_PIXEL
+        assumed = (
+            f" ({', '.join(guessed)}: no estimate of its own, {per_pixel} bytes/pixel assumed)"
+        )
+    images = f"{width}x{height} images{assumed}"
+    if fit >= 1:
+        note = (
+            f"{requested} workers would need ~{_gb(requested * need)} for {images}; running "
+            f"{fit} ({_gb(available)} available)"
+        )
+        return WorkerPlan(requested, fit, (width, height), need, available, note)
+    note = (
+        f"one worker would need ~{_gb(need)} for {images}, more than the {_gb(available)} "
+        "available; running 1, which may run out of memory"
+    )
+    return WorkerPlan(requested, 1, (width, height), need, available, note)
+
+
+def _image_sizes(jobs: Sequence[Job]) -> list[tuple[int, int]]:
+    """(width, height) of each image the jobs code, from the files' headers, as imagefile
+    reads them (plan() has read every image whole already: they are valid)."""
+    sizes = []
+    for path in sorted({Path(job.image_path) for job in jobs}):
+        with open_regular(path) as fp:
+            sizes.append(open_header(fp, path, sniff(fp, path, IMAGE_FORMATS)).size)
+    return sizes
+
+
 # Worker processes: codecs are loaded once per process, by name, through the registry.
 _WORKER_CODECS: dict[str, Codec] = {}
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -228,8 +441,7 @@ def _init_worker(threads: int, parent: int, ignore_sigint: bool) -> None:
     # ignored (`ctc run ... &` in a script) keeps its workers ignoring it too.
     signal.signal(signal.SIGINT, signal.SIG_IGN if ignore_sigint else signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ.setdefault(var, str(threads))
+    set_threads(threads)  # before a codec loads torch, so that it starts on them
 
 
 @contextmanager
@@ -257,9 +469,11 @@ def _record(
     dataset: Dataset,
     checksums: dict[str, str],
     codecs: dict[str, Codec],
-    jobs: int,
+    workers: WorkerPlan,
+    threads: int,
 ) -> dict[str, Any]:
-    """The run record: everything needed to reproduce the run's rows."""
+    """The run record: everything needed to reproduce the run's rows, and what their times
+    depend on (platform, workers, torch threads per job)."""
     try:
         ctc_version = version("nic-ctc")
     except PackageNotFoundError:
@@ -279,7 +493,9 @@ def _record(
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
-        "jobs": jobs,
+        "jobs": workers.workers,
+        "threads": threads,
+        "worker_plan": workers.record(),
     }
 
 
@@ -293,6 +509,9 @@ def run(
     frozen: bool = True,
     max_pixels: int | None = MAX_PIXELS,
     keep_reconstructions: bool = False,
+    threads: int = DEFAULT_THREADS,
+    memory: int | None = None,
+    on_plan: Callable[[WorkerPlan], None] | None = None,
 ) -> RunSummary:
     """Run a condition (name, path or Condition) and return what was done.
 
@@ -306,6 +525,11 @@ def run(
     named in the DatasetError raised before any job starts. keep_reconstructions: every job
     also keeps its decoded image as a PNG (ctc.job.reconstruction_path); finished jobs that lack
     one get it by decoding their kept bitstream, without encoding again or changing their rows.
+    threads: torch threads of every job (DEFAULT_THREADS), in this process and in workers.
+    jobs: the workers asked for; fewer run where that many would not fit in `memory` bytes (None:
+    available_memory()) with the largest image left to code (plan_workers); a plan with a note
+    (fewer workers, or one that does not fit) is passed to `on_plan` (default: the note printed
+    on stderr, as a warning where even one worker does not fit).
     """
     cond = condition if isinstance(condition, Condition) else load_condition(condition)
     names = list(dict.fromkeys(codecs or (*cond.codecs, *cond.anchors)))
@@ -313,6 +537,10 @@ def run(
     folder = Path(out or cond.output).resolve()
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
+    if not 1 <= threads <= MAX_THREADS:
+        raise ValueError(f"threads must be 1 to {MAX_THREADS}, got {threads}")
+    if memory is not None and memory <= 0:
+        raise ValueError(f"memory must be a positive number of bytes, got {memory}")
     loaded, errors = load_codecs(names)
     if not loaded:
         reasons = "; ".join(str(e) for e in errors.values())
@@ -339,12 +567,17 @@ def run(
                 )
                 all_jobs = [j for j in all_jobs if j.key not in left_out]
                 todo = [j for j in todo if j.key not in left_out]
-        record = _record(cond, data, checksums, loaded, jobs)
+        busy = {name: loaded[name] for name in dict.fromkeys(j.codec for j in todo)}
+        free = available_memory() if memory is None else memory
+        workers = plan_workers(jobs, busy, _image_sizes(todo), free)
+        if workers.note:
+            (on_plan or _say_plan)(workers)
+        record = _record(cond, data, checksums, loaded, workers, threads)
         record["frozen"] = sorted({r["bitstream"] for r in stand_ins.values()})
         run_id = store.begin_run(cond.name, cond.hash, record)
         summary = RunSummary(
             run_id, folder, cond, len(all_jobs), len(all_jobs) - len(todo),
-            codec_errors={n: str(e) for n, e in errors.items()},
+            codec_errors={n: str(e) for n, e in errors.items()}, threads=threads, workers=workers,
         )  # fmt: skip
         terminal = sys.stderr.isatty()
         bar = tqdm(
@@ -362,21 +595,25 @@ def run(
             _missing_reconstructions(all_jobs, finished, folder) if keep_reconstructions else []
         )
         try:
-            for job, bitstream in missing:
-                try:
-                    _reconstruct(job, bitstream, loaded[job.codec], folder)
-                    summary.reconstructed += 1
-                except Exception as e:  # the row stays; the run goes on
-                    summary.failures.append((job.key, f"reconstruction: {type(e).__name__}: {e}"))
-            with closing(_execute_all(todo, loaded, jobs)) as outcomes:  # ends workers on errors
-                for job, row, error in outcomes:
-                    if error is None:
-                        store.add_result({**row, "run_id": run_id, "finished_at": now()})
-                        summary.done += 1
-                    else:
-                        store.add_failure(job.key, run_id, error)
-                        summary.failures.append((job.key, error))
-                    bar.update(1)
+            with threads_used(threads):  # reconstructions and -j 1 jobs run here
+                for job, bitstream in missing:
+                    try:
+                        _reconstruct(job, bitstream, loaded[job.codec], folder)
+                        summary.reconstructed += 1
+                    except Exception as e:  # the row stays; the run goes on
+                        summary.failures.append(
+                            (job.key, f"reconstruction: {type(e).__name__}: {e}")
+                        )
+                outcomes = _execute_all(todo, loaded, workers.workers, threads)
+                with closing(outcomes):  # ends the workers on errors
+                    for job, row, error in outcomes:
+                        if error is None:
+                            store.add_result({**row, "run_id": run_id, "finished_at": now()})
+                            summary.done += 1
+                        else:
+                            store.add_failure(job.key, run_id, error)
+                            summary.failures.append((job.key, error))
+                        bar.update(1)
             status = "failed" if summary.failures else "finished"
         finally:
             bar.close()
@@ -385,10 +622,17 @@ def run(
     return summary
 
 
+def _say_plan(plan: WorkerPlan) -> None:
+    """The runner's default for a plan with a note: the note on stderr."""
+    print(f"ctc: {'' if plan.fits else 'warning: '}{plan.note}", file=sys.stderr, flush=True)
+
+
 def _execute_all(
-    todo: list[Job], codecs: dict[str, Codec], workers: int
+    todo: list[Job], codecs: dict[str, Codec], workers: int, threads: int = DEFAULT_THREADS
 ) -> Iterator[tuple[Job, dict[str, Any] | None, str | None]]:
-    """Yield (job, row, None) or (job, None, error message) as jobs finish."""
+    """Yield (job, row, None) or (job, None, error message) as jobs finish: in this process
+    for one worker (on the threads its caller set), else in `workers` processes on `threads`
+    torch threads each."""
     if workers == 1 or len(todo) <= 1:
         for job in todo:
             try:
@@ -396,7 +640,6 @@ def _execute_all(
             except Exception as e:  # a job's failure is recorded; the run goes on
                 yield job, None, f"{type(e).__name__}: {e}"
         return
-    threads = max(1, (os.cpu_count() or 1) // workers)
     context = multiprocessing.get_context("spawn")
     ignore_sigint = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     pool = ProcessPoolExecutor(

@@ -89,20 +89,35 @@ class PixelBudgetError(ValueError):
 
 UNTILED_BYTES_PER_PIXEL = 560
 """Decoding an untiled stream, per pixel of the padded image (measured: 1024 x 1024)."""
-TILED_BYTES_PER_PIXEL = 40
-"""Decoding a tiled stream: the whole latent's arrays and the output, per padded pixel."""
+TILED_BYTES_PER_PIXEL = 20
+"""Coding tiled: the whole latent's arrays and the image, per padded pixel (measured: 13 to
+decode 8160 x 6120)."""
 WINDOW_BYTES_PER_PIXEL = 500
-"""Decoding a tiled stream: the synthesis of one tile, per pixel of the tile and its halo."""
+"""Coding tiled: the transforms of one tile, per pixel of the tile and its halo (measured:
+about 490 for tiles of 1088 x 1088 pixels)."""
+
+
+def working_memory(width: int, height: int, tiling: Tiling | None) -> int:
+    """Bytes of working memory (beyond torch, the model and the stream) that coding a width x
+    height image with a tiling takes, from the figures measured in docs/codec.md ("Tiles and
+    memory"): whole, about UNTILED_BYTES_PER_PIXEL per padded pixel; tiled, the whole latent's
+    arrays and one tile's transforms."""
+    pixels = coded_pixels(width, height)
+    if tiling is None:
+        return UNTILED_BYTES_PER_PIXEL * pixels
+    side = LATENT_STRIDE * (tiling.tile + 2 * tiling.synthesis_halo)
+    return TILED_BYTES_PER_PIXEL * pixels + WINDOW_BYTES_PER_PIXEL * min(side * side, pixels)
 
 
 def decode_memory(header: Header) -> int:
-    """Bytes of working memory (beyond the model and the stream) that decoding a stream needs,
-    estimated from its header with the figures measured in docs/codec.md ("Memory")."""
-    pixels = coded_pixels(header.width, header.height)
-    if header.tiling is None:
-        return UNTILED_BYTES_PER_PIXEL * pixels
-    side = LATENT_STRIDE * (header.tiling.tile + 2 * header.tiling.synthesis_halo)
-    return TILED_BYTES_PER_PIXEL * pixels + WINDOW_BYTES_PER_PIXEL * min(side * side, pixels)
+    """Bytes of working memory that decoding a stream needs, estimated from its header."""
+    return working_memory(header.width, header.height, header.tiling)
+
+
+def coding_memory(width: int, height: int, tile: int = TILE) -> int:
+    """Bytes of working memory that encoding or decoding a width x height image takes with
+    tiles of `tile` latents."""
+    return working_memory(width, height, tiling_for(*latent_size(width, height), tile))
 
 
 def check_memory_budget(header: Header, max_memory: int | None) -> None:
@@ -243,26 +258,6 @@ def _overrides(hooks: CodingTool, name: str) -> bool:
     return getattr(type(hooks), name) is not getattr(CodingTool, name)
 
 
-def _inside(inner: Region, window: Region, channels: int, device) -> torch.Tensor | None:
-    """bool (1, channels, window rows, window columns), True on a tile inside the window it is
-    coded in; None when the tile is the whole window."""
-    if inner == Region(0, 0, window.height, window.width):
-        return None
-    inside = torch.zeros(
-        (1, channels, window.height, window.width), dtype=torch.bool, device=device
-    )
-    inner.of(inside).fill_(True)
-    return inside
-
-
-def _tile_step(where: torch.Tensor | None, inner: Region) -> np.ndarray | None:
-    """A step's selection on its tile (None: every latent of the tile)."""
-    if where is None:
-        return None
-    selected = inner.of(where)
-    return None if bool(selected.all()) else selected.cpu().numpy()
-
-
 def _entropy_window(
     path, z: np.ndarray, region: Region, tiling: Tiling | None, device
 ) -> tuple[Region, CodingPlan]:
@@ -350,16 +345,16 @@ def quantize(
     for region in latents.regions():
         window, plan = _entropy_window(path, z, region, tiling, model.device)
         inner = region.within(window)
-        inside = _inside(inner, window, channels, g_a_out.device)
-        coded = _coded(inside, None if mask is None else window.of(mask))
-        y = gained(window)
-        y_hat = window.of(latents.y_hat).double()
+        coded = None if mask is None else region.of(mask)
+        y = gained(region)
+        context = window.of(latents.y_hat).double()  # what the steps read: earlier tiles too
+        y_hat = inner.of(context)  # the tile's own, written step by step
         residual = torch.zeros_like(y)
         index = torch.zeros(y.shape, dtype=torch.int64, device=y.device)
         steps = []
         for step in range(plan.steps):
-            mean, step_index, own = plan.parameters(step, y_hat)
-            where, update = _coded(own, coded), _coded(own, inside)
+            mean, step_index, own = _tile_parameters(plan, step, context, inner)
+            where = _coded(own, coded)
             step_residual = torch.round(y - mean)
             if where is None:
                 residual, index = step_residual, step_index
@@ -367,14 +362,22 @@ def quantize(
                 residual = torch.where(where, step_residual, residual)
                 index = torch.where(where, step_index, index)
             decoded = residual + mean
-            y_hat = decoded if update is None else torch.where(update, decoded, y_hat)
-            steps.append(_tile_step(where, inner))
-        _check_residual(inner.of(residual))
-        region.of(latents.y)[...] = inner.of(residual).cpu().numpy()
-        region.of(latents.y_index)[...] = inner.of(index).cpu().numpy()
-        region.of(latents.y_hat).copy_(inner.of(y_hat))
+            y_hat.copy_(decoded if own is None else torch.where(own, decoded, y_hat))
+            steps.append(None if where is None else where.cpu().numpy())
+        _check_residual(residual)
+        region.of(latents.y)[...] = residual.cpu().numpy()
+        region.of(latents.y_index)[...] = index.cpu().numpy()
+        region.of(latents.y_hat).copy_(y_hat)
         latents.steps.append(steps)
     return latents
+
+
+def _tile_parameters(
+    plan: CodingPlan, step: int, context: torch.Tensor, inner: Region
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """A step's (mean, index, own selection) on a tile, from its plan over the tile's window."""
+    mean, index, own = plan.parameters(step, context)
+    return inner.of(mean), inner.of(index), None if own is None else inner.of(own)
 
 
 @contextmanager
@@ -622,16 +625,16 @@ def _decode_tile(
     device = latents.y_hat.device
     window, plan = _entropy_window(path, latents.z, region, latents.tiling, device)
     inner = region.within(window)
-    shape = (1, latents.y.shape[1], window.height, window.width)
-    inside = _inside(inner, window, shape[1], device)
-    coded = _coded(inside, None if mask is None else window.of(mask))
+    shape = (1, latents.y.shape[1], region.height, region.width)
+    coded = None if mask is None else region.of(mask)
     y = np.zeros(shape, dtype=np.int64)
     y_index = np.zeros(shape, dtype=np.int64)
-    y_hat = window.of(latents.y_hat).double()
+    context = window.of(latents.y_hat).double()
+    y_hat = inner.of(context)
     steps = []
     for step in range(plan.steps):
-        mean, step_index, own = plan.parameters(step, y_hat)
-        where, update = _coded(own, coded), _coded(own, inside)
+        mean, step_index, own = _tile_parameters(plan, step, context, inner)
+        where = _coded(own, coded)
         index = step_index.cpu().numpy()
         where_np = None if where is None else where.cpu().numpy()
         values = decoder.decode(_selected(index, where_np), model.y_tables)
@@ -640,11 +643,11 @@ def _decode_tile(
         else:
             y[where_np], y_index[where_np] = values, index[where_np]
         decoded = torch.from_numpy(y).to(device, torch.float64) + mean  # mean where not coded
-        y_hat = decoded if update is None else torch.where(update, decoded, y_hat)
-        steps.append(_tile_step(where, inner))
-    region.of(latents.y)[...] = inner.of(y)
-    region.of(latents.y_index)[...] = inner.of(y_index)
-    region.of(latents.y_hat).copy_(inner.of(y_hat))
+        y_hat.copy_(decoded if own is None else torch.where(own, decoded, y_hat))
+        steps.append(where_np)
+    region.of(latents.y)[...] = y
+    region.of(latents.y_index)[...] = y_index
+    region.of(latents.y_hat).copy_(y_hat)
     latents.steps.append(steps)
 
 

@@ -19,6 +19,10 @@ from nic import codec, zoo
 from nic.extensions import CodingTool
 from nic.model_file import CodecModel, load_model_file
 from nic.ratecontrol import encode_to_target
+from nic.tiling import LATENT_STRIDE, TILE
+
+RUNTIME_BYTES = 400_000_000
+"""torch and a zoo model in the process (measured: 330 MB peak after loading, before coding)."""
 
 TRAINING_SETS = {
     "c157f35ad3cb0324": {
@@ -71,8 +75,9 @@ class NicCodec:
     rate control (nic.ratecontrol): an estimate over the gain code, then real encodes."""
 
     name = "nic"
-    tile_size = None
-    """nic codes the whole picture in one pass (no tiling): memory grows with the picture."""
+    tile_size = (TILE * LATENT_STRIDE, TILE * LATENT_STRIDE)
+    """nic's transforms run on tiles of 1024 x 1024 pixels (and a halo) when a picture does not
+    fit one (nic.tiling)."""
     tool: CodingTool | None = None
     """A coding tool on top of the reference codec (nic.extensions): a tool's ctc codec is a
     subclass that sets it; None is the reference codec, the fixed anchor."""
@@ -131,6 +136,11 @@ class NicCodec:
                 chain.append({"model": str(parent), "training": None})
                 return chain
             model = zoo.load_registered(parent)
+
+    def peak_memory(self, width: int, height: int) -> int:
+        """The most bytes coding a width x height image takes (ctc.codec): torch and the model,
+        and nic's working memory (nic.codec.coding_memory, measured)."""
+        return RUNTIME_BYTES + codec.coding_memory(width, height)
 
     # The harness bounds image sizes when it reads originals, and decodes only streams it has
     # just encoded, so nic's own pixel budget does not apply here.
