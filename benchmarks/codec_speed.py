@@ -2,8 +2,9 @@
 
     python benchmarks/codec_speed.py [--images DIR] [--model NAME] [--rate-point K] [--repeats N]
 
-Each figure is the median of --repeats runs with torch on --threads threads (default 2, the CTC
-machine). The entropy-coding share is the time spent in the range coder (z and y sub-streams)
+Each figure is the median of --repeats runs with torch on --threads threads (default 1, as
+`ctc run` and `ctc complexity` time every job: on a shared 2-core machine 2 threads ran about 2x
+slower than 1, docs/ctc.md "Threads"). The entropy-coding share is the time spent in the range coder (z and y sub-streams)
 over the whole encode or decode. --images is a folder or a ctc dataset name (default: "skimage",
 the photos inside the scikit-image wheel).
 """
@@ -67,7 +68,7 @@ def main() -> None:
     parser.add_argument("--model", help="zoo model name or model file (default: zoo default)")
     parser.add_argument("--rate-point", type=float, default=3, help="rate position (default 3)")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = zoo.load(args.model)
