@@ -223,6 +223,23 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_clic_package(args: argparse.Namespace) -> int:
+    codec = registry.load_codec(args.codec)
+    build = getattr(codec, "decoder_package", None)
+    if not callable(build):
+        raise UsageError(f"codec {args.codec!r} cannot package its decoder for CLIC")
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        raise UsageError(f"{args.folder}: not a folder of streams")
+    try:
+        line = build(args.out, str(folder))
+    except ValueError as e:
+        _error(str(e))
+        return EXIT_FAILURE
+    print(f"{args.out}: {line}", file=sys.stderr)
+    return EXIT_OK
+
+
 def _usable_url(url: str) -> bool:
     """Whether `url` parses as a URL of a scheme fetch can download (host and port included)."""
     try:
@@ -835,6 +852,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure even where a measurement is cached, and replace it",
     )
     p.set_defaults(func=cmd_complexity, writes_stdout=True)
+
+    p = sub.add_parser(
+        "clic", help="CLIC challenge commands", description="CLIC challenge commands."
+    )
+    csub = p.add_subparsers(dest="clic_command", required=True, metavar="COMMAND")
+    c = csub.add_parser(
+        "package",
+        help="build the decoder zip a CLIC participant submits",
+        description="Build the CLIC decoder submission: a zip holding `decode` (run with no "
+        "arguments in the folder of the compressed files, it writes NAME.png for every "
+        "NAME.nic there), the codec's decoder, its model and requirements.txt, working without "
+        "the codec installed. Every stream in FOLDER must have been coded with that model.",
+    )
+    c.add_argument("folder", metavar="FOLDER", help="folder of the streams to submit (NAME.nic)")
+    c.add_argument("--out", required=True, metavar="ZIP", help="the zip to write (replaced)")
+    c.add_argument(
+        "--codec",
+        default="nic",
+        type=_codec_spec,
+        help="codec whose decoder to package, NAME or NAME:MODEL (default nic)",
+    )
+    c.set_defaults(func=cmd_clic_package, writes_stdout=False)
 
     p = sub.add_parser("dataset", help="dataset commands", description="Dataset commands.")
     dsub = p.add_subparsers(dest="dataset_command", required=True, metavar="COMMAND")

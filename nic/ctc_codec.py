@@ -142,6 +142,16 @@ class NicCodec:
         and nic's working memory (nic.codec.coding_memory, measured)."""
         return RUNTIME_BYTES + codec.coding_memory(width, height)
 
+    def decoder_package(self, out_zip: str, streams: str) -> str:
+        """Write the CLIC decoder zip of this codec's model (nic.clic_package) after checking
+        that every *.nic stream in the folder `streams` was coded with it; one line on it.
+        Raises ValueError (PackageError) for another model's or a damaged stream, OSError."""
+        if self.tool is not None:
+            raise ValueError(f"{self.name}: a coding tool's decoder cannot be packaged yet")
+        from nic.clic_package import build_decoder_package, summary
+
+        return summary(build_decoder_package(out_zip, self._model_name, streams=streams))
+
     # The harness bounds image sizes when it reads originals, and decodes only streams it has
     # just encoded, so nic's own pixel budget does not apply here.
     def encode(self, image: np.ndarray, knob_value: float) -> bytes:
