@@ -4,9 +4,9 @@
 
 Each figure is the median of --repeats runs with torch on --threads threads (default 1, as
 `ctc run` and `ctc complexity` time every job: on a shared 2-core machine 2 threads ran about 2x
-slower than 1, docs/ctc.md "Threads"). The entropy-coding share is the time spent in the range coder (z and y sub-streams)
-over the whole encode or decode. --images is a folder or a ctc dataset name (default: "skimage",
-the photos inside the scikit-image wheel).
+slower than 1, docs/ctc.md "Threads"). The entropy-coding share is the time spent in the range
+coder (z and y sub-streams) over the whole encode or decode. --images is a folder or a ctc
+dataset name (default: "skimage", the photos inside the scikit-image wheel).
 """
 
 from __future__ import annotations
