@@ -34,6 +34,7 @@ Optional extras that the harness uses when a codec has them:
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
@@ -105,12 +106,17 @@ def estimated_peak_memory(codec: object, width: int, height: int) -> tuple[int, 
     Raises ValueError when the codec's answer is not a number of bytes (or None).
     """
     own = getattr(codec, "peak_memory", None)
-    value = own(width, height) if callable(own) else None
+    name = getattr(codec, "name", type(codec).__name__)
+    try:
+        value = own(width, height) if callable(own) else None
+    except Exception as e:  # a contributed codec's bug: one line naming it
+        raise ValueError(
+            f"codec {name!r}: peak_memory({width}, {height}) failed: {type(e).__name__}: {e}"
+        ) from None
     if value is None:
         return DEFAULT_PEAK_BASE_BYTES + DEFAULT_PEAK_BYTES_PER_PIXEL * width * height, False
-    valid = isinstance(value, (int, float)) and not isinstance(value, bool)
+    valid = isinstance(value, numbers.Real) and not isinstance(value, bool)
     if not valid or not math.isfinite(value) or value < 0:
-        name = getattr(codec, "name", type(codec).__name__)
         raise ValueError(
             f"codec {name!r}: peak_memory({width}, {height}) returned {value!r}, expected a "
             "number of bytes or None"

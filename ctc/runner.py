@@ -366,12 +366,13 @@ def plan_workers(
     available: int | None,
 ) -> WorkerPlan:
     """The workers to run: `requested`, fewer where that many would not fit in `available`
-    bytes with the largest of `sizes` (width, height of the images left to code), at least one
-    (with a note that it may not fit). No sizes or unknown memory: as requested."""
+    bytes with the most demanding of `sizes` (width, height of the images left to code), at
+    least one (with a note that it may not fit). No sizes or unknown memory: as requested."""
     if not sizes or not codecs:
         return WorkerPlan(requested, requested, available=available)
-    width, height = max(sizes, key=lambda size: size[0] * size[1])
-    need, guessed = job_memory(codecs, width, height)
+    # The size whose job needs the most (a codec may pad: 1 x 65536 can need more than 300 x 300).
+    needs = {size: job_memory(codecs, *size) for size in dict.fromkeys(sizes)}
+    (width, height), (need, guessed) = max(needs.items(), key=lambda item: item[1][0])
     plan = WorkerPlan(requested, requested, (width, height), need, available)
     if available is None or requested * need <= available:
         return plan

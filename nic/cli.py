@@ -56,14 +56,20 @@ def _pixel_count(text: str) -> int:
     return value
 
 
+MAX_MEMORY_GIB = 2.0**40
+"""The largest --max-memory (a budget beyond any machine: effectively none)."""
+
+
 def _gibibytes(text: str) -> int:
     """A memory budget given in GiB, as bytes."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of GiB") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"the memory budget must be a positive GiB, got {text}")
+    if not (math.isfinite(value) and 2**-30 <= value <= MAX_MEMORY_GIB):
+        raise argparse.ArgumentTypeError(
+            f"the memory budget must be a number of GiB from 2^-30 to 2^40, got {text}"
+        )
     return int(value * 2**30)
 
 
@@ -99,7 +105,7 @@ def _cmd_encode(args: argparse.Namespace) -> None:
         match = encode_to_target(image, model, target, low, high)
         data, rate = match.data, match.rate
         if not low <= match.bpp <= high:
-            miss = f"{match.bpp:.4f} bpp ({100 * (match.bpp / target - 1):+.1f} %)"
+            miss = f"{match.bpp:.4f} bpp ({100 * (match.bpp / target - 1):+.4g} %)"
             if not args.best_effort:
                 raise ValueError(
                     f"target {target:g} bpp cannot be met within ±5 % on this image: the "

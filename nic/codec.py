@@ -128,7 +128,7 @@ def check_memory_budget(header: Header, max_memory: int | None) -> None:
         how = "tiled" if header.tiling else "untiled"
         raise BitstreamError(
             f"decoding this {how} {header.width}x{header.height} stream needs about "
-            f"{need / 2**30:.1f} GiB of memory, over the budget of {max_memory / 2**30:.1f} GiB "
+            f"{need / 2**30:.3g} GiB of memory, over the budget of {max_memory / 2**30:.3g} GiB "
             "(raise it with --max-memory)"
         )
 

@@ -6,7 +6,8 @@ of CodingTool that overrides the hooks of the parts it changes; every hook's def
 reference codec's own step, so a tool that overrides nothing codes the anchor's latents and
 pixels (its stream differs only in naming the tool). nic.codec.encode/decode(tool=None) is the
 reference path itself and writes version-3 streams, byte for byte the anchor's; with a tool,
-streams are version 4 and carry the tool's name and sub-streams (docs/bitstream.md).
+streams are version 4 (version 5 when tiled) and carry the tool's name and sub-streams
+(docs/bitstream.md).
 
 The hooks, in coding order (shapes for one image; N, M: the model's hyper-latent and latent
 channels; H, W: the padded image's size over 16, h, w over 64):
@@ -26,6 +27,13 @@ channels; H, W: the padded image's size over 16, h, w over 64):
 - synthesis(net, y_hat, position): the synthesis transform, y_hat float32 (1, M, H, W) ->
   (1, 3, 16H, 16W). A transform block.
 - post_filter(x_hat): on the synthesis output, before clamping to [0, 1] and rounding.
+
+On an image larger than one tile (nic.tiling: 1024 x 1024 pixels), analysis, synthesis and
+post_filter run tile by tile: they see one tile and its halo (32 pixels around it, clipped to
+the padded image), so a hook that reaches further than that, or uses statistics of the whole
+image, behaves differently on large images; entropy_path's plan starts on the tile's
+hyper-latent cells and 2 around them. refine, coded_latents and decode_coded_latents always see
+the whole latent.
 
 A hook that adds learned parts keeps them in the tool (a torch.nn.Module of its own, with its
 own weights file): the anchor's model file is never changed.

@@ -36,6 +36,9 @@ from nic.image_io import check_rgb8
 from nic.model_file import CodecModel
 from nic.models.masked import layer_key
 
+SEARCH_BPP = (1e-4, 1e3)
+"""The range of bpp a search aims at: targets outside are searched at its ends (no file of any
+image is smaller than its header or larger than 1000 bpp)."""
 ESTIMATE_TOLERANCE = 0.01
 """The search on the estimate stops within 1 % of its goal (the CTC windows are 5 % or wider)."""
 
@@ -270,15 +273,17 @@ def encode_to_target(
     against the tool's real files the real encodes correct like any other.
     """
     check_rgb8(image)
-    if target_bpp <= 0:
-        raise ValueError(f"target bpp must be positive, got {target_bpp}")
+    if not (math.isfinite(target_bpp) and target_bpp > 0):
+        raise ValueError(f"target bpp must be a positive finite number, got {target_bpp}")
     min_bpp = 0.95 * target_bpp if min_bpp is None else min_bpp
     max_bpp = 1.05 * target_bpp if max_bpp is None else max_bpp
     height, width = image.shape[:2]
     pixels = height * width
     estimator = _Estimator(model, image, tool)
-    code, slope = _start(model, image, target_bpp)
-    goal_bits = target_bpp * pixels
+    # A target far beyond any file is searched as the nearest reachable one: its closest file.
+    search_bpp = min(max(target_bpp, SEARCH_BPP[0]), SEARCH_BPP[1])
+    code, slope = _start(model, image, search_bpp)
+    goal_bits = search_bpp * pixels
     goal = math.log(goal_bits)
     edge = _edge_tolerance(target_bpp, min_bpp, max_bpp)
     tried: dict[int, bytes] = {}

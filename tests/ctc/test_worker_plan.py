@@ -3,6 +3,7 @@ image, one (with a warning) where even one does not, the plan said and recorded.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from ctc_testing import QuantZlibCodec, write_condition
 
@@ -37,6 +38,27 @@ class Nonsense(QuantZlibCodec):
         return "a lot"
 
 
+class Numpy(QuantZlibCodec):
+    """A codec whose peak_memory is computed with numpy (a numpy integer)."""
+
+    def peak_memory(self, width: int, height: int):
+        return np.int64(50) * width * height
+
+
+class Broken(QuantZlibCodec):
+    """A codec whose peak_memory raises."""
+
+    def peak_memory(self, width: int, height: int) -> int:
+        return 1 // 0
+
+
+class Padded(QuantZlibCodec):
+    """A codec that pads to 64 x 64 blocks: a thin image needs more than its pixels say."""
+
+    def peak_memory(self, width: int, height: int) -> int:
+        return 1000 * (-(-width // 64) * 64) * (-(-height // 64) * 64)
+
+
 @pytest.fixture()
 def condition(tmp_path):
     return write_condition(tmp_path, targets_bpp=[4.0], metrics={"psnr_rgb": {}})
@@ -53,6 +75,19 @@ def test_a_codec_without_an_estimate_gets_the_conservative_default():
         estimated_peak_memory(Nonsense(), *BIG)
     with pytest.raises(RunError, match="returned 'a lot'"):
         plan_workers(2, {"nonsense": Nonsense()}, [BIG], 10**12)
+
+
+def test_any_number_of_bytes_is_an_estimate_and_a_failing_one_is_one_line():
+    assert estimated_peak_memory(Numpy(), *BIG) == (50 * 8160 * 6120, True)
+    with pytest.raises(ValueError, match=r"peak_memory\(8160, 6120\) failed: ZeroDivisionError"):
+        estimated_peak_memory(Broken(), *BIG)
+    with pytest.raises(RunError, match="failed: ZeroDivisionError"):
+        plan_workers(2, {"broken": Broken()}, [BIG], 10**12)
+
+
+def test_the_plan_follows_the_most_demanding_image_not_the_most_pixels():
+    plan = plan_workers(4, {"padded": Padded()}, [(1, 65536), (300, 300)], 10**12)
+    assert plan.image == (1, 65536)
 
 
 def test_a_job_needs_the_harness_and_its_hungriest_codec():

@@ -95,6 +95,17 @@ def test_out_of_reach_above_gives_the_last_position_after_one_analysis(masked, c
     assert calls["analysis"] == 1
 
 
+@pytest.mark.parametrize("target", [math.nan, math.inf, 0.0, -1.0])
+def test_a_target_that_is_not_a_positive_number_is_refused(masked, coffee, target):
+    with pytest.raises(ValueError, match="positive finite"):
+        encode_to_target(coffee, masked, target)
+
+
+def test_targets_beyond_any_file_give_the_nearest_end(masked, coffee):
+    assert encode_to_target(coffee, masked, 1e304).rate == masked.max_rate_position
+    assert encode_to_target(coffee, masked, 1e-300).rate == 0
+
+
 def test_activity_orders_photos_and_reads_a_large_one_in_rows(coffee, monkeypatch):
     flat = np.full((64, 96, 3), 128, np.uint8)
     noise = np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8)
