@@ -221,9 +221,9 @@ def test_sheet_tile_size_training_lineage_and_no_paths(tmp_path):
     write_complexity(openpyxl.Workbook().active, [old])
 
 
-def test_nic_declares_whole_picture_coding_and_its_training_lineage():
+def test_nic_declares_its_tiles_and_its_training_lineage():
     codec = NicCodec("nic-masked-n128-v2")
-    assert codec.tile_size is None
+    assert codec.tile_size == (1024, 1024)
     chain = codec.training_lineage()
     assert [link["model"] for link in chain] == ["nic-masked-n128-v2", "nic-mshp-n128-v2"]
     data = chain[0]["training"]["data"]

@@ -146,11 +146,11 @@ def test_the_pixel_budget_is_a_command_line_option(coded, small_photo):
 
 
 def test_the_memory_budget_is_a_command_line_option(coded):
-    r = nic("decode", coded / "in.nic", coded / "b.png", "--max-memory", "0.0001")
-    assert r.returncode == 1 and "--max-memory" in r.stderr and not (coded / "b.png").exists()
+    r = nic("decode", coded / "in.nic", coded / "m.png", "--max-memory", "0.0001")
+    assert r.returncode == 1 and "--max-memory" in r.stderr and not (coded / "m.png").exists()
     assert len(r.stderr.strip().splitlines()) == 1
     for bad in ("-1", "0", "nan", "1e300"):
-        r = nic("decode", coded / "in.nic", coded / "b.png", "--max-memory", bad)
+        r = nic("decode", coded / "in.nic", coded / "m.png", "--max-memory", bad)
         assert r.returncode == 2 and "2^-30 to 2^40" in r.stderr
 
 
