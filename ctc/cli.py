@@ -468,13 +468,21 @@ def _finite(text: str) -> float:
     return value
 
 
-def _seconds(text: str) -> float:
-    value = _finite(text)
-    if not 0 < value <= MAX_TIMEOUT_SECONDS:
-        raise argparse.ArgumentTypeError(
-            f"expected seconds above 0 and at most {MAX_TIMEOUT_SECONDS:g}, got {text}"
-        )
-    return value
+def _above_zero_up_to(high: float, unit: str) -> Callable[[str], float]:
+    """An argparse type: a finite number of `unit` above 0 and at most `high`."""
+
+    def parse(text: str) -> float:
+        value = _finite(text)
+        if not 0 < value <= high:
+            raise argparse.ArgumentTypeError(
+                f"expected {unit} above 0 and at most {high:g}, got {text}"
+            )
+        return value
+
+    return parse
+
+
+_seconds = _above_zero_up_to(MAX_TIMEOUT_SECONDS, "seconds")
 
 
 def _positive_int(text: str) -> int:
@@ -499,14 +507,7 @@ MAX_MEMORY_GB = 1e6
 """The largest --memory, a petabyte (a larger figure is a typing error)."""
 
 
-def _gigabytes(text: str) -> float:
-    """An argparse type: an amount of memory in GB (10^9 bytes), above 0."""
-    value = _finite(text)
-    if not 0 < value <= MAX_MEMORY_GB:
-        raise argparse.ArgumentTypeError(
-            f"expected GB above 0 and at most {MAX_MEMORY_GB:g}, got {text}"
-        )
-    return value
+_gigabytes = _above_zero_up_to(MAX_MEMORY_GB, "GB")  # memory, 10^9 bytes
 
 
 def _threads_option(p: argparse.ArgumentParser, what: str) -> None:
