@@ -185,22 +185,24 @@ def compared_rows(data: ReportData, tool: str, anchor: str) -> dict[str, list[di
 # --- run times ------------------------------------------------------------------------------
 
 
-def _machine(record: dict[str, Any]) -> tuple[Any, Any, Any]:
-    """What a run's times depend on, from its record: (platform, machine, cpu_count)."""
-    return record.get("platform"), record.get("machine"), record.get("cpu_count")
+def _machine(record: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
+    """What a run's times depend on, from its record: (platform, machine, cpu_count, torch
+    threads per job; runs recorded before --threads ran on torch's default)."""
+    threads = record.get("threads", "torch's default")
+    return record.get("platform"), record.get("machine"), record.get("cpu_count"), threads
 
 
-def _describe_machine(machine: tuple[Any, Any, Any]) -> str:
-    platform, arch, cpus = machine
-    return f"{platform}, {arch}, {cpus} CPUs"
+def _describe_machine(machine: tuple[Any, Any, Any, Any]) -> str:
+    platform, arch, cpus, threads = machine
+    return f"{platform}, {arch}, {cpus} CPUs, {threads} torch thread(s) per job"
 
 
 def timing_problem(data: ReportData, tool: str, anchor: str) -> str | None:
     """Why the rows' encode and decode times of the two codecs cannot be compared (None when
     they can): compared rows are frozen (timed elsewhere, another day; the message says whose:
     the tool's, the anchor's, or both), or they come from runs on different machines (the run
-    records' platform, machine, cpu_count differ or are missing), or the codecs have no image
-    × target pair in common."""
+    records' platform, machine, cpu_count or torch threads per job differ, or are missing), or
+    the codecs have no image × target pair in common."""
     compared = compared_rows(data, tool, anchor)
     if not compared[tool]:
         return "the tool and the anchor have no image × target pair in common"
@@ -219,7 +221,7 @@ def timing_problem(data: ReportData, tool: str, anchor: str) -> str | None:
             "frozen, not here)"
         )
     records = {run["id"]: run["record"] for run in data.runs}
-    machines: dict[tuple[Any, Any, Any], set[int]] = {}
+    machines: dict[tuple[Any, Any, Any, Any], set[int]] = {}
     for rows in compared.values():
         for r in rows:
             record = records.get(r["run_id"])

@@ -363,6 +363,13 @@ def test_rows_of_runs_on_different_machines_give_no_ratio(tmp_path, codec_folder
         assert quantity.source.endswith(
             "no complexity measurement of the tool and the anchor: no ratio"
         )
+    with sqlite3.connect(out / "results.sqlite") as db:  # the same machine, other threads
+        record["machine"], record["threads"] = "x86_64", 2
+        db.execute("UPDATE runs SET record = ? WHERE id = 2", (json.dumps(record),))
+    db.close()
+    threads = compare(out, TOOL, "jpeg", measure=False).timing_problem
+    assert threads.startswith("the rows come from runs on different machines (run ")
+    assert "2 torch thread(s) per job" in threads and "1 torch thread(s) per job" in threads
 
 
 def test_a_frozen_anchor_is_timed_by_the_complexity_measurement(
