@@ -635,7 +635,7 @@ def _conditions(
         pair(f"pixel sha256: {image}", digest)
 
     section("Run platform and tools")
-    for key in ("ctc_version", "python", "platform", "machine", "cpu_count", "jobs"):
+    for key in ("ctc_version", "python", "platform", "machine", "cpu_count", "jobs", "threads"):
         pair(key, record.get(key))
     for key, value in record.get("tools", {}).items():
         pair(f"tool: {key}", value)

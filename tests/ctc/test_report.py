@@ -280,6 +280,10 @@ def test_real_run_report_with_complexity(tmp_path, crop_folder, test_codecs):
     assert any(
         isinstance(v, str) and v.startswith("quantzlib: quantzlib 1") for v in complexity_cells
     )
+    platform = {  # the run's platform section: what its times were taken on
+        row[0]: row[1] for ws in wb for row in ws.iter_rows(values_only=True) if len(row) > 1
+    }
+    assert platform["jobs"] == 1 and platform["threads"] == 1
 
 
 def _csv_of_other_condition(run_dir, tmp_path):
