@@ -83,6 +83,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"unknown codec {unknown[0]!r} (registered: {known}; a class that is not registered "
             "is named MODULE:CLASS)"
         )
+    cpus = os.cpu_count() or 1
+    if args.jobs * args.threads > cpus:
+        _warn(
+            f"{args.jobs} worker(s) x {args.threads} torch thread(s) is more than this machine's "
+            f"{cpus} CPUs: the jobs will compete for them and their times will suffer"
+        )
     summary = runner.run(
         cond,
         codecs=names or None,

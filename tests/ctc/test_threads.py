@@ -83,6 +83,18 @@ def test_run_says_its_workers_and_threads(condition, crop_folder, tmp_path, caps
     assert main(args) == 0
     err = capsys.readouterr().err
     assert err.rstrip().endswith("; 1 worker, 2 torch threads each")
+    assert ("more than this machine's" in err) == ((os.cpu_count() or 1) < 2)
+
+
+def test_more_threads_than_cpus_is_a_warning(condition, crop_folder, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    args = ["run", str(condition), "--codec", "jpeg", "--dataset", str(crop_folder),
+            "--out", str(tmp_path / "out"), "--no-progress", "--threads", "2"]  # fmt: skip
+    assert main(args) == 0
+    assert (
+        "ctc: warning: 1 worker(s) x 2 torch thread(s) is more than this machine's 1 CPUs"
+        in capsys.readouterr().err
+    )
 
 
 def test_complexity_measures_on_the_threads_asked_for(capsys):
