@@ -86,8 +86,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     cpus = os.cpu_count() or 1
     if args.jobs * args.threads > cpus:
         _warn(
-            f"{args.jobs} worker(s) x {args.threads} torch thread(s) is more than this machine's "
-            f"{cpus} CPUs: the jobs will compete for them and their times will suffer"
+            f"-j {args.jobs} x --threads {args.threads} asks for more than this machine's {cpus} "
+            "CPUs: the jobs will compete for them and their times will suffer"
         )
     summary = runner.run(
         cond,

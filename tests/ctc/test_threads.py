@@ -92,7 +92,7 @@ def test_more_threads_than_cpus_is_a_warning(condition, crop_folder, tmp_path, c
             "--out", str(tmp_path / "out"), "--no-progress", "--threads", "2"]  # fmt: skip
     assert main(args) == 0
     assert (
-        "ctc: warning: 1 worker(s) x 2 torch thread(s) is more than this machine's 1 CPUs"
+        "ctc: warning: -j 1 x --threads 2 asks for more than this machine's 1 CPUs"
         in capsys.readouterr().err
     )
 
