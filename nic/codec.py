@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from nic import zoo
 from nic.bitstream import (
@@ -169,6 +168,28 @@ class Latents:
     tool_substreams: list[bytes] = field(default_factory=list)  # a coding tool's own sub-streams
     tiling: Tiling | None = None  # how the latent was cut into tiles (None: one tile)
 
+    @classmethod
+    def empty(
+        cls,
+        network: int,
+        z: np.ndarray,
+        shape: tuple[int, ...],
+        device,
+        tool_substreams: list[bytes],
+        tiling: Tiling | None,
+    ) -> Latents:
+        """Latents of `shape` (1, M, H, W), all zero, that the tiles are then coded into."""
+        return cls(
+            network,
+            z,
+            np.zeros(shape, dtype=np.int32),
+            torch.zeros(shape, dtype=torch.float32, device=device),
+            np.zeros(shape, dtype=np.int16),
+            [],
+            list(tool_substreams),
+            tiling,
+        )
+
     def regions(self) -> list[Region]:
         """The tiles, in coding order (the whole latent when untiled)."""
         _, _, height, width = self.y.shape
@@ -185,10 +206,8 @@ def _z_indexes(shape: tuple[int, ...]) -> np.ndarray:
 
 def padded_tensor(image: np.ndarray) -> torch.Tensor:
     """(1, 3, H', W') in [0, 1], padded by edge replication to a multiple of 64."""
-    h, w = image.shape[:2]
-    x = torch.tensor(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255.0
-    ph, pw = -h % DOWNSAMPLING, -w % DOWNSAMPLING
-    return F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
+    height, width = latent_size(image.shape[1], image.shape[0])
+    return pixel_window(image, Region(0, 0, height, width))
 
 
 def gain_code(model: CodecModel, rate: float) -> int:
@@ -221,6 +240,7 @@ def analyse(
     return quantize(model, g_a_out, code, network, tool, tile)
 
 
+@torch.inference_mode()
 def analysis(
     model: CodecModel,
     image: np.ndarray,
@@ -265,9 +285,14 @@ def _entropy_window(
     tiling.entropy_halo hyper-latent cells around it), and its coding plan."""
     if tiling is None:
         return region, path.start(z, device)
-    _, _, h, w = z.shape
-    window = region.divided(Z_CELL).grown(tiling.entropy_halo, h, w)
+    window = _z_window(region, tiling.entropy_halo, z)
     return window.scaled(Z_CELL), path.start(window.of(z), device)
+
+
+def _z_window(region: Region, halo: int, z: np.ndarray | torch.Tensor) -> Region:
+    """The hyper-latent cells of a tile of latents and `halo` cells around it, inside z."""
+    _, _, h, w = z.shape
+    return region.divided(Z_CELL).grown(halo, h, w)
 
 
 def hyper_analysis(net, gained, height: int, width: int, tiling: Tiling | None) -> np.ndarray:
@@ -291,6 +316,7 @@ def _check_residual(residual: torch.Tensor) -> None:
         raise ValueError("a latent residual of 2**31 or more: the image cannot be coded")
 
 
+@torch.inference_mode()
 def quantize(
     model: CodecModel,
     g_a_out: torch.Tensor,
@@ -331,16 +357,7 @@ def quantize(
         return region.of(refined) if refined is not None else (region.of(g_a_out) * gain).double()
 
     z = hyper_analysis(net, gained, height, width, tiling)
-    latents = Latents(
-        rate_network.index,
-        z,
-        np.zeros(shape, dtype=np.int32),
-        torch.zeros(shape, dtype=torch.float32, device=g_a_out.device),
-        np.zeros(shape, dtype=np.int16),
-        [],
-        list(tool_substreams),
-        tiling,
-    )
+    latents = Latents.empty(rate_network.index, z, shape, g_a_out.device, tool_substreams, tiling)
     path = hooks.entropy_path(rate_network)
     for region in latents.regions():
         window, plan = _entropy_window(path, z, region, tiling, model.device)
@@ -592,16 +609,7 @@ def decode_latents(
         y_least = y_count * model.y_tables.min_symbol_bits.min()
         check_size(len(y_stream), y_least, "latent (y)")
         z = decode_symbols(z_stream, _z_indexes(z_shape), network.z_tables, "hyper-latent (z)")
-        latents = Latents(
-            network.index,
-            z,
-            np.zeros(y_shape, dtype=np.int32),
-            torch.zeros(y_shape, dtype=torch.float32, device=device),
-            np.zeros(y_shape, dtype=np.int16),
-            [],
-            list(tool_substreams),
-            header.tiling,
-        )
+        latents = Latents.empty(network.index, z, y_shape, device, tool_substreams, header.tiling)
         decoder = SymbolDecoder(y_stream, y_least, "latent (y)")
         path = hooks.entropy_path(network)
         for region in latents.regions():
@@ -690,9 +698,8 @@ def latent_bits(net, g_a_out: torch.Tensor, gain: torch.Tensor, tile: int = TILE
 
     z = torch.from_numpy(hyper_analysis(net, gained, height, width, tiling)).to(g_a_out)
     bits = float(-torch.log2(net.hyper_prior.likelihood(z)).sum())
-    _, _, h, w = z.shape
     for region in tiling.regions(height, width):
-        window = region.divided(Z_CELL).grown(ENTROPY_HALO, h, w)
+        window = _z_window(region, ENTROPY_HALO, z)
         mean, scale = net.entropy_parameters(window.of(z))
         inner = region.within(window.scaled(Z_CELL))
         residual = torch.round(gained(region) - inner.of(mean))
