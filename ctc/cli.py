@@ -176,6 +176,7 @@ def cmd_results(args: argparse.Namespace) -> int:
         else:
             print(results.format_table(results.summarize(rows, records), results.SUMMARY_COLUMNS))
         print()
+        _print_clic(rows, runs)
         from ctc.report.data import codec_label
 
         versions = sorted({(r["codec"], r["codec_version"]) for r in rows})
@@ -187,6 +188,21 @@ def cmd_results(args: argparse.Namespace) -> int:
     for f in failures:
         print(f"failed: {f['codec']} {f['image']} {f['target_bpp']:g} bpp: {f['message']}")
     return EXIT_OK
+
+
+def _print_clic(rows: list, runs: list) -> None:
+    """The CLIC verdicts of the store's CLIC conditions (ctc.clic.evaluate), if it has any."""
+    from ctc.clic import evaluate
+
+    outcomes = evaluate.judge_store(rows, runs)
+    if outcomes:
+        print("CLIC (one point per image chosen by `ctc clic allocate`):")
+        lines = [evaluate.outcome_line(o) for o in outcomes]
+        print(results.format_table(lines, evaluate.OUTCOME_COLUMNS, evaluate.OUTCOME_HEADERS))
+        for o in outcomes:
+            if o.reason:
+                print(f"{o.codec} ({o.condition}): {o.verdict}: {o.reason}")
+        print()
 
 
 URL_SCHEMES = ("http", "https", "ftp", "file")
@@ -246,6 +262,88 @@ def cmd_clic_package(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_clic_allocate(args: argparse.Namespace) -> int:
+    from ctc.clic import evaluate
+
+    folder = Path(args.dir)
+    if not (folder / FILENAME).is_file():
+        raise UsageError(f"no results in {folder} (no {FILENAME})")
+    with Store(folder) as store:
+        rows, runs = store.results(), store.runs()
+    runs = _clic_runs(folder, runs, args.condition)
+    try:
+        outcomes = evaluate.judge_store(rows, runs, args.budget or ())
+    except ValueError as e:
+        raise UsageError(f"--budget: {e}") from None
+    if args.codec:
+        outcomes = [o for o in outcomes if o.codec == args.codec]
+        if not outcomes:
+            raise UsageError(f"{folder}: no rows of codec {args.codec!r} in the CLIC run")
+    if not outcomes:
+        raise UsageError(f"{folder}: the CLIC run has no finished rows yet")
+    lines = [evaluate.outcome_line(o) for o in outcomes]
+    print(results.format_table(lines, evaluate.OUTCOME_COLUMNS, evaluate.OUTCOME_HEADERS))
+    for o in outcomes:
+        if o.reason:
+            print(f"{o.codec} ({o.condition}): {o.verdict}: {o.reason}")
+    if args.out is None:
+        return EXIT_OK
+    chosen = [o for o in outcomes if args.bpp is None or (o.budget and o.budget.bpp == args.bpp)]
+    if len(chosen) != 1:
+        codecs = ", ".join(sorted({o.codec for o in chosen})) or "none"
+        budgets = sorted({o.budget.bpp for o in chosen if o.budget})
+        which = f"one codec (--codec; here: {codecs})"
+        if len(budgets) > 1:
+            which += f" and one budget (--bpp; here: {', '.join(f'{b:g}' for b in budgets)})"
+        raise UsageError(f"--out writes one submission: choose {which}")
+    try:
+        written = evaluate.write_submission(chosen[0], folder, args.out)
+    except (ValueError, OSError) as e:
+        _error(str(e))
+        return EXIT_FAILURE
+    said = f"{written} streams and allocation.csv written to {args.out}"
+    print(f"ctc: {_printable(said)}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _clic_runs(folder: Path, runs: list, condition: str | None) -> list:
+    """The runs of the one CLIC condition to judge: `condition`, or the only one the folder
+    has; a usage error where there is none or a choice to make."""
+    from ctc.clic.evaluate import track_of
+
+    def name(run: dict) -> str | None:
+        return run["record"].get("condition", {}).get("name")
+
+    names = sorted({name(r) for r in runs if track_of(r["record"].get("condition", {}))})
+    if condition is None and len(names) > 1:
+        raise UsageError(
+            f"{folder}: runs of several CLIC conditions ({', '.join(names)}); choose one with "
+            "--condition"
+        )
+    if condition is not None and condition not in names:
+        raise UsageError(
+            f"{folder}: no run of a CLIC condition named {condition!r} (CLIC conditions run "
+            f"there: {', '.join(names) or 'none'})"
+        )
+    if not names:
+        raise UsageError(
+            f"{folder}: no run of a CLIC condition there (clic2019_lowrate, "
+            "clic2019_transparent, clic2021_image, or a condition with a clic block)"
+        )
+    return [r for r in runs if name(r) == (condition or names[0])]
+
+
+def _budget(text: str) -> int:
+    """A byte budget: a positive whole number."""
+    try:
+        value = int(text.replace(",", "").replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of bytes, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of bytes, got {text!r}")
+    return value
+
+
 def _usable_url(url: str) -> bool:
     """Whether `url` parses as a URL of a scheme fetch can download (host and port included)."""
     try:
@@ -303,6 +401,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     for warning in result.warnings:
         _warn(warning)
     print(_bd_table(result), file=sys.stdout)
+    if result.clic:
+        from ctc.clic.evaluate import OUTCOME_COLUMNS, OUTCOME_HEADERS, outcome_line
+
+        lines = [outcome_line(o) for o in result.clic]
+        print("\nCLIC (the CLIC sheet):\n" + results.format_table(lines, OUTCOME_COLUMNS,
+              OUTCOME_HEADERS))  # fmt: skip
     print(f"ctc: wrote {result.workbook}", file=sys.stderr)
     for path in result.plots:
         print(f"ctc: wrote {path}", file=sys.stderr)
@@ -881,6 +985,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="codec whose decoder to package, NAME or NAME:MODEL (default nic)",
     )
     c.set_defaults(func=cmd_clic_package, writes_stdout=False)
+    c = csub.add_parser(
+        "allocate",
+        help="choose one RD point per image for a CLIC track and judge the set",
+        description="From a run of a CLIC condition (a sweep of targets per image), choose one "
+        "point per image: the most aggregate PSNR within each byte budget (low-rate track), or "
+        "the fewest total bytes meeting the PSNR and MS-SSIM floors (transparent track). "
+        "Prints the totals, the verdict and the gain over aiming every image at the same "
+        "rate; --out writes the chosen streams as a submission folder.",
+    )
+    c.add_argument("dir", metavar="DIR", help="run folder (with results.sqlite)")
+    c.add_argument("--condition", metavar="NAME",
+                   help="the CLIC condition, where the folder holds runs of several")  # fmt: skip
+    c.add_argument("--codec", metavar="NAME", help="only this codec of the run")
+    c.add_argument(
+        "--budget",
+        type=_budget,
+        action="append",
+        metavar="BYTES",
+        help="an explicit budget in bytes (a published one), once per budget of the track in "
+        "the order of its budgets_bpp; default floor(bpp x sum of H x W / 8) over the images",
+    )
+    c.add_argument("--out", metavar="FOLDER",
+                   help="write the chosen streams (NAME.EXT per image) and allocation.csv to "
+                   "this new or empty folder")  # fmt: skip
+    c.add_argument("--bpp", type=float, metavar="BPP",
+                   help="with --out, which budget of a several-budget track to write")  # fmt: skip
+    c.set_defaults(func=cmd_clic_allocate, writes_stdout=True)
 
     p = sub.add_parser("dataset", help="dataset commands", description="Dataset commands.")
     dsub = p.add_subparsers(dest="dataset_command", required=True, metavar="COMMAND")

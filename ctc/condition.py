@@ -19,11 +19,15 @@ from typing import Any, NoReturn
 import yaml
 
 from ctc import yamlfile
+from ctc.clic.rules import TRACKS, ClicTrack
 from ctc.metrics import METRICS, OPTIONS, MetricConfig
 from ctc.metrics.colour import KR_KB
 from ctc.ratecontrol import Tolerance
 
-SCOPES = ("per_image", "dataset_average")
+SCOPES = ("per_image", "dataset_average", "dataset")
+"""per_image: each image within the tolerance of each target; dataset_average: the mean bpp
+over the dataset; dataset: no image and no mean is judged against a target, the targets are a
+sweep of RD points from which the condition's `clic` rules judge the whole set."""
 
 
 class ConditionError(ValueError):
@@ -49,6 +53,7 @@ class Condition:
     dataset: str
     output: str
     bd_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)  # name -> (low, high)
+    clic: ClicTrack | None = None  # the dataset-level rules of a CLIC track (scope "dataset")
 
     @property
     def metric_config(self) -> MetricConfig:
@@ -215,14 +220,49 @@ def _bd_ranges(origin: str, data: dict) -> dict[str, tuple[float, float]]:
     return out
 
 
+def _clic(origin: str, data: Any) -> ClicTrack:
+    """The `clic:` block: a track and its budgets (low_rate) or floors (transparent)."""
+    f = _Fields(
+        origin, "clic.", data,
+        ("track", "budgets_bpp", "min_psnr", "min_msssim", "max_decoder_bytes"),
+    )  # fmt: skip
+    track = f.choice("track", TRACKS)
+    raw = f.get("budgets_bpp", list, [])
+    budgets = tuple(_finite(b) for b in raw)
+    if any(b is None or b <= 0 for b in budgets) or len(set(budgets)) != len(budgets):
+        f.fail("budgets_bpp", f"expected distinct positive bpp values, got {_shown_list(raw)}")
+    min_psnr = f.number("min_psnr", None) if f.data.get("min_psnr") is not None else None
+    min_msssim = f.number("min_msssim", None) if f.data.get("min_msssim") is not None else None
+    if min_psnr is not None and not 0 < min_psnr < 200:
+        f.fail("min_psnr", f"expected a PSNR in dB in (0, 200), got {min_psnr}")
+    if min_msssim is not None and not 0 < min_msssim < 1:
+        f.fail("min_msssim", f"expected an MS-SSIM in (0, 1), got {min_msssim}")
+    limit = f.get("max_decoder_bytes", (int, type(None)), None)
+    if limit is not None and limit <= 0:
+        f.fail("max_decoder_bytes", f"expected a positive number of bytes, got {_shown(limit)}")
+    if track == "low_rate" and not budgets:
+        f.fail("budgets_bpp", "a low_rate track needs at least one budget")
+    if track == "low_rate" and (min_psnr, min_msssim) != (None, None):
+        f.fail("track", "a low_rate track has budgets_bpp, not min_psnr or min_msssim")
+    if track == "transparent" and budgets:
+        f.fail("budgets_bpp", "a transparent track has floors (min_psnr, min_msssim), no budgets")
+    if track == "transparent" and (min_psnr, min_msssim) == (None, None):
+        f.fail("track", "a transparent track needs min_psnr, min_msssim or both")
+    return ClicTrack(track, tuple(sorted(budgets)), min_psnr, min_msssim, limit)
+
+
 def parse_condition(data: Any, origin: str) -> Condition:
     """Validate the parsed YAML of a condition file; `origin` names it in error messages."""
     top = (
         "name", "description", "sources", "targets_bpp", "tolerance", "rate_control", "colour",
-        "metrics", "codecs", "anchors", "dataset", "output", "bd_ranges",
+        "metrics", "codecs", "anchors", "dataset", "output", "bd_ranges", "clic",
     )  # fmt: skip
     f = _Fields(origin, "", data, top)
     tolerance, scope = _tolerance(origin, f.get("tolerance", dict))
+    clic = _clic(origin, f.get("clic", dict)) if "clic" in f.data else None
+    if (scope == "dataset") != (clic is not None):
+        f.fail("tolerance", "scope: dataset goes with a clic block, and a clic block with it "
+               f"(scope is {scope}, clic block {'present' if clic else 'absent'})")  # fmt: skip
     rc = _Fields(origin, "rate_control.", f.get("rate_control", dict, {}), ("max_encodes",))
     max_encodes = rc.get("max_encodes", int, 12)
     if not 1 <= max_encodes <= 100:
@@ -231,6 +271,11 @@ def parse_condition(data: Any, origin: str) -> Condition:
     codecs, anchors = f.names("codecs", ()), f.names("anchors", ())
     if not codecs and not anchors:
         f.fail("codecs", "a condition needs at least one codec or anchor")
+    metrics = _metrics(origin, f.get("metrics", dict), depth)
+    needed = () if clic is None else ("psnr_rgb",) + ("msssim_rgb",) * (clic.min_msssim is not None)
+    if any(m not in metrics for m in needed):
+        f.fail("metrics", f"the clic rules need {' and '.join(needed)} (aggregate PSNR from "
+               "each image's RGB squared error, aggregate MS-SSIM from msssim_rgb)")  # fmt: skip
     return Condition(
         name=f.get("name", str),
         description=f.get("description", str, ""),
@@ -241,12 +286,13 @@ def parse_condition(data: Any, origin: str) -> Condition:
         max_encodes=max_encodes,
         matrix=matrix,
         bit_depth=depth,
-        metrics=_metrics(origin, f.get("metrics", dict), depth),
+        metrics=metrics,
         codecs=codecs,
         anchors=anchors,
         dataset=f.get("dataset", str),
         output=f.get("output", str),
         bd_ranges=_bd_ranges(origin, f.get("bd_ranges", dict, {})),
+        clic=clic,
     )
 
 

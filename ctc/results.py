@@ -2,8 +2,9 @@
 
 The per-target summary gives, for each condition, codec version and target: the number of
 images, how many are within tolerance (or, for a condition whose tolerance applies to the
-dataset average, whether the mean bpp is), the mean bpp, the mean of each per-image metric,
-and the dataset PSNR that CLIC reports (ctc.metrics.aggregate).
+dataset average, whether the mean bpp is; "sweep" for a CLIC condition, whose targets are
+sweep points and whose set is judged by ctc.clic.evaluate), the mean bpp, the mean of each
+per-image metric, and the dataset PSNR that CLIC reports (ctc.metrics.aggregate).
 
 A mean is taken over the finite values only. A lossless decode has infinite PSNR (and MS-SSIM
 of 1, infinite in dB); one such image would make the mean infinite, so it is left out of that
@@ -60,13 +61,15 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+def format_table(
+    rows: Sequence[dict[str, Any]], columns: Sequence[str], headers: dict[str, str] | None = None
+) -> str:
     """A plain fixed-width text table; an OPTIONAL_METRICS column that no row has a value in
-    is left out."""
+    is left out. headers: column titles (default HEADERS, else the column's name)."""
     columns = [
         c for c in columns if c not in OPTIONAL_METRICS or any(r.get(c) is not None for r in rows)
     ]
-    header = [HEADERS.get(c, c) for c in columns]
+    header = [(headers or HEADERS).get(c, c) for c in columns]
     cells = [[_fmt(r.get(c)) for c in columns] for r in rows]
     widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(header)]
     lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True))]
@@ -108,7 +111,9 @@ def summarize(
     for (cond, codec, ver, target, chash), group in groups.items():
         mean_bpp = sum(r["bpp"] for r in group) / len(group)
         record = conditions.get(chash, {})
-        if record.get("tolerance_scope") == "dataset_average":
+        if record.get("tolerance_scope") == "dataset":  # a sweep point: the set is judged
+            in_tol = "sweep"  # by the condition's CLIC rules (ctc.clic.evaluate)
+        elif record.get("tolerance_scope") == "dataset_average":
             tol = Tolerance(**record["tolerance"])
             in_tol = "avg ok" if tol.contains(target, mean_bpp) else "avg out"
         else:

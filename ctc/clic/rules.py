@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 from fractions import Fraction
 from numbers import Integral
 
@@ -28,6 +29,39 @@ PEAK = 255.0
 SAMPLES_PER_PIXEL = 3  # R, G and B: the MSE runs over 3 * H * W samples per image
 TRANSPARENT_MIN_PSNR = 40.0
 TRANSPARENT_MIN_MSSSIM = 0.993
+TRACKS = ("low_rate", "transparent")
+
+
+@dataclass(frozen=True)
+class ClicTrack:
+    """A CLIC track as a condition states it (the `clic:` block of a condition file).
+
+    track: "low_rate" (the files of the whole set within each byte budget, ranked on aggregate
+    PSNR and MS-SSIM) or "transparent" (aggregate PSNR and MS-SSIM at least min_psnr dB and
+    min_msssim, ranked on the smallest total size). budgets_bpp: the low-rate budgets as
+    rates, each turned into bytes by `budget_bytes` over the dataset's images (or given
+    explicitly to `ctc clic allocate --budget`). max_decoder_bytes: the size limit of the
+    decoder package with its model (CLIC 2020: 500 MB; 2021: 250 MB), None where the track
+    states none.
+    """
+
+    track: str
+    budgets_bpp: tuple[float, ...] = ()
+    min_psnr: float | None = None
+    min_msssim: float | None = None
+    max_decoder_bytes: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.track not in TRACKS:
+            raise ValueError(f"track must be one of {', '.join(TRACKS)}, got {self.track!r}")
+        if self.track == "low_rate" and not self.budgets_bpp:
+            raise ValueError("a low_rate track needs at least one budget (budgets_bpp)")
+        if self.track == "low_rate" and (self.min_psnr, self.min_msssim) != (None, None):
+            raise ValueError("a low_rate track has budgets, no floors (min_psnr, min_msssim)")
+        if self.track == "transparent" and self.budgets_bpp:
+            raise ValueError("a transparent track has floors (min_psnr, min_msssim), no budgets")
+        if self.track == "transparent" and (self.min_psnr, self.min_msssim) == (None, None):
+            raise ValueError("a transparent track needs a floor (min_psnr, min_msssim or both)")
 
 
 def budget_bytes(bpp: float | Fraction, pixel_counts: Iterable[int]) -> int:

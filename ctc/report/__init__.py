@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ctc.clic.evaluate import Outcome, judge, track_of
 from ctc.complexity_cache import ComplexityCache
 from ctc.datasets import DatasetError
 from ctc.report.data import ReportData, ReportError, add_anchors, load, use_classes
@@ -48,6 +49,8 @@ class Report:
     warnings: list[str] = field(default_factory=list)
     """What the report leaves out that its reader would expect (a condition's anchor without
     rows), one line each; they are in data.notes (the workbook's notes) too."""
+    clic: list[Outcome] = field(default_factory=list)
+    """The CLIC verdicts of a CLIC condition (ctc.clic.evaluate), [] for another condition."""
 
 
 ComplexityProgress = Callable[[str, str], None]
@@ -229,12 +232,21 @@ def build_report(
         complexity, notes = [], ["complexity not measured (--no-complexity)"]
     out = Path(out) if out else Path(folder) / "report.xlsx"
     out.parent.mkdir(parents=True, exist_ok=True)
+    clic = clic_outcomes(data)
     sheets = write_workbook(
         out, data, labels, bd, summaries, method=method, aggregation=aggregation,
         complexity=list(complexity), complexity_notes=notes, command=command,
-        class_bd=class_bd,
+        class_bd=class_bd, clic=clic,
     )  # fmt: skip
     written = write_plots(data, labels, out.parent, out.stem) if plots else []
     return Report(
-        out, written, data, labels, bd, summaries, list(complexity), sheets, class_bd, warnings
-    )
+        out, written, data, labels, bd, summaries, list(complexity), sheets, class_bd, warnings,
+        clic,
+    )  # fmt: skip
+
+
+def clic_outcomes(data: ReportData) -> list[Outcome]:
+    """The CLIC outcomes of the report's rows where its condition is a CLIC one, else []."""
+    if track_of(data.condition) is None:
+        return []
+    return judge([r for rows in data.rows.values() for r in rows], data.condition)

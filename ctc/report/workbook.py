@@ -24,7 +24,9 @@ from openpyxl.styles import Alignment
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
+from ctc.clic.evaluate import Outcome
 from ctc.report.charts import CHARTS_WIDTH, add_rd_charts
+from ctc.report.clic_sheet import write_clic
 from ctc.report.complexity_sheet import write_complexity
 from ctc.report.data import BDRange, ReportData
 from ctc.report.style import (
@@ -113,14 +115,18 @@ def write_workbook(
     complexity_notes: Sequence[str] = (),
     command: str = "",
     class_bd: Sequence[ClassBDRow] = (),
+    clic: Sequence[Outcome] = (),
 ) -> dict[str, str]:
     """Write the workbook; returns the sheet name of each codec's results sheet. class_bd: the
     BD rows per class of a test set with classes (summary.class_bd_rows), on a "BD per class"
-    sheet after "BD per image"; none: no such sheet."""
+    sheet after "BD per image"; none: no such sheet. clic: the CLIC outcomes of a CLIC
+    condition (ctc.clic.evaluate.judge), on a "CLIC" sheet after the Summary."""
     wb = Workbook()
     summary = wb.active
     summary.title = "Summary"
     _summary(summary, data, anchors, bd, summaries, method, aggregation)
+    if clic:
+        write_clic(wb.create_sheet("CLIC"), clic, _floors(data.condition.get("clic") or {}))
     _bd_per_image(wb.create_sheet("BD per image"), bd, data.bd_ranges)
     if class_bd:
         write_bd_per_class(wb.create_sheet("BD per class"), class_bd, data.bd_ranges)
@@ -135,6 +141,16 @@ def write_workbook(
     _finish(wb, data, results_sheets, legend_rows)
     wb.save(path)
     return results_sheets
+
+
+def _floors(block: dict[str, Any]) -> str | None:
+    """A transparent track's floors in words, None for a track without floors."""
+    floors = []
+    if block.get("min_psnr") is not None:
+        floors.append(f"PSNR >= {block['min_psnr']:g} dB")
+    if block.get("min_msssim") is not None:
+        floors.append(f"MS-SSIM >= {block['min_msssim']:g}")
+    return ", ".join(floors) or None
 
 
 PRINT_TITLES = {

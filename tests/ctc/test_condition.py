@@ -64,7 +64,7 @@ def test_hash_covers_row_values_not_the_selection(tmp_path):
         ),
         (
             {"tolerance": {"min_percent": -5, "max_percent": 5, "scope": "average"}},
-            "tolerance.scope: expected one of per_image, dataset_average, got 'average'",
+            "tolerance.scope: expected one of per_image, dataset_average, dataset, got 'average'",
         ),
         (
             {"tolerance": {"min_percent": -5, "max_percent": 5}},
