@@ -75,6 +75,7 @@ class NicCodec:
     rate control (nic.ratecontrol): an estimate over the gain code, then real encodes."""
 
     name = "nic"
+    extension = "nic"  # as `nic encode` names streams, and the CLIC decoder package reads them
     tile_size = (TILE * LATENT_STRIDE, TILE * LATENT_STRIDE)
     """nic's transforms run on tiles of 1024 x 1024 pixels (and a halo) when a picture does not
     fit one (nic.tiling)."""
