@@ -220,6 +220,10 @@ def _bd_ranges(origin: str, data: dict) -> dict[str, tuple[float, float]]:
     return out
 
 
+MAX_BUDGET_BPP = 48.0  # 16-bit RGB uncoded; a budget above it is no compression
+MAX_DECODER_BYTES = 10**12
+
+
 def _clic(origin: str, data: Any) -> ClicTrack:
     """The `clic:` block: a track and its budgets (low_rate) or floors (transparent)."""
     f = _Fields(
@@ -229,8 +233,10 @@ def _clic(origin: str, data: Any) -> ClicTrack:
     track = f.choice("track", TRACKS)
     raw = f.get("budgets_bpp", list, [])
     budgets = tuple(_finite(b) for b in raw)
-    if any(b is None or b <= 0 for b in budgets) or len(set(budgets)) != len(budgets):
-        f.fail("budgets_bpp", f"expected distinct positive bpp values, got {_shown_list(raw)}")
+    in_range = all(b is not None and 0 < b <= MAX_BUDGET_BPP for b in budgets)
+    if not in_range or len(set(budgets)) != len(budgets):
+        f.fail("budgets_bpp", f"expected distinct bpp values in (0, {MAX_BUDGET_BPP}], got "
+               f"{_shown_list(raw)}")  # fmt: skip
     min_psnr = f.number("min_psnr", None) if f.data.get("min_psnr") is not None else None
     min_msssim = f.number("min_msssim", None) if f.data.get("min_msssim") is not None else None
     if min_psnr is not None and not 0 < min_psnr < 200:
@@ -238,8 +244,9 @@ def _clic(origin: str, data: Any) -> ClicTrack:
     if min_msssim is not None and not 0 < min_msssim < 1:
         f.fail("min_msssim", f"expected an MS-SSIM in (0, 1), got {min_msssim}")
     limit = f.get("max_decoder_bytes", (int, type(None)), None)
-    if limit is not None and limit <= 0:
-        f.fail("max_decoder_bytes", f"expected a positive number of bytes, got {_shown(limit)}")
+    if limit is not None and not 0 < limit <= MAX_DECODER_BYTES:
+        f.fail("max_decoder_bytes", f"expected a number of bytes in 1..{MAX_DECODER_BYTES:.0e}, "
+               f"got {_shown(limit)}")  # fmt: skip
     if track == "low_rate" and not budgets:
         f.fail("budgets_bpp", "a low_rate track needs at least one budget")
     if track == "low_rate" and (min_psnr, min_msssim) != (None, None):
@@ -248,7 +255,7 @@ def _clic(origin: str, data: Any) -> ClicTrack:
         f.fail("budgets_bpp", "a transparent track has floors (min_psnr, min_msssim), no budgets")
     if track == "transparent" and (min_psnr, min_msssim) == (None, None):
         f.fail("track", "a transparent track needs min_psnr, min_msssim or both")
-    return ClicTrack(track, tuple(sorted(budgets)), min_psnr, min_msssim, limit)
+    return ClicTrack(track, budgets, min_psnr, min_msssim, limit)
 
 
 def parse_condition(data: Any, origin: str) -> Condition:

@@ -1,11 +1,12 @@
 """The CLIC challenge's protocol: its dataset-level rules (rules.py) and rate allocation
-across the images of a test set (allocate.py)."""
+across the images of a test set (allocate.py); a track judged on a run's rows (evaluate.py)."""
 
 from ctc.clic.allocate import (
     Allocation,
     ImagePoints,
     InfeasibleError,
     RdPoint,
+    TooLargeError,
     allocate_budget,
     allocate_thresholds,
     exact_allocation,
@@ -17,6 +18,7 @@ __all__ = [
     "ImagePoints",
     "InfeasibleError",
     "RdPoint",
+    "TooLargeError",
     "aggregate_msssim",
     "aggregate_psnr",
     "allocate_budget",

@@ -10,8 +10,15 @@ them), and says how the set stands:
 - low_rate: "fits" (the chosen files within the budget), or "cannot fit" when even the
   smallest point of every image exceeds it;
 - transparent: "meets" (both floors), or "cannot meet" when no choice reaches them;
-- "incomplete" when some image of the run has no row for the codec, or a row lacks the SSE
-  (a condition without psnr_rgb) or the MS-SSIM a floor needs: a partial set is no entry.
+- "incomplete" when some image of the run's dataset has no row for the codec (a run still
+  going or interrupted), or a row lacks the SSE (a condition without psnr_rgb) or the MS-SSIM
+  a floor needs: a partial set is no entry.
+
+A low-rate choice is exact (ctc.clic.allocate.exact_allocation) where the search stays small
+(at most EXACT_MAX_PAIRS (bytes, SSE) pairs; Kodak's 24 images fit), else the Lagrangian
+heuristic, filled from its own choice and from every uniform choice that fits, so it is never
+worse than the uniform baseline; a transparent choice is the threshold heuristic's, or the
+uniform one where that takes fewer bytes. Outcome.method says which.
 
 Beside the allocation, the uniform baseline a participant without allocation would submit,
 every image aimed at one common target of the sweep: low_rate, the highest target whose files
@@ -30,12 +37,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ctc.clic.allocate import (
-    Allocation,
     ImagePoints,
     InfeasibleError,
     RdPoint,
+    TooLargeError,
     allocate_budget,
     allocate_thresholds,
+    exact_allocation,
 )
 from ctc.clic.rules import (
     SAMPLES_PER_PIXEL,
@@ -49,10 +57,11 @@ from ctc.clic.rules import (
 @dataclass(frozen=True)
 class Budget:
     """A low-rate budget: its rate (bpp) and bytes, and how the bytes were found ("floor(bpp x
-    sum(H x W) / 8)" over the run's images, or "given" on the command line)."""
+    sum(H x W) / 8)" over the run's images, or "given" on the command line); nbytes is None
+    while an image of the run has no row to give its size."""
 
     bpp: float
-    nbytes: int
+    nbytes: int | None
     rule: str
 
 
@@ -74,7 +83,9 @@ class Outcome:
     verdict: "fits", "cannot fit", "meets", "cannot meet" or "incomplete"; reason: one line
     saying why where the verdict is not "fits" or "meets". chosen: the row taken for each
     image (image order), empty without an allocation. uniform: the baseline of the module
-    docstring, None where the rows have none.
+    docstring, None where the rows have none. method: how the choice was made ("exact",
+    "heuristic", "uniform"; None without one). max_decoder_bytes: the track's limit on the
+    decoder package, None where it states none.
     """
 
     condition: str
@@ -88,13 +99,16 @@ class Outcome:
     verdict: str
     reason: str | None
     uniform: Totals | None
+    method: str | None = None
+    max_decoder_bytes: int | None = None
 
     @property
     def gain_db(self) -> float | None:
         """Aggregate PSNR of the allocation minus that of the uniform baseline (low rate)."""
         if self.track != "low_rate" or self.totals is None or self.uniform is None:
             return None
-        return self.totals.psnr - self.uniform.psnr
+        gain = self.totals.psnr - self.uniform.psnr
+        return gain if math.isfinite(gain) else None  # both lossless: no gain to state
 
     @property
     def saving_percent(self) -> float | None:
@@ -119,23 +133,36 @@ def track_of(record: Mapping[str, Any]) -> ClicTrack | None:
     )
 
 
+EXACT_MAX_PAIRS = 200_000
+"""The most (bytes, SSE) pairs the exact low-rate search may keep per step before the
+heuristic takes over (a few seconds and tens of MB at this size)."""
+
+
 def judge(
     rows: Sequence[Mapping[str, Any]],
     condition: Mapping[str, Any],
     budgets: Sequence[int] = (),
+    images: Mapping[str, str] | None = None,
+    versions: Mapping[str, str] | None = None,
 ) -> list[Outcome]:
-    """The outcomes of every codec version of `rows` on the CLIC track of `condition` (a
-    Condition.to_dict record): one per budget of a low-rate track, one for a transparent one.
+    """The outcomes of the codecs of `rows` on the CLIC track of `condition` (a
+    Condition.to_dict record): one per budget of a low-rate track (in the order of its
+    budgets_bpp), one for a transparent track.
 
     rows: result rows (ctc.store) of that condition; only those at one of its targets count.
     budgets: explicit budgets in bytes, one per budget of the track in the order of its
-    budgets_bpp (the published numbers, such as CLIC 2019's 4,722,341), else each is
-    floor(bpp x sum(H x W) / 8) over the run's images. Raises ValueError for a condition
-    without CLIC rules or for a wrong number of budgets.
+    budgets_bpp (published numbers, such as CLIC 2019's 4,722,341); else each is
+    floor(bpp x sum(H x W) / 8) over the images. images: the run's dataset, image name ->
+    pixel sha256 (a run record's dataset.pixel_sha256): every one must have rows for an
+    entry, and rows of other images are left out; None: the images of the rows. versions:
+    codec -> the version to judge (a run record's codecs); None: every version of the rows.
+    Raises ValueError for a condition without CLIC rules or a wrong number of budgets.
     """
     track = track_of(condition)
     if track is None:
         raise ValueError(f"condition {condition.get('name')!r} has no CLIC rules")
+    if budgets and track.track == "transparent":
+        raise ValueError(f"{condition.get('name')} is a transparent track: it has no budgets")
     if budgets and len(budgets) != len(track.budgets_bpp):
         raise ValueError(
             f"{len(budgets)} budget(s) given for the {len(track.budgets_bpp)} of "
@@ -143,26 +170,37 @@ def judge(
         )
     targets = set(condition.get("targets_bpp") or ())
     rows = [r for r in rows if r["target_bpp"] in targets]
-    images = sorted({_image_key(r): r["width"] * r["height"] for r in rows}.items())
+    if images is not None:
+        rows = [r for r in rows if images.get(r["image"]) == r["image_sha256"]]
+    if versions is not None:
+        rows = [
+            r for r in rows if versions.get(r["codec"], r["codec_version"]) == r["codec_version"]
+        ]
+    sizes = {_image_key(r): r["width"] * r["height"] for r in rows}
+    expected = sorted(images.items()) if images is not None else sorted(sizes)
     out = []
     for codec, version in sorted({(r["codec"], r["codec_version"]) for r in rows}):
         mine = [r for r in rows if (r["codec"], r["codec_version"]) == (codec, version)]
         base = dict(
             condition=str(condition.get("name")), codec=codec, codec_version=version,
-            track=track.track, images=len(images),
+            track=track.track, images=len(expected), max_decoder_bytes=track.max_decoder_bytes,
         )  # fmt: skip
         if track.track == "transparent":
-            out.append(_transparent(base, track, mine, images))
+            out.append(_transparent(base, track, mine, expected))
             continue
         for n, bpp in enumerate(track.budgets_bpp):
-            if budgets:
-                budget = Budget(bpp, int(budgets[n]), "given")
-            else:
-                pixels = [count for _, count in images]
-                rule = f"floor({bpp:g} x {sum(pixels):,} pixels / 8)"
-                budget = Budget(bpp, budget_bytes(bpp, pixels), rule)
-            out.append(_low_rate(base, budget, mine, images))
+            out.append(_low_rate(base, _budget(bpp, budgets, n, expected, sizes), mine, expected))
     return out
+
+
+def _budget(bpp: float, budgets: Sequence[int], n: int, expected: list, sizes: dict) -> Budget:
+    """The n-th budget: given, else by the rule over the images' pixels."""
+    if budgets:
+        return Budget(bpp, int(budgets[n]), "given")
+    if any(key not in sizes for key in expected):
+        return Budget(bpp, None, "floor(bpp x pixels / 8), once every image has a row")
+    pixels = [sizes[key] for key in expected]
+    return Budget(bpp, budget_bytes(bpp, pixels), f"floor({bpp:g} x {sum(pixels):,} pixels / 8)")
 
 
 def _image_key(row: Mapping[str, Any]) -> tuple[str, str]:
@@ -170,17 +208,16 @@ def _image_key(row: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def _points(
-    rows: Sequence[Mapping[str, Any]], images: list[tuple[tuple[str, str], int]], msssim: bool
+    rows: Sequence[Mapping[str, Any]], expected: list[tuple[str, str]], msssim: bool
 ) -> tuple[list[ImagePoints], str | None]:
     """Each image's candidate points from its rows (key: the row), or why they cannot be had."""
     by_image: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for r in rows:
         by_image.setdefault(_image_key(r), []).append(r)
-    missing = [key[0] for key, _ in images if key not in by_image]
+    missing = [key[0] for key in expected if key not in by_image]
     if missing:
-        return [], f"{len(images) - len(missing)} of {len(images)} images have rows; missing: " + (
-            _names(missing)
-        )
+        have = len(expected) - len(missing)
+        return [], f"{have} of {len(expected)} images have rows; missing: {_names(missing)}"
     no_sse = sorted({r["image"] for r in rows if r.get("sse_rgb") is None})
     if no_sse:
         return [], f"rows without the RGB squared error (psnr_rgb): {_names(no_sse)}"
@@ -189,12 +226,12 @@ def _points(
         if no_msssim:
             return [], f"rows without MS-SSIM RGB: {_names(no_msssim)}"
     out = []
-    for key, pixels in images:
+    for key in expected:
         points = tuple(
             RdPoint(
                 nbytes=int(r["bytes"]),
                 sse=float(r["sse_rgb"]),
-                pixels=pixels,
+                pixels=int(r["width"]) * int(r["height"]),
                 msssim=None if r.get("msssim_rgb") is None else float(r["msssim_rgb"]),
                 key=r,
             )  # fmt: skip
@@ -222,59 +259,79 @@ def _totals(chosen: Sequence[Mapping[str, Any]], target: float | None = None) ->
     )
 
 
-def _uniform_rows(
-    rows: Sequence[Mapping[str, Any]], target: float, images: list[tuple[tuple[str, str], int]]
-) -> list[Mapping[str, Any]] | None:
-    """The row of each image at `target`, None unless every image has one."""
-    at = {_image_key(r): r for r in rows if r["target_bpp"] == target}
-    chosen = [at.get(key) for key, _ in images]
-    return None if None in chosen else chosen
+def _uniform_choices(
+    points: list[ImagePoints], rows: Sequence[Mapping[str, Any]]
+) -> list[tuple[float, list[int]]]:
+    """(target, the index of each image's point at it) for every target all images have."""
+    out = []
+    for target in sorted({r["target_bpp"] for r in rows}):
+        index = [
+            next((j for j, p in enumerate(image.points) if p.key["target_bpp"] == target), None)
+            for image in points
+        ]
+        if None not in index:
+            out.append((target, index))
+    return out
 
 
-def _outcome(base: dict, budget: Budget | None, allocation: Allocation | None, **rest) -> Outcome:
-    chosen = tuple(allocation.keys) if allocation else ()
-    totals = _totals(chosen) if allocation else None
-    return Outcome(**base, budget=budget, chosen=chosen, totals=totals, **rest)
+def _rows_of(points: list[ImagePoints], choice: Sequence[int]) -> list[Mapping[str, Any]]:
+    return [image.points[j].key for image, j in zip(points, choice, strict=True)]
 
 
 def _low_rate(
-    base: dict, budget: Budget, rows: Sequence[Mapping[str, Any]], images: list
+    base: dict, budget: Budget, rows: Sequence[Mapping[str, Any]], expected: list
 ) -> Outcome:
-    points, problem = _points(rows, images, msssim=False)
-    uniform = None
-    for target in sorted({r["target_bpp"] for r in rows}, reverse=True):
-        chosen = None if problem else _uniform_rows(rows, target, images)
-        totals = _totals(chosen, target) if chosen else None
-        if totals and totals.total_bytes <= budget.nbytes:
-            uniform = totals
-            break
-    if problem:
-        return _outcome(base, budget, None, verdict="incomplete", reason=problem, uniform=None)
+    points, problem = _points(rows, expected, msssim=False)
+    if problem or budget.nbytes is None:
+        return Outcome(**base, budget=budget, chosen=(), totals=None, verdict="incomplete",
+                       reason=problem or "an image has no row to size the budget by",
+                       uniform=None)  # fmt: skip
+    uniforms = _uniform_choices(points, rows)
+    fitting = [
+        (target, choice) for target, choice in uniforms
+        if sum(p.nbytes for p in (im.points[j] for im, j in zip(points, choice, strict=True)))
+        <= budget.nbytes
+    ]  # fmt: skip
+    uniform = _totals(_rows_of(points, fitting[-1][1]), fitting[-1][0]) if fitting else None
     try:
-        allocation = allocate_budget(points, budget.nbytes)
+        try:
+            allocation = exact_allocation(points, budget.nbytes, max_pairs=EXACT_MAX_PAIRS)
+            method = "exact"
+        except TooLargeError:
+            starts = [choice for _, choice in fitting]
+            allocation = allocate_budget(points, budget.nbytes, starts=starts)
+            method = "heuristic"
     except InfeasibleError as e:
-        return _outcome(base, budget, None, verdict="cannot fit", reason=str(e), uniform=uniform)
-    return _outcome(base, budget, allocation, verdict="fits", reason=None, uniform=uniform)
+        return Outcome(**base, budget=budget, chosen=(), totals=None, verdict="cannot fit",
+                       reason=str(e), uniform=uniform)  # fmt: skip
+    chosen = _rows_of(points, allocation.choice)
+    return Outcome(**base, budget=budget, chosen=tuple(chosen), totals=_totals(chosen),
+                   verdict="fits", reason=None, uniform=uniform, method=method)  # fmt: skip
 
 
 def _transparent(
-    base: dict, track: ClicTrack, rows: Sequence[Mapping[str, Any]], images: list
+    base: dict, track: ClicTrack, rows: Sequence[Mapping[str, Any]], expected: list
 ) -> Outcome:
-    points, problem = _points(rows, images, msssim=track.min_msssim is not None)
+    points, problem = _points(rows, expected, msssim=track.min_msssim is not None)
     if problem:
-        return _outcome(base, None, None, verdict="incomplete", reason=problem, uniform=None)
-    uniform = None
-    for target in sorted({r["target_bpp"] for r in rows}):
-        chosen = _uniform_rows(rows, target, images)
-        totals = _totals(chosen, target) if chosen else None
-        if totals and _meets(totals, track):
-            uniform = totals
+        return Outcome(**base, budget=None, chosen=(), totals=None, verdict="incomplete",
+                       reason=problem, uniform=None)  # fmt: skip
+    uniform, uniform_rows = None, None
+    for target, choice in _uniform_choices(points, rows):
+        totals = _totals(_rows_of(points, choice), target)
+        if _meets(totals, track):
+            uniform, uniform_rows = totals, _rows_of(points, choice)
             break
     try:
         allocation = allocate_thresholds(points, track.min_psnr, track.min_msssim)
     except InfeasibleError as e:
-        return _outcome(base, None, None, verdict="cannot meet", reason=str(e), uniform=uniform)
-    return _outcome(base, None, allocation, verdict="meets", reason=None, uniform=uniform)
+        return Outcome(**base, budget=None, chosen=(), totals=None, verdict="cannot meet",
+                       reason=str(e), uniform=uniform)  # fmt: skip
+    chosen, method = _rows_of(points, allocation.choice), "heuristic"
+    if uniform is not None and uniform.total_bytes < allocation.total_bytes:
+        chosen, method = uniform_rows, "uniform"
+    return Outcome(**base, budget=None, chosen=tuple(chosen), totals=_totals(chosen),
+                   verdict="meets", reason=None, uniform=uniform, method=method)  # fmt: skip
 
 
 def _meets(totals: Totals, track: ClicTrack) -> bool:
@@ -290,22 +347,29 @@ def judge_store(
     runs: Sequence[Mapping[str, Any]],
     budgets: Sequence[int] = (),
 ) -> list[Outcome]:
-    """`judge` for every CLIC condition that a run of the store ran (its latest record per
-    condition name), on the rows of that condition's hash."""
+    """`judge` for every CLIC condition that a run of the store ran, by name: its latest
+    run's record gives the rules, the targets and the dataset's images; each codec is judged
+    at the version its latest run of that condition used."""
     latest: dict[str, Mapping[str, Any]] = {}
+    versions: dict[str, dict[str, str]] = {}
     for run in runs:
-        record = run["record"].get("condition", {})
-        if track_of(record) is not None:
-            latest[record["name"]] = (run["condition_hash"], record)
+        record = run["record"]
+        condition = record.get("condition", {})
+        if track_of(condition) is not None:
+            latest[condition["name"]] = run
+            versions.setdefault(condition["name"], {}).update(record.get("codecs") or {})
     out = []
-    for _, (chash, record) in sorted(latest.items()):
-        out += judge([r for r in rows if r["condition_hash"] == chash], record, budgets)
+    for name, run in sorted(latest.items()):
+        record = run["record"]
+        images = (record.get("dataset") or {}).get("pixel_sha256")
+        mine = [r for r in rows if r["condition_hash"] == run["condition_hash"]]
+        out += judge(mine, record["condition"], budgets, images, versions[name] or None)
     return out
 
 
 OUTCOME_COLUMNS = (
     "condition", "codec", "track", "budget", "total_bytes", "psnr", "msssim", "verdict",
-    "uniform", "uniform_bytes", "uniform_psnr", "gain",
+    "method", "uniform", "uniform_bytes", "uniform_psnr", "gain",
 )  # fmt: skip
 OUTCOME_HEADERS = {
     "budget": "budget (bytes)", "total_bytes": "bytes", "psnr": "psnr_dataset",
@@ -314,24 +378,33 @@ OUTCOME_HEADERS = {
 }  # fmt: skip
 
 
-def outcome_line(outcome: Outcome) -> dict[str, Any]:
-    """An outcome as a flat table line (OUTCOME_COLUMNS): the budget as "bytes at bpp", the
-    gain as "+x.xx dB" (low rate) or "x.x % fewer bytes" (transparent)."""
-    budget = outcome.budget
-    gain = outcome.gain_db
-    saving = outcome.saving_percent
+def outcome_line(outcome: Outcome, show_version: bool = False) -> dict[str, Any]:
+    """An outcome as a flat table line (OUTCOME_COLUMNS): the budget as "bytes at bpp" (by the
+    rule) or "bytes given (bpp track)", the gain as "+x.xx dB" (low rate) or "x.x % fewer
+    bytes" (transparent); show_version: the codec with its version (a store of several)."""
+    budget, totals, uniform = outcome.budget, outcome.totals, outcome.uniform
+    if budget is None:
+        budget_text = None
+    elif budget.nbytes is None:
+        budget_text = f"? at {budget.bpp:g} bpp"
+    elif budget.rule == "given":
+        budget_text = f"{budget.nbytes:,} given ({budget.bpp:g} bpp)"
+    else:
+        budget_text = f"{budget.nbytes:,} at {budget.bpp:g} bpp"
+    gain, saving = outcome.gain_db, outcome.saving_percent
     return {
         "condition": outcome.condition,
-        "codec": outcome.codec,
+        "codec": f"{outcome.codec} [{outcome.codec_version}]" if show_version else outcome.codec,
         "track": outcome.track,
-        "budget": f"{budget.nbytes:,} at {budget.bpp:g} bpp" if budget else None,
-        "total_bytes": f"{outcome.totals.total_bytes:,}" if outcome.totals else None,
-        "psnr": outcome.totals.psnr if outcome.totals else None,
-        "msssim": outcome.totals.msssim if outcome.totals else None,
+        "budget": budget_text,
+        "total_bytes": f"{totals.total_bytes:,}" if totals else None,
+        "psnr": totals.psnr if totals else None,
+        "msssim": totals.msssim if totals else None,
         "verdict": outcome.verdict,
-        "uniform": f"{outcome.uniform.target:g} bpp" if outcome.uniform else None,
-        "uniform_bytes": f"{outcome.uniform.total_bytes:,}" if outcome.uniform else None,
-        "uniform_psnr": outcome.uniform.psnr if outcome.uniform else None,
+        "method": outcome.method,
+        "uniform": f"{uniform.target:g} bpp" if uniform else None,
+        "uniform_bytes": f"{uniform.total_bytes:,}" if uniform else None,
+        "uniform_psnr": uniform.psnr if uniform else None,
         "gain": f"{gain:+.3f} dB"
         if gain is not None
         else f"{saving:.1f} % fewer bytes"
@@ -340,15 +413,41 @@ def outcome_line(outcome: Outcome) -> dict[str, Any]:
     }
 
 
+def outcome_table(outcomes: Sequence[Outcome]) -> list[str]:
+    """The outcomes as printed lines: the table, the reason of each verdict that has one, and
+    each track's limit on the decoder package."""
+    from ctc.results import format_table
+
+    several = len({(o.codec, o.codec_version) for o in outcomes}) > len({o.codec for o in outcomes})
+    lines = [outcome_line(o, several) for o in outcomes]
+    out = format_table(lines, OUTCOME_COLUMNS, OUTCOME_HEADERS).splitlines()
+    out += [f"{o.codec} ({o.condition}): {o.verdict}: {o.reason}" for o in outcomes if o.reason]
+    limits = {(o.condition, o.max_decoder_bytes) for o in outcomes if o.max_decoder_bytes}
+    out += [
+        f"{name}: the decoder with its model at most {limit:,} bytes (`ctc clic package` "
+        "states the package's size)"
+        for name, limit in sorted(limits)
+    ]
+    return out
+
+
+def submission_csv(dest: str | Path) -> Path:
+    """Where write_submission puts allocation.csv: beside the folder, not in it (the folder's
+    files are what the budget counts)."""
+    dest = Path(dest)
+    return dest.parent / f"{dest.name}.allocation.csv"
+
+
 def write_submission(outcome: Outcome, run_folder: str | Path, dest: str | Path) -> int:
-    """Copy the chosen bitstreams into `dest`, one file per image named after it (kodim01.png's
-    stream as kodim01.<extension>), as the CLIC decoder expects them, plus allocation.csv
-    (image, target, bytes, bpp, PSNR, MS-SSIM of each choice). Returns the files copied.
+    """Copy the chosen bitstreams into `dest`, one file per image named after it (image
+    kodim01's stream as kodim01.<extension>), as the CLIC decoder expects them, and write
+    the choice (image, target, bytes, bpp, PSNR, MS-SSIM, knob value of each) to
+    `submission_csv(dest)`, beside the folder. Returns the number of streams copied.
 
     Raises ValueError (one line) without writing anything when the outcome has no choice, dest
-    exists and is not an empty folder, a chosen row is a frozen anchor result (no bitstream
-    in the run), two images would share a file name, or a bitstream is missing or not its
-    recorded size.
+    exists and is not an empty folder, the CSV exists, a chosen row is a frozen anchor
+    result (no bitstream in the run), two images would share a file name, or a bitstream is
+    missing or not its recorded size.
     """
     dest, run_folder = Path(dest), Path(run_folder)
     if not outcome.chosen:
@@ -356,6 +455,9 @@ def write_submission(outcome: Outcome, run_folder: str | Path, dest: str | Path)
                          f"{outcome.reason})")  # fmt: skip
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise ValueError(f"{dest}: exists and is not an empty folder; nothing written")
+    listing = submission_csv(dest)
+    if listing.exists():
+        raise ValueError(f"{listing}: exists; nothing written")
     copies: dict[str, Path] = {}
     for row in outcome.chosen:
         bitstream = str(row["bitstream"])
@@ -367,14 +469,14 @@ def write_submission(outcome: Outcome, run_folder: str | Path, dest: str | Path)
         if size != int(row["bytes"]):
             found = "missing" if size is None else f"{size} bytes, not {row['bytes']}"
             raise ValueError(f"{row['image']}: bitstream {source} is {found}; nothing written")
-        name = PurePosixPath(str(row["image"])).stem + PurePosixPath(bitstream).suffix
+        name = f"{row['image']}{PurePosixPath(bitstream).suffix}"
         if name in copies:
             raise ValueError(f"two images would both be written as {name}; nothing written")
         copies[name] = source
     dest.mkdir(parents=True, exist_ok=True)
     for name, source in copies.items():
         shutil.copyfile(source, dest / name)
-    _write_allocation_csv(outcome, dest / "allocation.csv")
+    _write_allocation_csv(outcome, listing)
     return len(copies)
 
 

@@ -249,4 +249,6 @@ def clic_outcomes(data: ReportData) -> list[Outcome]:
     """The CLIC outcomes of the report's rows where its condition is a CLIC one, else []."""
     if track_of(data.condition) is None:
         return []
-    return judge([r for rows in data.rows.values() for r in rows], data.condition)
+    images = (data.record().get("dataset") or {}).get("pixel_sha256")
+    rows = [r for codec, rows in data.rows.items() if codec in data.versions for r in rows]
+    return judge(rows, data.condition, images=images, versions=data.versions)

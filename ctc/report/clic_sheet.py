@@ -4,7 +4,8 @@ the point chosen for each image (ctc.clic.evaluate)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from openpyxl.worksheet.worksheet import Worksheet
 
@@ -13,13 +14,14 @@ from ctc.report.style import SECTION_FONT, fit_columns, title, write_header, wri
 
 SUMMARY_HEADERS = (
     "Codec", "Track", "Budget (bpp)", "Budget (bytes)", "Budget rule", "Floors",
-    "Total bytes", "Aggregate PSNR (dB)", "Aggregate MS-SSIM", "Verdict", "Uniform target (bpp)",
+    "Total bytes", "Aggregate PSNR (dB)", "Aggregate MS-SSIM", "Verdict", "Method",
+    "Uniform target (bpp)",
     "Uniform total bytes", "Uniform PSNR (dB)", "Gain over uniform (dB)",
     "Bytes saved over uniform (%)", "Why",
 )  # fmt: skip
 SUMMARY_FORMATS = (
-    None, None, "bpp", "int", None, None, "int", "db", "lin", None, "bpp", "int", "db", "db",
-    "pct", None,
+    None, None, "bpp", "int", None, None, "int", "db", "lin", None, None, "bpp", "int", "db",
+    "db", "pct", None,
 )  # fmt: skip
 CHOICE_HEADERS = (
     "Codec", "Budget (bpp)", "Image", "Target (bpp)", "Bytes", "bpp", "PSNR RGB (dB)",
@@ -28,21 +30,27 @@ CHOICE_HEADERS = (
 CHOICE_FORMATS = (None, "bpp", None, "bpp", "int", "bpp", "db", "lin")
 
 
-def write_clic(ws: Worksheet, outcomes: Sequence[Outcome], floors: str | None) -> None:
-    """The sheet: one summary line per outcome, then one line per chosen image. floors: the
-    transparent track's floors in words ("PSNR >= 40 dB, MS-SSIM >= 0.993"), None otherwise."""
-    title(ws, 1, "CLIC: one point per image, the set judged as one target")
+def write_clic(ws: Worksheet, outcomes: Sequence[Outcome], condition: Mapping[str, Any]) -> None:
+    """The sheet: one summary line per outcome, then one line per chosen image; condition: the
+    run record's condition (its name, floors and decoder limit are stated)."""
+    block = condition.get("clic") or {}
+    title(ws, 1, f"CLIC ({condition.get('name')}): one point per image, the set as one target")
+    limit = block.get("max_decoder_bytes")
+    if limit:
+        ws.cell(row=2, column=1, value=f"The decoder with its model at most {limit:,} bytes "
+                "(`ctc clic package` states the package's size).")  # fmt: skip
+    floors = _floors(block)
     write_header(ws, 3, SUMMARY_HEADERS)
     row = 4
     for o in outcomes:
         budget, totals, uniform = o.budget, o.totals, o.uniform
         write_row(ws, row, [
-            o.codec, o.track, budget.bpp if budget else None, budget.nbytes if budget else None,
+            o.codec, o.track, budget.bpp if budget else None, budget and budget.nbytes,
             budget.rule if budget else None, floors if o.track == "transparent" else None,
             totals.total_bytes if totals else None, totals.psnr if totals else None,
-            totals.msssim if totals else None, o.verdict, uniform.target if uniform else None,
-            uniform.total_bytes if uniform else None, uniform.psnr if uniform else None,
-            o.gain_db, o.saving_percent, o.reason,
+            totals.msssim if totals else None, o.verdict, o.method,
+            uniform.target if uniform else None, uniform.total_bytes if uniform else None,
+            uniform.psnr if uniform else None, o.gain_db, o.saving_percent, o.reason,
         ], SUMMARY_FORMATS)  # fmt: skip
         row += 1
     row += 1
@@ -59,3 +67,13 @@ def write_clic(ws: Worksheet, outcomes: Sequence[Outcome], floors: str | None) -
             row += 1
     ws.freeze_panes = "B4"
     fit_columns(ws)
+
+
+def _floors(block: Mapping[str, Any]) -> str | None:
+    """A transparent track's floors in words, None for a track without floors."""
+    floors = []
+    if block.get("min_psnr") is not None:
+        floors.append(f"PSNR >= {block['min_psnr']:g} dB")
+    if block.get("min_msssim") is not None:
+        floors.append(f"MS-SSIM >= {block['min_msssim']:g}")
+    return ", ".join(floors) or None

@@ -150,8 +150,12 @@ class ReportData:
         ]
 
     def record(self) -> dict[str, Any]:
-        """The record of the latest run of the reported condition."""
+        """The record of the latest run of the reported condition (by hash and name: conditions
+        that differ only in targets share a hash)."""
         runs = [r for r in self.runs if r["condition_hash"] == self.condition_hash]
+        name = self.condition.get("name")
+        named = [r for r in runs if r["record"].get("condition", {}).get("name") == name]
+        runs = named or runs
         return runs[-1]["record"] if runs else {}
 
     def label(self, codec: str) -> str:
@@ -184,12 +188,22 @@ def load(folder: str | Path, condition: str | None = None) -> ReportData:
         rows, runs = store.results(), store.runs()
     if not rows:
         raise ReportError(f"no finished jobs in {folder}")
-    chash = _pick_condition(rows, runs, condition)
+    chash, latest_run = _pick_condition(rows, runs, condition)
     others = sorted({r["condition_hash"][:12] for r in rows if r["condition_hash"] != chash})
     rows = [r for r in rows if r["condition_hash"] == chash]
     notes = []
     if others:
         notes.append(f"rows of other condition hashes are not reported: {', '.join(others)}")
+    record = latest_run["record"] if latest_run else {}
+    targets = set(record.get("condition", {}).get("targets_bpp") or ())
+    off = sorted({r["target_bpp"] for r in rows} - targets) if targets else []
+    if off:  # rows of another condition of the same hash (one with other targets)
+        rows = [r for r in rows if r["target_bpp"] in targets]
+        shown = ", ".join(f"{t:g}" for t in off)
+        notes.append(f"rows at targets that are not the condition's are not reported: {shown}")
+    if not rows:
+        raise ReportError(f"no finished jobs of condition {record['condition']['name']} in "
+                          f"{folder}")  # fmt: skip
     latest: dict[str, tuple[str, str]] = {}
     for r in rows:
         best = latest.get(r["codec"])
@@ -204,8 +218,6 @@ def load(folder: str | Path, condition: str | None = None) -> ReportData:
         dropped = sorted({r["codec_version"] for r in rows if r["codec"] == codec} - {version})
         if dropped:
             notes.append(f"{codec}: rows of older versions not reported: {dropped}")
-    latest_run = next((r for r in reversed(runs) if r["condition_hash"] == chash), None)
-    record = latest_run["record"] if latest_run else {}
     unfinished = None
     if latest_run and latest_run["status"] != "finished":
         unfinished = (
@@ -310,19 +322,28 @@ def _label_function(name: str) -> Callable[[str], str | None] | None:
 
 def _pick_condition(
     rows: Sequence[dict[str, Any]], runs: Sequence[dict[str, Any]], condition: str | None
-) -> str:
+) -> tuple[str, dict[str, Any] | None]:
+    """The condition hash to report and the latest run of the chosen condition (None where no
+    run record is left): by default the latest run's; a name is looked up among the runs'
+    conditions first (conditions that differ only in targets share a hash), then among the
+    rows' names and hash prefixes."""
     hashes = {r["condition_hash"]: r["condition"] for r in rows}
+    ran = [r for r in runs if r["condition_hash"] in hashes]
     if condition is None:
-        for run in reversed(runs):
-            if run["condition_hash"] in hashes:
-                return run["condition_hash"]
-        return rows[-1]["condition_hash"]
+        if ran:
+            return ran[-1]["condition_hash"], ran[-1]
+        return rows[-1]["condition_hash"], None
+    named = [r for r in ran if r["record"].get("condition", {}).get("name") == condition]
+    if named:
+        return named[-1]["condition_hash"], named[-1]
     matches = [h for h, name in hashes.items() if name == condition or h.startswith(condition)]
     if len(matches) != 1:
-        known = ", ".join(f"{n} ({h[:12]})" for h, n in hashes.items())
+        names = {r["condition_hash"]: r["record"].get("condition", {}).get("name") for r in ran}
+        known = ", ".join(f"{names.get(h) or n} ({h[:12]})" for h, n in hashes.items())
         what = "matches several" if matches else "matches none"
         raise ReportError(f"condition {condition!r} {what} of the folder's conditions: {known}")
-    return matches[0]
+    latest = [r for r in ran if r["condition_hash"] == matches[0]]
+    return matches[0], latest[-1] if latest else None
 
 
 def read_rows_csv(path: str | Path) -> list[dict[str, Any]]:

@@ -126,7 +126,7 @@ def write_workbook(
     summary.title = "Summary"
     _summary(summary, data, anchors, bd, summaries, method, aggregation)
     if clic:
-        write_clic(wb.create_sheet("CLIC"), clic, _floors(data.condition.get("clic") or {}))
+        write_clic(wb.create_sheet("CLIC"), clic, data.condition)
     _bd_per_image(wb.create_sheet("BD per image"), bd, data.bd_ranges)
     if class_bd:
         write_bd_per_class(wb.create_sheet("BD per class"), class_bd, data.bd_ranges)
@@ -141,16 +141,6 @@ def write_workbook(
     _finish(wb, data, results_sheets, legend_rows)
     wb.save(path)
     return results_sheets
-
-
-def _floors(block: dict[str, Any]) -> str | None:
-    """A transparent track's floors in words, None for a track without floors."""
-    floors = []
-    if block.get("min_psnr") is not None:
-        floors.append(f"PSNR >= {block['min_psnr']:g} dB")
-    if block.get("min_msssim") is not None:
-        floors.append(f"MS-SSIM >= {block['min_msssim']:g}")
-    return ", ".join(floors) or None
 
 
 PRINT_TITLES = {
@@ -318,8 +308,11 @@ def _summary(
     row += 1
     title(ws, row, "Rate matching and run times", SECTION_FONT)
     row += 1
+    within = "In tolerance"
+    if data.condition.get("tolerance_scope") == "dataset":  # sweep points, no image judged
+        within = "Within the sweep window"
     headers = [
-        "Codec", "Image × target pairs (count)", "In tolerance (count)", "In tolerance (%)",
+        "Codec", "Image × target pairs (count)", f"{within} (count)", f"{within} (%)",
         "Encode time, sum (s)", "Decode time, sum (s)",
     ]  # fmt: skip
     for anchor in anchors:

@@ -15,6 +15,7 @@ from ctc.clic import (
     ImagePoints,
     InfeasibleError,
     RdPoint,
+    TooLargeError,
     aggregate_msssim,
     aggregate_psnr,
     allocate_budget,
@@ -230,6 +231,42 @@ def test_a_larger_budget_never_lowers_psnr():
         psnrs = [allocate_budget(images, int(b)).psnr for b in np.linspace(low, high + 10, 60)]
         assert all(later >= earlier for earlier, later in zip(psnrs, psnrs[1:], strict=False))
         assert psnrs[-1] == exact_allocation(images, high).psnr  # all at their least SSE
+
+
+def test_starts_make_the_allocation_never_worse_than_them():
+    """Each start (here: every image at its k-th point, as a uniform target would) that fits
+    is filled too and the best kept: the result never has more SSE than any fitting start,
+    which the Lagrangian choice alone sometimes has."""
+    rng = np.random.default_rng(11)
+    beaten = 0
+    for _ in range(300):
+        images = random_set(rng, (2, 5), (3, 6))
+        budget = random_budget(rng, images)
+        width = min(len(image.points) for image in images)
+        uniforms = [[k] * len(images) for k in range(width)]
+        fits = [u for u in uniforms if sum(p.nbytes for p in chosen(images, u)) <= budget]
+        plain, started = allocate_budget(images, budget), allocate_budget(images, budget, fits)
+        assert started.total_bytes <= budget and started.total_sse <= plain.total_sse
+        for u in fits:
+            assert started.total_sse <= math.fsum(p.sse for p in chosen(images, u)) + 1e-9
+            beaten += plain.total_sse > math.fsum(p.sse for p in chosen(images, u)) + 1e-9
+    assert beaten > 0  # the sets include cases where the Lagrangian alone loses to a start
+
+
+def test_a_start_that_is_not_one_point_per_image_is_refused():
+    with pytest.raises(ValueError, match="a start names one point of each image"):
+        allocate_budget([one_image("a"), one_image("b")], 10**6, starts=[[0]])
+    with pytest.raises(ValueError, match="a start names one point of each image"):
+        allocate_budget([one_image("a")], 10**6, starts=[[99]])
+
+
+def test_exact_search_stops_past_max_pairs():
+    rng = np.random.default_rng(3)
+    images = random_set(rng, (8, 8), (8, 8))
+    budget = sum(max(p.nbytes for p in image.points) for image in images)
+    with pytest.raises(TooLargeError, match="more than 50"):
+        exact_allocation(images, budget, max_pairs=50)
+    assert exact_allocation(images, budget, max_pairs=10**6).total_bytes <= budget
 
 
 # --- the thresholds -------------------------------------------------------------------------

@@ -57,8 +57,12 @@ def test_bundled_clic_conditions():
         ),
         ({"clic": {"track": "x"}}, "clic.track: expected one of low_rate, transparent"),
         ({"clic": {"track": "low_rate"}}, "clic.budgets_bpp: a low_rate track needs at least"),
-        ({"clic": {"track": "low_rate", "budgets_bpp": [0.1, 0.1]}}, "distinct positive bpp"),
-        ({"clic": {"track": "low_rate", "budgets_bpp": [-1]}}, "distinct positive bpp"),
+        (
+            {"clic": {"track": "low_rate", "budgets_bpp": [0.1, 0.1]}},
+            "distinct bpp values in (0, 48",
+        ),
+        ({"clic": {"track": "low_rate", "budgets_bpp": [-1]}}, "distinct bpp values in (0, 48"),
+        ({"clic": {"track": "low_rate", "budgets_bpp": [1e308]}}, "distinct bpp values in (0, 4"),
         (
             {"clic": {"track": "low_rate", "budgets_bpp": [0.1], "min_psnr": 40}},
             "a low_rate track has budgets_bpp, not min_psnr",
@@ -72,7 +76,7 @@ def test_bundled_clic_conditions():
         ({"clic": {"track": "transparent", "min_psnr": "40"}}, "clic.min_psnr: expected int"),
         (
             {"clic": {"track": "low_rate", "budgets_bpp": [0.1], "max_decoder_bytes": 0}},
-            "clic.max_decoder_bytes: expected a positive number",
+            "clic.max_decoder_bytes: expected a number of bytes in 1..1e+12, got 0",
         ),
         ({"clic": {"track": "low_rate", "budgets_bpp": [0.1], "size": 1}}, "clic.size: unknown"),
         ({"metrics": {"msssim_rgb": {}}}, "metrics: the clic rules need psnr_rgb"),
@@ -214,38 +218,81 @@ def test_results_and_allocate_show_the_verdicts(clic_run, capsys):
 
 def test_allocate_writes_a_submission_folder_of_the_chosen_streams(clic_run, tmp_path, capsys):
     dest = tmp_path / "submission"
+    listing = tmp_path / "submission.allocation.csv"
     assert main(["clic", "allocate", str(clic_run), "--out", str(dest)]) == 2
-    assert "choose one codec (--codec; here: jpeg) and one budget (--bpp; here: 1, 1.5)" in (
-        capsys.readouterr().err
-    )
+    assert "choose one budget with --bpp (1, 1.5)" in capsys.readouterr().err
     assert not dest.exists()
     assert main(["clic", "allocate", str(clic_run), "--out", str(dest), "--bpp", "1"]) == 0
     with Store(clic_run) as store:
         rows, runs = store.results(), store.runs()
     (outcome, _) = judge(rows, runs[-1]["record"]["condition"])
-    with (dest / "allocation.csv").open() as f:
-        listed = list(csv.DictReader(f))
-    assert sorted(p.name for p in dest.iterdir()) == [
-        "allocation.csv", "astro.jpg", "cat.jpg", "coffee.jpg"
-    ]  # fmt: skip
+    assert sorted(p.name for p in dest.iterdir()) == ["astro.jpg", "cat.jpg", "coffee.jpg"]
     for r in outcome.chosen:
         assert (dest / f"{r['image']}.jpg").read_bytes() == (clic_run / r["bitstream"]).read_bytes()
+    with listing.open() as f:  # beside the folder: the folder holds only what the budget counts
+        listed = list(csv.DictReader(f))
     assert [(x["image"], float(x["target_bpp"])) for x in listed] == [
         (r["image"], r["target_bpp"]) for r in outcome.chosen
     ]
+    assert sum(p.stat().st_size for p in dest.iterdir()) == outcome.totals.total_bytes
     before = {p.name: p.read_bytes() for p in dest.iterdir()}
     capsys.readouterr()
     assert main(["clic", "allocate", str(clic_run), "--out", str(dest), "--bpp", "1"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "exists and is not an empty folder; nothing written" in err[0]
     assert {p.name: p.read_bytes() for p in dest.iterdir()} == before
+    other = tmp_path / "other"
+    (tmp_path / "other.allocation.csv").write_text("kept")
+    assert main(["clic", "allocate", str(clic_run), "--out", str(other), "--bpp", "1"]) == 1
+    assert "other.allocation.csv: exists; nothing written" in capsys.readouterr().err
+    assert not other.exists() and (tmp_path / "other.allocation.csv").read_text() == "kept"
+
+
+def test_image_names_with_dots_keep_their_whole_name(tmp_path, crops, capsys):
+    from PIL import Image
+
+    folder = tmp_path / "dotted"
+    folder.mkdir()
+    Image.fromarray(crops["astro"]).save(folder / "b.v1.png")
+    Image.fromarray(crops["coffee"]).save(folder / "b.v2.png")
+    out = tmp_path / "out"
+    cond = clic_condition(tmp_path, clic={"track": "low_rate", "budgets_bpp": [1.0]})
+    assert main(["run", str(cond), "--dataset", str(folder), "--out", str(out),
+                 "--no-progress"]) == 0  # fmt: skip
+    dest = tmp_path / "sub"
+    assert main(["clic", "allocate", str(out), "--out", str(dest)]) == 0
+    assert sorted(p.name for p in dest.iterdir()) == ["b.v1.jpg", "b.v2.jpg"]
+
+
+def test_a_partial_run_is_incomplete_and_not_written(clic_run, tmp_path, capsys):
+    """Rows of one image deleted (as a run interrupted before it): the run's dataset still
+    lists it, so the set is incomplete, with no budget by the rule and no submission."""
+    import sqlite3
+
+    with sqlite3.connect(clic_run / "results.sqlite") as db:
+        db.execute("DELETE FROM results WHERE image = 'cat'")
+    capsys.readouterr()
+    assert main(["clic", "allocate", str(clic_run)]) == 0
+    out = capsys.readouterr().out
+    assert "incomplete" in out and "2 of 3 images have rows; missing: cat" in out
+    assert "fits" not in out
+    assert main(["clic", "allocate", str(clic_run), "--bpp", "1", "--out",
+                 str(tmp_path / "s")]) == 1  # fmt: skip
+    assert "no allocation to write (incomplete" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
 
 
 @pytest.mark.parametrize(
     "args,message",
     [
         (["--budget", "0"], "expected a positive number of bytes"),
+        (["--budget", "1,0"], "expected a whole number of bytes such as 4722341 or 4,722,341"),
+        (["--budget", "1e9"], "expected a whole number of bytes"),
+        (["--budget", "\u0661\u0662"], "expected a whole number of bytes"),
+        (["--budget", "9" * 5000], "got '99999999999999999999'... (5000 characters)"),
         (["--budget", "5000"], "--budget: 1 budget(s) given for the 2 of tclic"),
+        (["--bpp", "1"], "--bpp chooses the budget that --out writes; give --out too"),
+        (["--bpp", "0.7", "--out", "x"], "--bpp 0.7: not a budget of the track (1, 1.5 bpp)"),
         (["--codec", "nope"], "no rows of codec 'nope' in the CLIC run"),
         (
             ["--condition", "fvc"],
@@ -288,3 +335,41 @@ def test_report_has_a_clic_sheet_with_the_verdicts(clic_run, tmp_path, capsys):
     assert all(line["Total bytes"] <= line["Budget (bytes)"] for line in lines)
     chosen = [c.value for c in ws["C"] if c.value in ("astro", "cat", "coffee")]
     assert sorted(chosen) == ["astro", "astro", "cat", "cat", "coffee", "coffee"]
+
+
+def test_conditions_sharing_a_hash_are_reported_by_name(clic_run, tmp_path, crop_folder):
+    """A second CLIC condition with other targets shares the first's hash (targets are not
+    hashed): each is reported with its own rules and only its own targets' rows."""
+    second = tmp_path / "second"
+    second.mkdir()
+    cond = clic_condition(second, name="tclic2", targets_bpp=[0.75, 1.0, 1.25],
+                          clic={"track": "low_rate", "budgets_bpp": [1.0]})  # fmt: skip
+    assert main(["run", str(cond), "--dataset", str(crop_folder), "--out", str(clic_run),
+                 "--no-progress"]) == 0  # fmt: skip
+    for name, targets, budgets in (("tclic", 6, [1.0, 1.5]), ("tclic2", 3, [1.0])):
+        xlsx = tmp_path / f"{name}.xlsx"
+        assert main(["report", str(clic_run), "--condition", name, "--no-complexity",
+                     "-o", str(xlsx)]) == 0  # fmt: skip
+        wb = openpyxl.load_workbook(xlsx)
+        assert wb["CLIC"]["A1"].value.startswith(f"CLIC ({name})")
+        assert [c.value for c in wb["CLIC"]["C"][3 : 3 + len(budgets)]] == budgets
+        results = wb["Results jpeg"]
+        headers = [c.value for c in results[1]]
+        column = next(n for n, h in enumerate(headers, start=1) if h.startswith("Target"))
+        seen = {results.cell(row=n, column=column).value for n in range(2, results.max_row + 1)}
+        assert len(seen) == targets
+
+
+def test_a_command_started_with_stdout_closed_says_so(clic_run):
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        ["bash", "-c", f'"{sys.executable}" -m ctc.cli clic allocate "{clic_run}" >&-'],
+        capture_output=False, stderr=subprocess.PIPE, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert (
+        proc.stderr.strip()
+        == "ctc: error: standard output is closed: nothing to write the output to"
+    )
