@@ -4,21 +4,38 @@ Every anchor that has no Python binding goes through a subprocess: raw planar fr
 to a temporary folder, the tool encodes them to a file, and decoding asks FFmpeg for raw planar
 frames on stdout. Failures become one-line AnchorError messages that name the tool and the last
 line it printed, so that a CTC job fails clearly while the rest of the run goes on.
+
+Every tool runs under a timeout and an OS limit on its address space (RLIMIT_AS,
+`tool_memory_limit`): a job's memory is watched where it runs (a Dask worker's memory limit, the
+harness's worker plan) only in the job's own process, never in the processes it starts, so a
+runaway encoder would otherwise take the machine's memory unseen. A tool that fails under the
+limit says so in its error.
 """
 
 from __future__ import annotations
 
+import math
+import os
 import re
+import resource
 import shutil
+import signal
 import subprocess
-from collections.abc import Sequence
-from functools import cache
+from collections.abc import Callable, Sequence
+from functools import cache, partial
 from pathlib import Path
 
 import imageio_ffmpeg
 import numpy as np
 
 TIMEOUT_S = 900  # the slowest embedded encode (VVenC slower on a Kodak image) is ~1 minute
+MEMORY_ENV = "CTC_TOOL_MEMORY_GB"
+"""The environment variable that sets every tool's address-space limit, in GB (10^9 bytes)."""
+DEFAULT_TOOL_MEMORY = 16_000_000_000
+"""A tool's address space unless MEMORY_ENV says otherwise. FFmpeg's x265, VVenC and libjxl
+encoders and its decoders all ran within 1.5 GB at 4096x3072 (and failed at 0.3-0.6 GB at
+2048x1536), so 16 GB leaves about four times what the largest picture a run accepts (2^25
+pixels) needs: only a runaway tool meets it."""
 
 
 class AnchorError(RuntimeError):
@@ -43,40 +60,95 @@ def find_tool(name: str, configured: str | None = None) -> str | None:
     return shutil.which(name)
 
 
-def run_tool(args: Sequence[str], what: str, timeout: float = TIMEOUT_S) -> str:
-    """Run a command; return its output text, or raise AnchorError with one line on failure."""
+def tool_memory_limit() -> int:
+    """The address space, in bytes, every tool runs with: MEMORY_ENV (GB) when set, else
+    DEFAULT_TOOL_MEMORY. AnchorError for a value that is not a positive number."""
+    text = os.environ.get(MEMORY_ENV)
+    if text is None:
+        return DEFAULT_TOOL_MEMORY
+    try:
+        gb = float(text)
+    except ValueError:
+        gb = math.nan
+    if not (math.isfinite(gb) and gb > 0):
+        raise AnchorError(f"{MEMORY_ENV} must be a positive number of GB, got {text!r}")
+    return round(gb * 1e9)
+
+
+def _limits(memory: int) -> Callable[[], None]:
+    """What the tool's process does before it runs the tool: limit its address space to
+    `memory` bytes (or to the hard limit this process has, when that is lower). Bound here, so
+    that the forked child runs no Python of its own beyond one call."""
+    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+    limit = memory if hard == resource.RLIM_INFINITY else min(memory, hard)
+    return partial(resource.setrlimit, resource.RLIMIT_AS, (limit, limit))
+
+
+def _run(
+    args: Sequence[str], what: str, timeout: float, text: bool
+) -> tuple[subprocess.CompletedProcess, int]:
+    """Run one tool under its timeout and memory limit (the process and the limit it had)."""
+    memory = tool_memory_limit()
+    options = {"text": True, "errors": "replace"} if text else {}
     try:
         proc = subprocess.run(
             [str(a) for a in args],
             capture_output=True,
-            text=True,
             timeout=timeout,
-            errors="replace",
+            preexec_fn=_limits(memory),
+            **options,
         )
     except FileNotFoundError:
         raise AnchorError(f"{what}: binary not found: {args[0]}") from None
     except subprocess.TimeoutExpired:
         raise AnchorError(f"{what}: no result within {timeout:g} s") from None
+    return proc, memory
+
+
+def _failure(what: str, returncode: int, last: str, memory: int) -> AnchorError:
+    """The one-line error of a tool that exited with `returncode` (negative: the signal that
+    killed it), its last line `last`. One killed by a signal, or whose line blames memory, an
+    allocation, a resource (a thread's stack) or an external library (FFmpeg's words for a
+    library that failed), may have met its memory limit: the error then says what it was."""
+    how = f"killed by {_signal_name(-returncode)}" if returncode < 0 else f"exit {returncode}"
+    message = f"{what} failed ({how})" + (f": {last}" if last else "")
+    if returncode < 0 or re.search(_MEMORY_WORDS, last, re.IGNORECASE):
+        message += (
+            f" (it runs with at most {memory / 1e9:g} GB of address space; {MEMORY_ENV} raises it)"
+        )
+    return AnchorError(message)
+
+
+_MEMORY_WORDS = r"memory|alloc|resource temporarily unavailable|external library"
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def run_tool(args: Sequence[str], what: str, timeout: float = TIMEOUT_S) -> str:
+    """Run a command (under its timeout and memory limit); return its output text, or raise
+    AnchorError with one line on failure."""
+    proc, memory = _run(args, what, timeout, text=True)
     output = (proc.stderr or "") + (proc.stdout or "")
     if proc.returncode != 0:
         lines = [line.strip() for line in output.splitlines() if line.strip()]
         errors = [line for line in lines if line.lower().startswith("error")]
         last = (errors or lines or [""])[-1]  # VTM prints its banner after the error line
-        raise AnchorError(f"{what} failed (exit {proc.returncode}): {last}")
+        raise _failure(what, proc.returncode, last, memory)
     return output
 
 
 def run_bytes(args: Sequence[str], what: str, timeout: float = TIMEOUT_S) -> bytes:
-    """Run a command and return its stdout as bytes (raw frames from FFmpeg)."""
-    try:
-        proc = subprocess.run([str(a) for a in args], capture_output=True, timeout=timeout)
-    except FileNotFoundError:
-        raise AnchorError(f"{what}: binary not found: {args[0]}") from None
-    except subprocess.TimeoutExpired:
-        raise AnchorError(f"{what}: no result within {timeout:g} s") from None
+    """Run a command (under its timeout and memory limit) and return its stdout as bytes (raw
+    frames from FFmpeg)."""
+    proc, memory = _run(args, what, timeout, text=False)
     if proc.returncode != 0:
         text = proc.stderr.decode(errors="replace").strip().splitlines()
-        raise AnchorError(f"{what} failed (exit {proc.returncode}): {text[-1] if text else ''}")
+        raise _failure(what, proc.returncode, text[-1] if text else "", memory)
     return proc.stdout
 
 
@@ -164,8 +236,9 @@ def tool_banner(args: Sequence[str | None]) -> str:
     """What a tool prints for its help (many exit non-zero there), or '' when it cannot run."""
     try:
         proc = subprocess.run(
-            [str(a) for a in args], capture_output=True, text=True, timeout=60, errors="replace"
-        )
+            [str(a) for a in args], capture_output=True, text=True, timeout=60, errors="replace",
+            preexec_fn=_limits(tool_memory_limit()),
+        )  # fmt: skip
     except (OSError, subprocess.TimeoutExpired):
         return ""
     return (proc.stdout or "") + (proc.stderr or "")

@@ -18,6 +18,7 @@ import functools
 import json
 import math
 import os
+import re
 import select
 import sys
 import urllib.parse
@@ -28,6 +29,7 @@ from pathlib import Path
 from ctc import condition as conditions
 from ctc import fetch, registry, results, runner
 from ctc.datasets import DatasetError, DatasetWarning, data_home
+from ctc.executors import Scheduler, parse_scheduler
 from ctc.files import NotASmallFileError, read_small_file
 from ctc.images import MAX_PIXELS, ImageError, load_image
 from ctc.store import FILENAME, Store, StoreError
@@ -83,17 +85,28 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"unknown codec {unknown[0]!r} (registered: {known}; a class that is not registered "
             "is named MODULE:CLASS)"
         )
+    cluster = args.scheduler
+    if cluster and args.jobs:
+        raise UsageError("-j does not go with --scheduler: local:N says how many workers start")
+    if cluster and cluster.address and args.memory:
+        raise UsageError("--memory plans workers here; a cluster's workers have their own")
+    if args.worker_out and not cluster:
+        raise UsageError("--worker-out goes with --scheduler")
+    if args.worker_out and not Path(args.worker_out).is_absolute():
+        raise UsageError(f"--worker-out must be an absolute path, got {args.worker_out!r}")
+    jobs = (cluster.local_workers if cluster else args.jobs) or 1
     cpus = os.cpu_count() or 1
-    if args.jobs * args.threads > cpus:
+    if (not cluster or cluster.local_workers) and jobs * args.threads > cpus:
+        asked = f"local:{jobs}" if cluster else f"-j {jobs}"
         _warn(
-            f"-j {args.jobs} x --threads {args.threads} asks for more than this machine's {cpus} "
+            f"{asked} x --threads {args.threads} asks for more than this machine's {cpus} "
             "CPUs: the jobs will compete for them and their times will suffer"
         )
     summary = runner.run(
         cond,
         codecs=names or None,
         dataset=args.dataset,
-        jobs=args.jobs,
+        jobs=jobs,
         out=args.out,
         progress=False if args.no_progress else None,
         frozen=not args.no_frozen,
@@ -102,6 +115,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         threads=args.threads,
         memory=None if args.memory is None else round(args.memory * 1e9),
         on_plan=_say_plan,
+        scheduler=None if cluster is None else str(cluster),
+        worker_out=args.worker_out,
+        retries=args.retries,
     )
     for message in summary.codec_errors.values():
         (_error if names else _warn)(f"{message}; skipped")
@@ -117,6 +133,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if summary.reconstructed:
         summary_line += f"; {summary.reconstructed} reconstructions decoded from kept bitstreams"
     summary_line += f"; {_workers_text(summary.workers, summary.threads)}"
+    if summary.scheduler:
+        summary_line += f" (Dask, {summary.scheduler})"
     print(f"ctc: {_printable(summary_line)}", file=sys.stderr)
     explicit_codec_failed = bool(names and summary.codec_errors)
     return EXIT_FAILURE if summary.failures or explicit_codec_failed else EXIT_OK
@@ -197,11 +215,7 @@ def _print_clic(rows: list, runs: list) -> None:
     outcomes = evaluate.judge_store(rows, runs)
     if outcomes:
         print("CLIC (one point per image chosen by `ctc clic allocate`):")
-        lines = [evaluate.outcome_line(o) for o in outcomes]
-        print(results.format_table(lines, evaluate.OUTCOME_COLUMNS, evaluate.OUTCOME_HEADERS))
-        for o in outcomes:
-            if o.reason:
-                print(f"{o.codec} ({o.condition}): {o.verdict}: {o.reason}")
+        print("\n".join(evaluate.outcome_table(outcomes)))
         print()
 
 
@@ -268,6 +282,8 @@ def cmd_clic_allocate(args: argparse.Namespace) -> int:
     folder = Path(args.dir)
     if not (folder / FILENAME).is_file():
         raise UsageError(f"no results in {folder} (no {FILENAME})")
+    if args.bpp is not None and args.out is None:
+        raise UsageError("--bpp chooses the budget that --out writes; give --out too")
     with Store(folder) as store:
         rows, runs = store.results(), store.runs()
     runs = _clic_runs(folder, runs, args.condition)
@@ -281,27 +297,39 @@ def cmd_clic_allocate(args: argparse.Namespace) -> int:
             raise UsageError(f"{folder}: no rows of codec {args.codec!r} in the CLIC run")
     if not outcomes:
         raise UsageError(f"{folder}: the CLIC run has no finished rows yet")
-    lines = [evaluate.outcome_line(o) for o in outcomes]
-    print(results.format_table(lines, evaluate.OUTCOME_COLUMNS, evaluate.OUTCOME_HEADERS))
-    for o in outcomes:
-        if o.reason:
-            print(f"{o.codec} ({o.condition}): {o.verdict}: {o.reason}")
-    if args.out is None:
-        return EXIT_OK
-    chosen = [o for o in outcomes if args.bpp is None or (o.budget and o.budget.bpp == args.bpp)]
-    if len(chosen) != 1:
-        codecs = ", ".join(sorted({o.codec for o in chosen})) or "none"
-        budgets = sorted({o.budget.bpp for o in chosen if o.budget})
-        which = f"one codec (--codec; here: {codecs})"
-        if len(budgets) > 1:
-            which += f" and one budget (--bpp; here: {', '.join(f'{b:g}' for b in budgets)})"
-        raise UsageError(f"--out writes one submission: choose {which}")
+    status = EXIT_OK
+    if args.out is not None:  # written before anything is printed: a reader that goes away
+        status = _write_submission(outcomes, folder, args)  # early cannot stop it
+    print("\n".join(evaluate.outcome_table(outcomes)))
+    return status
+
+
+def _write_submission(outcomes: list, folder: Path, args: argparse.Namespace) -> int:
+    """Write the submission of the one outcome that --codec and --bpp select
+    (ctc.clic.evaluate); the exit status."""
+    from ctc.clic.evaluate import submission_csv, write_submission
+
+    codecs = sorted({o.codec for o in outcomes})
+    budgets = sorted({o.budget.bpp for o in outcomes if o.budget})
+    if args.bpp is not None:
+        if not budgets:
+            raise UsageError("--bpp: the transparent track has no budgets to choose from")
+        outcomes = [o for o in outcomes if o.budget and o.budget.bpp == args.bpp]
+        if not outcomes:
+            shown = ", ".join(f"{b:g}" for b in budgets)
+            raise UsageError(f"--bpp {args.bpp:g}: not a budget of the track ({shown} bpp)")
+    if len(codecs) > 1:
+        raise UsageError(f"--out writes one submission: choose one codec with --codec "
+                         f"({', '.join(codecs)})")  # fmt: skip
+    if len(outcomes) > 1:
+        shown = ", ".join(f"{b:g}" for b in budgets)
+        raise UsageError(f"--out writes one submission: choose one budget with --bpp ({shown})")
     try:
-        written = evaluate.write_submission(chosen[0], folder, args.out)
+        written = write_submission(outcomes[0], folder, args.out)
     except (ValueError, OSError) as e:
         _error(str(e))
         return EXIT_FAILURE
-    said = f"{written} streams and allocation.csv written to {args.out}"
+    said = f"{written} streams written to {args.out}, the choice to {submission_csv(args.out)}"
     print(f"ctc: {_printable(said)}", file=sys.stderr)
     return EXIT_OK
 
@@ -333,14 +361,21 @@ def _clic_runs(folder: Path, runs: list, condition: str | None) -> list:
     return [r for r in runs if name(r) == (condition or names[0])]
 
 
+_BYTES = re.compile(r"[0-9]{1,15}|[0-9]{1,3}(?:,[0-9]{3}){1,4}|[0-9]{1,3}(?:_[0-9]{3}){1,4}")
+"""A number of bytes as digits, or digits grouped by thousands with commas or underscores
+(ASCII digits only, at most 15 of them)."""
+
+
 def _budget(text: str) -> int:
-    """A byte budget: a positive whole number."""
-    try:
-        value = int(text.replace(",", "").replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of bytes, got {text!r}") from None
+    """A byte budget: a positive whole number of at most 15 digits."""
+    shown = repr(text) if len(text) <= 40 else f"{text[:20]!r}... ({len(text)} characters)"
+    if not _BYTES.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number of bytes such as 4722341 or 4,722,341, got {shown}"
+        )
+    value = int(text.replace(",", "").replace("_", ""))
     if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of bytes, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a positive number of bytes, got {shown}")
     return value
 
 
@@ -402,11 +437,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         _warn(warning)
     print(_bd_table(result), file=sys.stdout)
     if result.clic:
-        from ctc.clic.evaluate import OUTCOME_COLUMNS, OUTCOME_HEADERS, outcome_line
+        from ctc.clic.evaluate import outcome_table
 
-        lines = [outcome_line(o) for o in result.clic]
-        print("\nCLIC (the CLIC sheet):\n" + results.format_table(lines, OUTCOME_COLUMNS,
-              OUTCOME_HEADERS))  # fmt: skip
+        print("\nCLIC (the CLIC sheet):\n" + "\n".join(outcome_table(result.clic)))
     print(f"ctc: wrote {result.workbook}", file=sys.stderr)
     for path in result.plots:
         print(f"ctc: wrote {path}", file=sys.stderr)
@@ -605,6 +638,25 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _scheduler(text: str) -> Scheduler:
+    """An argparse type: a --scheduler address (tcp://HOST:PORT or local:N)."""
+    try:
+        return parse_scheduler(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _retries(text: str) -> int:
+    """An argparse type: 0 to runner.MAX_RETRIES."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value <= runner.MAX_RETRIES:
+        raise argparse.ArgumentTypeError(f"expected 0 to {runner.MAX_RETRIES}, got {value}")
+    return value
+
+
 def _threads(text: str) -> int:
     """An argparse type: a torch thread count, 1 to runner.MAX_THREADS."""
     value = _positive_int(text)
@@ -711,10 +763,31 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME|DIR",
         help="skimage, kodak, a folder of images, or a dataset manifest (.yaml) with classes",
     )
-    p.add_argument("-j", "--jobs", type=_positive_int, default=1, metavar="N",
+    p.add_argument("-j", "--jobs", type=_positive_int, metavar="N",
                    help="parallel worker processes (default 1); fewer run, with a line that "
                    "says so, where that many would not fit in memory with the largest "
                    "image")  # fmt: skip
+    p.add_argument(
+        "--scheduler",
+        type=_scheduler,
+        metavar="ADDRESS",
+        help="run the jobs on a Dask cluster instead of local processes: tcp://HOST:PORT of a "
+        "running scheduler, or local:N to start N Dask workers here (docs/cluster.md)",
+    )
+    p.add_argument(
+        "--worker-out",
+        type=_nonempty,
+        metavar="DIR",
+        help="with --scheduler: the output folder as the workers see it (an absolute path on a "
+        "shared file system); they write bitstreams there instead of returning them",
+    )
+    p.add_argument(
+        "--retries",
+        type=_retries,
+        default=0,
+        metavar="N",
+        help="run a job that fails again up to N times before recording it as failed (default 0)",
+    )
     _threads_option(
         p, "each job, in the run's process (-j 1) or in each worker; -j uses more cores"
     )
@@ -1060,9 +1133,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.writes_stdout and sys.stdout is None:  # started with stdout closed (>&-)
+        _error("standard output is closed: nothing to write the output to")
+        return EXIT_FAILURE
     try:
         status = args.func(args)
-        sys.stdout.flush()  # a closed pipe shows here, where it is handled below
+        if sys.stdout is not None:
+            sys.stdout.flush()  # a closed pipe shows here, where it is handled below
         return status
     except BrokenPipeError as e:
         # `ctc results | head`: the reader has what it wanted. run and fetch print on stderr

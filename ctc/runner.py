@@ -6,8 +6,14 @@ or a run restarted after being killed, redoes only what is missing. Workers comp
 process writes the store, one committed row per finished job. One run at a time may use an
 output folder (an exclusive lock on DIR/.lock, which the kernel releases if the run is killed).
 
-Workers never outlive the run: they end when this process dies, even by SIGKILL, and Ctrl-C
-(KeyboardInterrupt) kills them at once instead of waiting for the encodes they are running.
+The jobs run on an executor (ctc.executors): the local process pool (LocalPool) by default, or a
+Dask distributed cluster (`scheduler`); either way the outcomes come back here to be stored, so
+resuming works the same. A job that raises is run again up to `retries` times, then recorded as
+failed, and the run goes on.
+
+The local pool's workers never outlive the run: they end when this process dies, even by
+SIGKILL, and Ctrl-C (KeyboardInterrupt) kills them at once instead of waiting for the encodes
+they are running.
 
 Every job runs torch (and OpenMP, MKL, OpenBLAS) on the run's `threads` (default 1, the
 single-threaded times CTC report; parallelism comes from jobs), in this process and in workers
@@ -30,7 +36,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    BrokenExecutor,
+    Future,
+    ProcessPoolExecutor,
+    wait,
+)
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -44,6 +56,7 @@ from ctc import metrics
 from ctc.codec import DEFAULT_PEAK_BYTES_PER_PIXEL, Codec, estimated_peak_memory
 from ctc.condition import Condition, load_condition
 from ctc.datasets import Dataset, resolve_dataset
+from ctc.executors import Executor, ExecutorError, Outcome, Scheduler, parse_scheduler
 from ctc.images import FORMATS as IMAGE_FORMATS
 from ctc.images import MAX_PIXELS, load_image
 from ctc.job import (
@@ -79,6 +92,7 @@ class RunSummary:
     rows: list[dict[str, Any]] = field(default_factory=list)
     threads: int = 1  # torch threads per job
     workers: WorkerPlan | None = None  # how many workers ran, and why no more
+    scheduler: str | None = None  # the Dask cluster that ran the jobs, None: the local pool
 
 
 def _short_hash(text: str) -> str:
@@ -115,9 +129,11 @@ def plan(
     keep_reconstructions: bool = False,
 ) -> tuple[list[Job], dict[str, str]]:
     """Every job of the run, and the dataset's pixel checksums by image name (every image read,
-    one at a time, and refused above max_pixels; DatasetError names every unusable one)."""
+    one at a time, and refused above max_pixels; DatasetError names every unusable one). Jobs
+    name their images by absolute path: a worker elsewhere (a Dask cluster) has another
+    current folder."""
     checksums = dataset.checksums(max_pixels=max_pixels)
-    paths = {im.name: str(im.path) for im in dataset.images}
+    paths = {im.name: str(Path(im.path).absolute()) for im in dataset.images}
     jobs = []
     for name, codec in codecs.items():
         ver = codec.version()
@@ -437,7 +453,7 @@ def _exit_with_parent(parent: int) -> None:
 def _init_worker(threads: int, parent: int, ignore_sigint: bool) -> None:
     _exit_with_parent(parent)
     # Ctrl-C at the terminal reaches the workers too: they end quietly (the runner records the
-    # run as interrupted). They start with SIGINT blocked (_sigint_blocked), so that one pressed
+    # run as interrupted). They start with SIGINT blocked (sigint_blocked), so that one pressed
     # while they were starting is handled here, not as a traceback. A run started with SIGINT
     # ignored (`ctc run ... &` in a script) keeps its workers ignoring it too.
     signal.signal(signal.SIGINT, signal.SIG_IGN if ignore_sigint else signal.SIG_DFL)
@@ -446,7 +462,7 @@ def _init_worker(threads: int, parent: int, ignore_sigint: bool) -> None:
 
 
 @contextmanager
-def _sigint_blocked() -> Iterator[None]:
+def sigint_blocked() -> Iterator[None]:
     """SIGINT held back in this thread, and so in the processes it starts (they inherit the
     mask); one that arrives meanwhile is delivered when the block ends."""
     old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
@@ -472,9 +488,11 @@ def _record(
     codecs: dict[str, Codec],
     workers: WorkerPlan,
     threads: int,
+    scheduler: Scheduler | None,
+    retries: int,
 ) -> dict[str, Any]:
     """The run record: everything needed to reproduce the run's rows, and what their times
-    depend on (platform, workers, torch threads per job)."""
+    depend on (platform, workers and where they ran, torch threads per job)."""
     try:
         ctc_version = version("nic-ctc")
     except PackageNotFoundError:
@@ -497,7 +515,13 @@ def _record(
         "jobs": workers.workers,
         "threads": threads,
         "worker_plan": workers.record(),
+        "scheduler": None if scheduler is None else str(scheduler),
+        "retries": retries,
     }
+
+
+MAX_RETRIES = 100
+"""The most times a run may run a failing job again (a larger count is a typing error)."""
 
 
 def run(
@@ -513,6 +537,9 @@ def run(
     threads: int = DEFAULT_THREADS,
     memory: int | None = None,
     on_plan: Callable[[WorkerPlan], None] | None = None,
+    scheduler: str | None = None,
+    worker_out: str | None = None,
+    retries: int = 0,
 ) -> RunSummary:
     """Run a condition (name, path or Condition) and return what was done.
 
@@ -531,6 +558,12 @@ def run(
     available_memory()) with the largest image left to code (plan_workers); a plan with a note
     (fewer workers, or one that does not fit) is passed to `on_plan` (default: the note printed
     on stderr, as a warning where even one worker does not fit).
+    scheduler: run the jobs on a Dask cluster instead of the local pool (ctc.executors):
+    `tcp://HOST:PORT` (its workers, whatever `jobs` and `memory` say) or `local:N` (N workers
+    started here, planned against memory like `jobs`). worker_out: with a scheduler, the output
+    folder as the workers see it (an absolute path on a shared file system), where they write
+    bitstreams themselves; None: they return them, and this process writes them. retries: how
+    many times a job that raises is run again before it is recorded as failed.
     """
     cond = condition if isinstance(condition, Condition) else load_condition(condition)
     names = list(dict.fromkeys(codecs or (*cond.codecs, *cond.anchors)))
@@ -542,6 +575,13 @@ def run(
         raise ValueError(f"threads must be 1 to {MAX_THREADS}, got {threads}")
     if memory is not None and memory <= 0:
         raise ValueError(f"memory must be a positive number of bytes, got {memory}")
+    if not 0 <= retries <= MAX_RETRIES:
+        raise ValueError(f"retries must be 0 to {MAX_RETRIES}, got {retries}")
+    cluster = None if scheduler is None else parse_scheduler(scheduler)
+    if worker_out is not None and (cluster is None or not Path(worker_out).is_absolute()):
+        raise ValueError(
+            f"worker_out must be an absolute path, with a scheduler; got {worker_out!r}"
+        )
     loaded, errors = load_codecs(names)
     if not loaded:
         reasons = "; ".join(str(e) for e in errors.values())
@@ -570,57 +610,107 @@ def run(
                 todo = [j for j in todo if j.key not in left_out]
         busy = {name: loaded[name] for name in dict.fromkeys(j.codec for j in todo)}
         free = available_memory() if memory is None else memory
-        workers = plan_workers(jobs, busy, _image_sizes(todo), free)
-        if workers.note:
+        cluster = cluster if todo else None  # nothing to run: no cluster to start or reach
+        asked = (cluster.local_workers if cluster else jobs) or 1  # a running cluster: its own
+        workers = plan_workers(asked, busy, _image_sizes(todo), free)
+        if workers.note and (cluster is None or cluster.local_workers):
             (on_plan or _say_plan)(workers)
-        record = _record(cond, data, checksums, loaded, workers, threads)
-        record["frozen"] = sorted({r["bitstream"] for r in stand_ins.values()})
-        run_id = store.begin_run(cond.name, cond.hash, record)
-        summary = RunSummary(
-            run_id, folder, cond, len(all_jobs), len(all_jobs) - len(todo),
-            codec_errors={n: str(e) for n, e in errors.items()}, threads=threads, workers=workers,
-        )  # fmt: skip
-        terminal = sys.stderr.isatty()
-        bar = tqdm(
-            total=len(all_jobs), initial=summary.skipped, desc=f"ctc {cond.name}", unit="job",
-            disable=progress is False, dynamic_ncols=True, mininterval=0.1 if terminal else 30,
-            file=sys.stderr if terminal else _LogLines(sys.stderr),
-        )  # fmt: skip
-        for key, row in stand_ins.items():
-            entry = finished.get(key)
-            if entry is None or entry.bitstream != row["bitstream"]:
-                store.add_result({**row, "run_id": run_id, "finished_at": now()})
-        summary.frozen = len(stand_ins)
-        status = "interrupted"
-        missing = (
-            _missing_reconstructions(all_jobs, finished, folder) if keep_reconstructions else []
+        executor = (
+            LocalPool(loaded, workers.workers, threads, retries)
+            if cluster is None
+            else _dask_executor(cluster, folder, threads, retries, worker_out, workers.workers)
         )
-        try:
-            with threads_used(threads):  # reconstructions and -j 1 jobs run here
-                for job, bitstream in missing:
-                    try:
-                        _reconstruct(job, bitstream, loaded[job.codec], folder)
-                        summary.reconstructed += 1
-                    except Exception as e:  # the row stays; the run goes on
-                        summary.failures.append(
-                            (job.key, f"reconstruction: {type(e).__name__}: {e}")
-                        )
-                outcomes = _execute_all(todo, loaded, workers.workers, threads)
-                with closing(outcomes):  # ends the workers on errors
-                    for job, row, error in outcomes:
-                        if error is None:
-                            store.add_result({**row, "run_id": run_id, "finished_at": now()})
-                            summary.done += 1
-                        else:
-                            store.add_failure(job.key, run_id, error)
-                            summary.failures.append((job.key, error))
-                        bar.update(1)
-            status = "failed" if summary.failures else "finished"
-        finally:
-            bar.close()
-            store.end_run(run_id, status)
+        with _entered(executor):  # a cluster that cannot be reached stops the run here
+            if cluster is not None and cluster.address:
+                notes = executor.notes  # a DaskExecutor's: workers that would slow the jobs
+                workers = _cluster_plan(cluster, executor.workers, notes, on_plan or _say_plan)
+            record = _record(cond, data, checksums, loaded, workers, threads, cluster, retries)
+            record["frozen"] = sorted({r["bitstream"] for r in stand_ins.values()})
+            run_id = store.begin_run(cond.name, cond.hash, record)
+            summary = RunSummary(
+                run_id, folder, cond, len(all_jobs), len(all_jobs) - len(todo),
+                codec_errors={n: str(e) for n, e in errors.items()}, threads=threads,
+                workers=workers, scheduler=None if cluster is None else str(cluster),
+            )  # fmt: skip
+            terminal = sys.stderr.isatty()
+            bar = tqdm(
+                total=len(all_jobs), initial=summary.skipped, desc=f"ctc {cond.name}", unit="job",
+                disable=progress is False, dynamic_ncols=True, mininterval=0.1 if terminal else 30,
+                file=sys.stderr if terminal else _LogLines(sys.stderr),
+            )  # fmt: skip
+            for key, row in stand_ins.items():
+                entry = finished.get(key)
+                if entry is None or entry.bitstream != row["bitstream"]:
+                    store.add_result({**row, "run_id": run_id, "finished_at": now()})
+            summary.frozen = len(stand_ins)
+            status = "interrupted"
+            missing = (
+                _missing_reconstructions(all_jobs, finished, folder) if keep_reconstructions else []
+            )
+            try:
+                with threads_used(threads):  # reconstructions and -j 1 jobs run here
+                    for job, bitstream in missing:
+                        try:
+                            _reconstruct(job, bitstream, loaded[job.codec], folder)
+                            summary.reconstructed += 1
+                        except Exception as e:  # the row stays; the run goes on
+                            summary.failures.append(
+                                (job.key, f"reconstruction: {type(e).__name__}: {e}")
+                            )
+                    outcomes = executor.run(todo)
+                    with closing(outcomes):  # ends the workers' jobs on errors
+                        for job, row, error in outcomes:
+                            if error is None:
+                                store.add_result({**row, "run_id": run_id, "finished_at": now()})
+                                summary.done += 1
+                            else:
+                                store.add_failure(job.key, run_id, error)
+                                summary.failures.append((job.key, error))
+                            bar.update(1)
+                status = "failed" if summary.failures else "finished"
+            except ExecutorError:  # the cluster went away: the rows stored so far stay
+                status = "failed"
+                raise
+            finally:
+                bar.close()
+                store.end_run(run_id, status)
         summary.rows = store.results(j.key for j in all_jobs)
     return summary
+
+
+def _dask_executor(
+    cluster: Scheduler, out: Path, threads: int, retries: int, worker_out: str | None, workers: int
+) -> Executor:
+    """The Dask executor of `cluster`, with `workers` for a local one. distributed is imported
+    here only: it takes most of a second, which a run without a scheduler does not pay."""
+    from ctc.executors.dask_cluster import DaskExecutor
+
+    local = workers if cluster.local_workers else None
+    return DaskExecutor(cluster, out, threads, retries, worker_out, local)
+
+
+@contextmanager
+def _entered(executor: Executor) -> Iterator[Executor]:
+    """Inside `executor` (its workers reached or started); its ExecutorError as a RunError."""
+    try:
+        with executor:
+            yield executor
+    except ExecutorError as e:
+        raise RunError(str(e)) from None
+
+
+def _cluster_plan(
+    cluster: Scheduler, workers: int, notes: list[str], on_plan: Callable[[WorkerPlan], None]
+) -> WorkerPlan:
+    """The plan of a run on a running cluster: its `workers` now (they plan their own memory),
+    with a note, passed to `on_plan`, where there are none yet (the jobs wait for them) or
+    where the executor has `notes`."""
+    if not workers:
+        notes = [f"the Dask scheduler at {cluster} has no workers yet: the jobs wait for them"]
+    plan = WorkerPlan(workers, workers, note="; ".join(notes) or None)
+    if plan.note:
+        on_plan(plan)
+    return plan
 
 
 def _say_plan(plan: WorkerPlan) -> None:
@@ -628,36 +718,73 @@ def _say_plan(plan: WorkerPlan) -> None:
     print(f"ctc: {'' if plan.fits else 'warning: '}{plan.note}", file=sys.stderr, flush=True)
 
 
-def _execute_all(
-    todo: list[Job], codecs: dict[str, Codec], workers: int, threads: int = DEFAULT_THREADS
-) -> Iterator[tuple[Job, dict[str, Any] | None, str | None]]:
-    """Yield (job, row, None) or (job, None, error message) as jobs finish: in this process
-    for one worker (on the threads its caller set), else in `workers` processes on `threads`
-    torch threads each."""
-    if workers == 1 or len(todo) <= 1:
-        for job in todo:
+class LocalPool:
+    """The embedded default executor (ctc.executors): `workers` spawned processes on this
+    machine, each on `threads` torch threads, that end with the run (PR_SET_PDEATHSIG, or a
+    watchdog thread) and are killed at once on Ctrl-C; or, for one worker or one job, the run's
+    own process on the threads its caller set. A job that raises is run again up to `retries`
+    times (in a process that crashed, the pool is broken: its jobs fail without retries)."""
+
+    def __init__(
+        self,
+        codecs: dict[str, Codec],
+        workers: int,
+        threads: int = DEFAULT_THREADS,
+        retries: int = 0,
+    ) -> None:
+        self.codecs = codecs
+        self.workers = workers
+        self.threads = threads
+        self.retries = retries
+
+    def __enter__(self) -> LocalPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def run(self, todo: Sequence[Job]) -> Iterator[Outcome]:
+        """Yield (job, row, None) or (job, None, error message) as jobs finish."""
+        if self.workers == 1 or len(todo) <= 1:
+            for job in todo:
+                yield self._in_process(job)
+            return
+        context = multiprocessing.get_context("spawn")
+        ignore_sigint = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        pool = ProcessPoolExecutor(
+            self.workers, context, _init_worker, (self.threads, os.getpid(), ignore_sigint)
+        )
+
+        def submit(job: Job) -> Future:
+            with sigint_blocked():  # submit starts the workers
+                return pool.submit(_run_in_worker, job)
+
+        try:
+            pending = {submit(job): (job, 0) for job in todo}
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    job, tries = pending.pop(future)
+                    error = future.exception()
+                    if error is None:
+                        yield job, future.result(), None
+                    elif tries < self.retries and not isinstance(error, BrokenExecutor):
+                        pending[submit(job)] = (job, tries + 1)
+                    else:  # includes a crashed worker (BrokenProcessPool)
+                        yield job, None, f"{type(error).__name__}: {error}"
+        except BaseException:  # Ctrl-C, or the caller stopped: do not wait for running encodes
+            for process in list(pool._processes.values()):  # no public way before Python 3.14
+                process.kill()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _in_process(self, job: Job) -> Outcome:
+        tries = 0
+        while True:
             try:
-                yield job, execute(job, codecs[job.codec]), None
+                return job, execute(job, self.codecs[job.codec]), None
             except Exception as e:  # a job's failure is recorded; the run goes on
-                yield job, None, f"{type(e).__name__}: {e}"
-        return
-    context = multiprocessing.get_context("spawn")
-    ignore_sigint = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
-    pool = ProcessPoolExecutor(
-        workers, context, _init_worker, (threads, os.getpid(), ignore_sigint)
-    )
-    try:
-        with _sigint_blocked():  # submit starts the workers
-            futures: dict[Future, Job] = {pool.submit(_run_in_worker, j): j for j in todo}
-        for future in as_completed(futures):
-            job = futures[future]
-            try:
-                yield job, future.result(), None
-            except Exception as e:  # includes a crashed worker (BrokenProcessPool)
-                yield job, None, f"{type(e).__name__}: {e}"
-    except BaseException:  # Ctrl-C, or the caller stopped: do not wait for running encodes
-        for process in list(pool._processes.values()):  # no public way before Python 3.14
-            process.kill()
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+                if tries == self.retries:
+                    return job, None, f"{type(e).__name__}: {e}"
+                tries += 1
