@@ -36,6 +36,10 @@ DEFAULT_TOOL_MEMORY = 16_000_000_000
 encoders and its decoders all ran within 1.5 GB at 4096x3072 (and failed at 0.3-0.6 GB at
 2048x1536), so 16 GB leaves about four times what the largest picture a run accepts (2^25
 pixels) needs: only a runaway tool meets it."""
+TOOL_MEMORY_GB_RANGE = (0.01, 65536.0)
+"""The values MEMORY_ENV may take, in GB: below 10 MB no tool starts (and a tiny value would be
+reported as "0 GB"), above 64 TiB the limit overflows what setrlimit takes in the tool's
+process (a typing error either way)."""
 
 
 class AnchorError(RuntimeError):
@@ -62,7 +66,8 @@ def find_tool(name: str, configured: str | None = None) -> str | None:
 
 def tool_memory_limit() -> int:
     """The address space, in bytes, every tool runs with: MEMORY_ENV (GB) when set, else
-    DEFAULT_TOOL_MEMORY. AnchorError for a value that is not a positive number."""
+    DEFAULT_TOOL_MEMORY. AnchorError (one line, naming MEMORY_ENV) for a value that is not a
+    positive number, or is outside TOOL_MEMORY_GB_RANGE."""
     text = os.environ.get(MEMORY_ENV)
     if text is None:
         return DEFAULT_TOOL_MEMORY
@@ -72,6 +77,9 @@ def tool_memory_limit() -> int:
         gb = math.nan
     if not (math.isfinite(gb) and gb > 0):
         raise AnchorError(f"{MEMORY_ENV} must be a positive number of GB, got {text!r}")
+    low, high = TOOL_MEMORY_GB_RANGE
+    if not low <= gb <= high:
+        raise AnchorError(f"{MEMORY_ENV} must be {low:g} to {high:g} GB, got {text!r}")
     return round(gb * 1e9)
 
 

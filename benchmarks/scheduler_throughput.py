@@ -3,7 +3,11 @@ process pool (the default) against a Dask cluster started here (`--scheduler loc
 in the same invocation on the same jobs.
 
     python benchmarks/scheduler_throughput.py [--dataset NAME|DIR] [--targets BPP ...]
-        [--workers 1 2] [--repeat N] [--json FILE]
+        [--workers N ...] [--repeat N] [--json FILE]
+
+Bad arguments (a worker count or --repeat below 1, a target that is not a positive bpp, a
+dataset that cannot be resolved, a --json whose folder does not exist) stop it with one line,
+exit status 2, before anything starts.
 
 The jobs are a real run's: the JPEG anchor on every image of --dataset (default scikit-image's
 four photos) at every --target, measured with PSNR and MS-SSIM (0.1 to 0.2 s of CPU a job
@@ -15,8 +19,8 @@ the runner drives it (ctc.runner.LocalPool, ctc.executors.dask_cluster.DaskExecu
 - run: from the first job submitted to the last outcome back, with its files in the folder
   (the first job of each worker process imports the harness and the codec there);
 - jobs/s: jobs / (start + run), what a user waits for, and jobs / run;
-- scaling: jobs/s (start + run) against the same executor's with 1 worker; vs pool: against
-  the local pool's with 1 worker (the run's own process);
+- scaling: jobs/s (start + run) against the same executor's with the fewest --workers (1 by
+  default); vs pool: against the local pool's with that many (1: the run's own process);
 - CPU s/job: the CPU time of every process (this one and its workers, start included) per job:
   the executor's overhead, which the machine's other load does not change as much as wall time.
 
@@ -29,9 +33,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import shutil
+import sys
 import tempfile
 import time
 import warnings
@@ -39,8 +45,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ctc.condition import parse_condition
-from ctc.datasets import DatasetWarning, resolve_dataset
-from ctc.executors import Executor, Scheduler
+from ctc.datasets import DatasetError, DatasetWarning, resolve_dataset
+from ctc.executors import MAX_LOCAL_WORKERS, Executor, Scheduler
 from ctc.executors.dask_cluster import DaskExecutor
 from ctc.job import Job
 from ctc.registry import load_codecs
@@ -97,19 +103,103 @@ def same_work(a: list[dict], b: list[dict]) -> bool:
     return strip == [{k: v for k, v in r.items() if k not in VOLATILE} for r in b]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", default="skimage")
-    parser.add_argument("--targets", type=float, nargs="+", default=CONDITION["targets_bpp"])
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--repeat", type=int, default=2)
-    parser.add_argument("--json", type=Path, help="also write the figures here")
-    args = parser.parse_args()
+MAX_REPEAT = 100
+"""The most --repeat runs (a larger count is a typing error)."""
+MAX_TARGET_BPP = 24.0
+"""The largest --targets value: 8-bit RGB uncompressed."""
 
+
+def _count(most: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from 1 to `most`."""
+
+    def count(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if not 1 <= value <= most:
+            raise argparse.ArgumentTypeError(f"expected 1 to {most}, got {value}")
+        return value
+
+    return count
+
+
+def _bpp(text: str) -> float:
+    """An argparse type: a target in bits per pixel, above 0 and at most MAX_TARGET_BPP."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of bpp, got {text!r}") from None
+    if not (math.isfinite(value) and 0 < value <= MAX_TARGET_BPP):
+        raise argparse.ArgumentTypeError(f"expected above 0 to {MAX_TARGET_BPP:g} bpp, got {text}")
+    return value
+
+
+def _json_path(text: str) -> Path:
+    """An argparse type: a file to write whose folder exists (checked before the work, not
+    after minutes of it)."""
+    path = Path(text)
+    if not text or path.is_dir() or not path.absolute().parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a file in an existing folder")
+    return path
+
+
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, every option checked (argparse: usage and one error line, exit 2)."""
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--dataset",
+        default="skimage",
+        metavar="NAME|DIR",
+        help="the images to code: a dataset name, a folder or a manifest (default skimage)",
+    )
+    parser.add_argument(
+        "--targets",
+        type=_bpp,
+        nargs="+",
+        default=CONDITION["targets_bpp"],
+        metavar="BPP",
+        help="target bits per pixel of the JPEG jobs (default "
+        + " ".join(f"{t:g}" for t in CONDITION["targets_bpp"])
+        + ")",
+    )
+    parser.add_argument(
+        "--workers",
+        type=_count(MAX_LOCAL_WORKERS),
+        nargs="+",
+        default=[1, 2],
+        metavar="N",
+        help="worker counts to measure each executor with (default 1 2); scaling is against "
+        "the fewest",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=_count(MAX_REPEAT),
+        default=2,
+        metavar="N",
+        help=f"runs of each executor and worker count, the best kept (1 to {MAX_REPEAT}, "
+        "default 2)",
+    )
+    parser.add_argument(
+        "--json", type=_json_path, metavar="FILE", help="also write the figures here (JSON)"
+    )
+    args = parser.parse_args(argv)
+    args.workers = sorted(set(args.workers))
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_arguments(argv)
     condition = parse_condition({**CONDITION, "targets_bpp": args.targets}, "benchmark")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DatasetWarning)
-        dataset = resolve_dataset(args.dataset)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DatasetWarning)
+            dataset = resolve_dataset(args.dataset)
+    except DatasetError as e:
+        print(f"scheduler_throughput.py: error: --dataset: {e}".splitlines()[0], file=sys.stderr)
+        raise SystemExit(2) from None
     codecs, errors = load_codecs(["jpeg"])
     if errors:
         raise SystemExit(f"jpeg: {errors['jpeg']}")
@@ -141,17 +231,20 @@ def main() -> None:
                      "jobs_per_second": len(jobs) / (best[0] + best[1]),
                      "jobs_per_run_second": len(jobs) / best[1]}
                 )  # fmt: skip
+    fewest = args.workers[0]
     for row in results:
-        one = next(r for r in results if r["executor"] == row["executor"] and r["workers"] == 1)
+        one = next(
+            r for r in results if r["executor"] == row["executor"] and r["workers"] == fewest
+        )
         row["scaling"] = row["jobs_per_second"] / one["jobs_per_second"]
-        pool = next(r for r in results if r["executor"] == "local pool" and r["workers"] == 1)
+        pool = next(r for r in results if r["executor"] == "local pool" and r["workers"] == fewest)
         row["vs_local_pool_1"] = row["jobs_per_second"] / pool["jobs_per_second"]
     print(
         f"{results[0]['jobs']} jobs (JPEG, {args.dataset}, {len(args.targets)} targets, PSNR + "
         f"MS-SSIM), best of {args.repeat}; the same rows and bytes from every executor"
     )
     header = f"{'executor':<14}{'workers':>8}{'start s':>9}{'run s':>8}{'jobs/s':>8}"
-    print(header + f"{'(run)':>8}{'scaling':>9}{'vs pool 1':>11}{'CPU s/job':>11}")
+    print(header + f"{'(run)':>8}{'scaling':>9}{f'vs pool {fewest}':>11}{'CPU s/job':>11}")
     for r in results:
         print(
             f"{r['executor']:<14}{r['workers']:>8}{r['start_seconds']:>9.2f}"

@@ -20,7 +20,9 @@ import math
 import os
 import re
 import select
+import signal
 import sys
+import threading
 import urllib.parse
 import warnings
 from collections.abc import Callable
@@ -35,6 +37,7 @@ from ctc.images import MAX_PIXELS, ImageError, load_image
 from ctc.store import FILENAME, Store, StoreError
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports a process that SIGTERM ended
 
 
 class UsageError(Exception):
@@ -102,23 +105,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"{asked} x --threads {args.threads} asks for more than this machine's {cpus} "
             "CPUs: the jobs will compete for them and their times will suffer"
         )
-    summary = runner.run(
-        cond,
-        codecs=names or None,
-        dataset=args.dataset,
-        jobs=jobs,
-        out=args.out,
-        progress=False if args.no_progress else None,
-        frozen=not args.no_frozen,
-        max_pixels=args.max_pixels,
-        keep_reconstructions=args.keep_reconstructions,
-        threads=args.threads,
-        memory=None if args.memory is None else round(args.memory * 1e9),
-        on_plan=_say_plan,
-        scheduler=None if cluster is None else str(cluster),
-        worker_out=args.worker_out,
-        retries=args.retries,
-    )
+    try:
+        with _sigterm_interrupts():
+            summary = _run_condition(cond, names, jobs, cluster, args)
+    except _Terminated:
+        _error("terminated")
+        return EXIT_TERMINATED
     for message in summary.codec_errors.values():
         (_error if names else _warn)(f"{message}; skipped")
     for key, message in summary.failures:
@@ -138,6 +130,58 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"ctc: {_printable(summary_line)}", file=sys.stderr)
     explicit_codec_failed = bool(names and summary.codec_errors)
     return EXIT_FAILURE if summary.failures or explicit_codec_failed else EXIT_OK
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (what Slurm, a job scheduler's time limit or `kill` sends) in `ctc run`: raised
+    like Ctrl-C's KeyboardInterrupt, so that the run stops the same way (its workers or cluster
+    closed, the run recorded as interrupted), then reported as terminated."""
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """Within: SIGTERM raises _Terminated in the main thread (once; a second one during the
+    clean-up is ignored). Elsewhere than the main thread, no handler can be set: nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_condition(
+    cond: conditions.Condition,
+    names: list[str],
+    jobs: int,
+    cluster: Scheduler | None,
+    args: argparse.Namespace,
+) -> runner.RunSummary:
+    """`ctc run`'s call of the runner, with its arguments."""
+    return runner.run(
+        cond,
+        codecs=names or None,
+        dataset=args.dataset,
+        jobs=jobs,
+        out=args.out,
+        progress=False if args.no_progress else None,
+        frozen=not args.no_frozen,
+        max_pixels=args.max_pixels,
+        keep_reconstructions=args.keep_reconstructions,
+        threads=args.threads,
+        memory=None if args.memory is None else round(args.memory * 1e9),
+        on_plan=_say_plan,
+        scheduler=None if cluster is None else str(cluster),
+        worker_out=args.worker_out,
+        retries=args.retries,
+    )
 
 
 def _say_plan(plan: runner.WorkerPlan) -> None:
@@ -786,7 +830,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_retries,
         default=0,
         metavar="N",
-        help="run a job that fails again up to N times before recording it as failed (default 0)",
+        help="run a job that fails again up to N times before recording it as failed (0 to "
+        f"{runner.MAX_RETRIES}, default 0)",
     )
     _threads_option(
         p, "each job, in the run's process (-j 1) or in each worker; -j uses more cores"

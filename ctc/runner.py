@@ -45,14 +45,13 @@ from concurrent.futures import (
 )
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
 from ctc import frozen as frozen_results
-from ctc import metrics
+from ctc import harness, metrics
 from ctc.codec import DEFAULT_PEAK_BYTES_PER_PIXEL, Codec, estimated_peak_memory
 from ctc.condition import Condition, load_condition
 from ctc.datasets import Dataset, resolve_dataset
@@ -491,12 +490,9 @@ def _record(
     scheduler: Scheduler | None,
     retries: int,
 ) -> dict[str, Any]:
-    """The run record: everything needed to reproduce the run's rows, and what their times
-    depend on (platform, workers and where they ran, torch threads per job)."""
-    try:
-        ctc_version = version("nic-ctc")
-    except PackageNotFoundError:
-        ctc_version = "0+unknown"
+    """The run record: everything needed to reproduce the run's rows (the harness's version and
+    source hash among them, ctc.harness), and what their times depend on (platform, workers and
+    where they ran, torch threads per job)."""
     return {
         "condition": condition.to_dict(),
         "condition_hash": condition.hash,
@@ -507,7 +503,8 @@ def _record(
         },
         "codecs": {name: codec.version() for name, codec in codecs.items()},
         "tools": metrics.tool_versions() if "vmaf" in condition.metrics else {},
-        "ctc_version": ctc_version,
+        "ctc_version": harness.ctc_version(),
+        "ctc_source_sha256": harness.source_sha256(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "machine": platform.machine(),

@@ -19,6 +19,7 @@ scheduler never imports it.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -74,14 +75,44 @@ class Scheduler:
 
 
 _TCP = re.compile(r"tcp://(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(?P<port>[0-9]{1,5})")
+_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+"""One label of a host name: 1 to 63 letters, digits and hyphens, no hyphen at either end."""
+MAX_HOSTNAME = 253
+"""The longest host name (RFC 1035): a longer one is no host."""
+
+
+def _host_problem(host: str) -> str | None:
+    """Why `host` (as _TCP matched it) is no host to connect to, None where it is one: an IPv6
+    literal in brackets, an IPv4 address, or a host name of valid labels. The resolver would
+    otherwise fail on it with an encoding error, or wait on a name that cannot exist."""
+    if host.startswith("["):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return f"{host!r} is not an IPv6 address"
+        return None
+    if re.fullmatch(r"[0-9.]+", host):  # all digits and dots: an IPv4 address or nothing
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            return f"{host!r} is not an IPv4 address"
+        return None
+    name = host.removesuffix(".")  # a fully qualified name may end in a dot
+    if len(name) > MAX_HOSTNAME or not all(_LABEL.fullmatch(p) for p in name.split(".")):
+        return (
+            f"{host!r} is not a host name (labels of 1 to 63 letters, digits or hyphens, "
+            f"not starting or ending with a hyphen, at most {MAX_HOSTNAME} characters)"
+        )
+    return None
 
 
 def parse_scheduler(text: str) -> Scheduler:
     """The Scheduler of `tcp://HOST:PORT` or `local:N`; ValueError (one line) for anything
-    else, before any connection is tried."""
+    else, before any connection is tried. N and PORT are ASCII digits (`str.isdigit` would take
+    other scripts' digits too)."""
     if text.startswith("local:"):
         count = text.removeprefix("local:")
-        if not count.isdigit() or not 1 <= int(count) <= MAX_LOCAL_WORKERS:
+        if not re.fullmatch(r"[0-9]{1,5}", count) or not 1 <= int(count) <= MAX_LOCAL_WORKERS:
             raise ValueError(
                 f"local:N takes a number of workers from 1 to {MAX_LOCAL_WORKERS}, got {text!r}"
             )
@@ -91,4 +122,7 @@ def parse_scheduler(text: str) -> Scheduler:
         raise ValueError(f"expected tcp://HOST:PORT or local:N, got {text!r}")
     if not 1 <= int(match["port"]) <= 65535:
         raise ValueError(f"port must be 1 to 65535, got {text!r}")
+    problem = _host_problem(match["host"])
+    if problem is not None:
+        raise ValueError(f"{problem}, in {text!r}")
     return Scheduler(address=text)

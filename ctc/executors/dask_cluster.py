@@ -1,9 +1,12 @@
 """A run's jobs on a Dask distributed cluster: the client side of `ctc run --scheduler`.
 
-`tcp://HOST:PORT` connects to a running scheduler (within Dask's connect timeout,
-`distributed.comm.timeouts.connect`, 30 s unless configured); `local:N` starts a LocalCluster of
-N worker processes here, one thread each, on the run's torch threads, with SIGINT blocked so
-that Ctrl-C reaches only the run, which then closes them.
+`tcp://HOST:PORT` connects to a running scheduler: first a probe asks whatever listens there who
+it is, the whole exchange (TCP connect, Dask's handshake, the answer) under one deadline, Dask's
+connect timeout (`distributed.comm.timeouts.connect`, 30 s unless configured), since Dask's own
+handshake waits without one on a port that accepts and stays silent; a service that is not a
+Dask scheduler (one that speaks first, a Dask worker) is named as such. `local:N` starts a
+LocalCluster of N worker processes here, one thread each, on the run's torch threads, with SIGINT
+blocked so that Ctrl-C reaches only the run, which then closes them.
 
 Every job is submitted at once (the scheduler sees the whole queue, which adaptive clusters
 scale on) as a task of `ctc.executors.dask_job.run_job`. A task that raises is run again up to
@@ -18,11 +21,18 @@ LocalCluster's scheduler sends a worker a job only when it is free (`worker-satu
 Dask's default 1.1, which queues a second job on a one-thread worker): a job that kills its
 worker then counts no death against a job queued behind it. A scheduler started elsewhere
 should be set the same way (docs/cluster.md).
+
+With `shared_out` (--worker-out), before any job is submitted, every connected worker must find
+a token file that this process writes into its output folder (then removes), at the same place
+under `shared_out`: a folder that is not the run's, as the workers see it, stops the run with
+nothing written there.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import secrets
 from collections.abc import Iterator, Sequence
 from concurrent.futures import CancelledError
 from contextlib import ExitStack
@@ -31,11 +41,14 @@ from pathlib import Path
 from types import TracebackType
 
 import dask
+from dask.utils import parse_timedelta
 from distributed import Client, Future, KilledWorker, LocalCluster, as_completed
+from distributed.comm import connect
 from distributed.utils import silence_logging_cmgr
 
+from ctc import harness
 from ctc.executors import ExecutorError, Outcome, Scheduler
-from ctc.executors.dask_job import MALLOC_TRIM, malloc_trim_setting, run_job
+from ctc.executors.dask_job import MALLOC_TRIM, malloc_trim_setting, run_job, sees_token
 from ctc.job import Job, JobError, _write_atomically, reconstruction_path
 from ctc.runner import THREAD_VARIABLES, sigint_blocked
 
@@ -97,17 +110,18 @@ class DaskExecutor:
                     stack.callback(cluster.close)
                     self._client = Client(cluster)
             else:
-                timeout = dask.config.get("distributed.comm.timeouts.connect")
+                address = self.scheduler.address
+                seconds = parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"))
+                probe_scheduler(address, seconds)
                 try:
-                    self._client = Client(self.scheduler.address)
+                    self._client = Client(address, timeout=seconds)
                 except OSError:
-                    raise ExecutorError(
-                        f"no Dask scheduler answered at {self.scheduler.address} within "
-                        f"{timeout} (Dask's distributed.comm.timeouts.connect)"
-                    ) from None
+                    raise ExecutorError(no_answer(address, seconds)) from None
             stack.callback(self._client.close)
             self.workers = len(self._client.nthreads())
             self._check_workers()
+            if self.shared_out is not None:
+                self._check_shared_out()
             self._stack = stack.pop_all()
         return self
 
@@ -121,6 +135,25 @@ class DaskExecutor:
                 f"{count} of the {len(settings)} Dask workers run with {MALLOC_TRIM}="
                 f"{', '.join(slow)} (Dask's nanny sets it), which doubled a job's time in tests "
                 "and so its EncT and DecT: start them without it (docs/cluster.md)"
+            )
+
+    def _check_shared_out(self) -> None:
+        """ExecutorError unless every connected worker sees this run's output folder at
+        `shared_out`: each must find the token file written here (module docstring)."""
+        name = f".ctc-worker-out-{secrets.token_hex(8)}"
+        content = secrets.token_hex(16)
+        token = self.out / name
+        token.write_text(content, encoding="ascii")
+        try:
+            seen = self._client.run(sees_token, self.shared_out, name, content)
+        finally:
+            token.unlink(missing_ok=True)
+        blind = sorted(worker for worker, found in seen.items() if not found)
+        if blind:
+            raise ExecutorError(
+                f"--worker-out {self.shared_out} is not this run's output folder {self.out} as "
+                f"{len(blind)} of the {len(seen)} Dask workers see it (first {blind[0]}): give "
+                "the path under which they see this folder"
             )
 
     def __exit__(
@@ -137,7 +170,13 @@ class DaskExecutor:
             raise RuntimeError("DaskExecutor.run outside its `with` block")
         futures: dict[Future, Job] = {
             self._client.submit(
-                run_job, job, self.threads, self.shared_out, retries=self.retries, pure=False
+                run_job,
+                job,
+                self.threads,
+                self.shared_out,
+                harness.identity(),
+                retries=self.retries,
+                pure=False,
             ): job
             for job in todo
         }
@@ -185,6 +224,43 @@ class DaskExecutor:
         rec = reconstruction_path(job.bitstream)
         if not job.keep_reconstruction and rec is not None:
             (self.out / rec).unlink(missing_ok=True)
+
+
+def no_answer(address: str, seconds: float) -> str:
+    """The error of an address where no Dask scheduler answered in time (one line)."""
+    return (
+        f"no Dask scheduler answered at {address} within {seconds:g}s "
+        "(Dask's distributed.comm.timeouts.connect)"
+    )
+
+
+async def _identity(address: str, seconds: float) -> object:
+    """What the server at `address` says it is, asked as Dask's rpc asks (the `identity` op)."""
+    comm = await connect(address, timeout=seconds)
+    try:
+        await comm.write({"op": "identity", "reply": True})
+        return await comm.read()
+    finally:
+        comm.abort()
+
+
+def probe_scheduler(address: str, seconds: float) -> None:
+    """Return once a Dask scheduler at `address` has said it is one, all within `seconds`;
+    else ExecutorError (one line): no answer in time (nothing listens, the port is silent, the
+    connection closes), or an answer that is not a scheduler's. What a service that speaks
+    first sends is read as Dask's frame header, a length that can ask for exabytes: the
+    MemoryError, like any other error of reading it, means not a scheduler."""
+    try:
+        answer = asyncio.run(asyncio.wait_for(_identity(address, seconds), seconds))
+    except (OSError, TimeoutError):
+        raise ExecutorError(no_answer(address, seconds)) from None
+    except (Exception, MemoryError) as e:
+        what = f"{type(e).__name__}: {e}".splitlines()[0][:200]
+        raise ExecutorError(f"{address}: not a Dask scheduler ({what})") from None
+    kind = answer.get("type") if isinstance(answer, dict) else None
+    if kind != "Scheduler":
+        said = f"a Dask {kind}" if isinstance(kind, str) else f"it answered {answer!r:.100}"
+        raise ExecutorError(f"{address}: not a Dask scheduler ({said})")
 
 
 def killed_worker_message(error: KilledWorker) -> str:

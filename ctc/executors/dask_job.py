@@ -9,7 +9,12 @@ The job reads its original at the path the client planned it at (the pixel check
 catches any other file there). Its bitstream, and its kept reconstruction when asked for, go
 either straight to the output folder as the workers see it (`shared_out`, a shared file system)
 or to a private temporary folder, read back and returned with the row so that the client
-writes them: nothing a worker does then touches the client's output folder.
+writes them: nothing a worker does then touches the client's output folder. A shared folder
+must exist already (a worker never creates it: a mistyped path would fill another folder).
+
+Every job also carries the client's harness identity (nic-ctc version, source hash:
+ctc.harness); a worker whose own differs refuses the job, naming both, since different harness
+code can give different rows for the same job.
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ctc import harness
 from ctc.codec import Codec
-from ctc.job import Job, execute, reconstruction_path
+from ctc.job import Job, JobError, execute, reconstruction_path
 from ctc.registry import CodecLoadError, load_codec
 from ctc.runner import set_threads
 
@@ -56,15 +62,40 @@ def _codec(job: Job) -> Codec:
     return codec
 
 
+def sees_token(folder: str, name: str, content: str) -> bool:
+    """Whether this worker finds the file `name` in `folder` holding `content`: the client's
+    check that `folder` is its own output folder as this worker sees it (DaskExecutor)."""
+    try:
+        return (Path(folder) / name).read_text(encoding="ascii") == content
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _check_harness(expected: tuple[str, str]) -> None:
+    """JobError unless this worker's harness is the client's (`expected`, ctc.harness)."""
+    mine = harness.identity()
+    if mine != tuple(expected):
+        raise JobError(
+            f"harness nic-ctc {mine[0]} (source sha256 {mine[1][:12]}) on this worker, "
+            f"nic-ctc {expected[0]} (source sha256 {expected[1][:12]}) in the run: install the "
+            "same ctc on every worker"
+        )
+
+
 def run_job(
-    job: Job, threads: int, shared_out: str | None
+    job: Job, threads: int, shared_out: str | None, expected_harness: tuple[str, str]
 ) -> tuple[dict[str, Any], dict[str, bytes]]:
     """Run `job` on this worker: (its row, the files the client must write, by path relative to
-    the output folder; none when `shared_out` is the output folder as this worker sees it)."""
+    the output folder; none when `shared_out` is the output folder as this worker sees it).
+    `expected_harness`: the client's (nic-ctc version, source hash), which must be this
+    worker's."""
+    _check_harness(expected_harness)
     with _ONE_JOB:
         set_threads(threads)
         codec = _codec(job)
         if shared_out is not None:
+            if not Path(shared_out).is_dir():
+                raise JobError(f"{shared_out} is not a folder on this worker (--worker-out)")
             return execute(replace(job, out=shared_out), codec), {}
         folder = tempfile.mkdtemp(prefix="ctc-job-")
         try:

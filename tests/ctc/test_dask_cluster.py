@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from ctc_testing import write_condition
 
+from ctc import harness
 from ctc.runner import run
 from ctc.store import KEY, Store
 
@@ -183,7 +184,9 @@ def test_a_worker_killed_mid_run_loses_no_result(tmp_path, crop_folder, codec_pa
     assert "ctc: test: 9 jobs, 0 already done, 0 from frozen anchor results, 9 done now, " in err
     with Store(out) as store:
         assert [r["status"] for r in store.runs()] == ["finished"] and store.failures() == []
-        assert store.runs()[0]["record"]["scheduler"] == cluster.address
+        record = store.runs()[0]["record"]
+        assert record["scheduler"] == cluster.address and record["retries"] == 0
+        assert record["ctc_source_sha256"] == harness.source_sha256()
     assert_same_as_a_local_run(out, condition, crop_folder, tmp_path)  # each job once
 
 
@@ -221,13 +224,53 @@ def test_workers_write_to_a_shared_output_folder(tmp_path, crop_folder, cluster,
     assert (summary.done, summary.failures) == (3, [])
     assert_same_as_a_local_run(out, condition, crop_folder, tmp_path)
 
-    elsewhere = tmp_path / "elsewhere"  # not the run's folder: every job fails, saying why
-    summary = run(condition, out=tmp_path / "out2", worker_out=str(elsewhere), **common)
-    assert summary.done == 0 and len(summary.failures) == 3
-    for _, message in summary.failures:
-        assert message.startswith("JobError: the worker wrote bitstreams/")
-        assert message.endswith("the workers' output folder must be this run's, as they see it")
-    assert count_rows(tmp_path / "out2" / "results.sqlite") == 0
+    assert [p.name for p in out.iterdir() if p.name.startswith(".ctc-worker-out-")] == []
+
+
+@pytest.mark.parametrize("exists", [True, False])
+def test_a_worker_out_that_is_not_the_run_folder_stops_before_any_job(
+    tmp_path, crop_folder, cluster, exists
+):
+    condition = write_condition(tmp_path, targets_bpp=[1.0], metrics={"psnr_rgb": {}})
+    elsewhere = tmp_path / "elsewhere"  # not the run's folder: another run's, or none at all
+    if exists:
+        (elsewhere / "bitstreams").mkdir(parents=True)
+        (elsewhere / "bitstreams" / "kept.bin").write_bytes(b"another run's")
+    out = tmp_path / "out"
+    cmd = ctc_run(condition, crop_folder, out, cluster, "--worker-out", str(elsewhere))
+    proc = subprocess.run(cmd, env=environment(cluster), capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        f"ctc: error: --worker-out {elsewhere} is not this run's output folder {out} as 2 of "
+        f"the 2 Dask workers see it (first {proc.stderr.split('(first ')[1].split(')')[0]}): "
+        "give the path under which they see this folder"
+    ]
+    if exists:  # untouched
+        assert sorted(p.name for p in elsewhere.rglob("*")) == ["bitstreams", "kept.bin"]
+    else:  # not created
+        assert not elsewhere.exists()
+    assert [p.name for p in out.iterdir() if p.name.startswith(".ctc-worker-out-")] == []
+    assert not (out / "bitstreams").exists()
+    with Store(out) as store:
+        assert store.runs() == []
+
+
+def test_a_worker_refuses_a_job_from_another_harness(tmp_path, crop_folder):
+    """A job carries the client's harness identity; a worker whose own differs refuses it,
+    naming both, before it runs anything."""
+    from ctc.executors.dask_job import run_job
+    from ctc.harness import identity
+    from ctc.job import JobError
+
+    version, source = identity()
+    with pytest.raises(JobError) as refused:
+        run_job(None, 1, None, (version, "0" * 64))  # refused before the job is looked at
+    assert str(refused.value) == (
+        f"harness nic-ctc {version} (source sha256 {source[:12]}) on this worker, nic-ctc "
+        f"{version} (source sha256 000000000000) in the run: install the same ctc on every "
+        "worker"
+    )
 
 
 def test_workers_that_would_slow_the_jobs_down_are_named(tmp_path, crop_folder, cluster):

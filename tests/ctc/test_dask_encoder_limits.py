@@ -9,7 +9,14 @@ import time
 import pytest
 
 from anchors.bpg import BpgCodec
-from anchors.ffmpeg import DEFAULT_TOOL_MEMORY, MEMORY_ENV, AnchorError, run_bytes, run_tool
+from anchors.ffmpeg import (
+    DEFAULT_TOOL_MEMORY,
+    MEMORY_ENV,
+    AnchorError,
+    run_bytes,
+    run_tool,
+    tool_memory_limit,
+)
 
 SHOW_LIMIT = "import resource; print(*resource.getrlimit(resource.RLIMIT_AS))"
 
@@ -52,6 +59,22 @@ def test_a_memory_setting_that_is_not_a_positive_number_is_one_line(value, monke
     monkeypatch.setenv(MEMORY_ENV, value)
     with pytest.raises(AnchorError, match=f"^{MEMORY_ENV} must be a positive number of GB, got"):
         run_tool(["true"], "true")
+
+
+@pytest.mark.parametrize("value", ["1e10", "65537", "1e-12", "0.001"])
+def test_a_memory_setting_out_of_range_is_one_line_that_names_it(value, monkeypatch):
+    monkeypatch.setenv(MEMORY_ENV, value)
+    with pytest.raises(AnchorError) as failure:
+        run_tool(["true"], "true")
+    assert str(failure.value) == f"{MEMORY_ENV} must be 0.01 to 65536 GB, got {value!r}"
+
+
+def test_the_ends_of_the_memory_range_are_taken(monkeypatch):
+    monkeypatch.setenv(MEMORY_ENV, "0.01")
+    assert tool_memory_limit() == 10_000_000
+    monkeypatch.setenv(MEMORY_ENV, "65536")  # the largest: setrlimit takes it in the tool
+    shown = run_tool([sys.executable, "-c", SHOW_LIMIT], "python").split()
+    assert shown == [str(65536 * 10**9)] * 2
 
 
 def test_a_tool_past_its_timeout_fails_soon_in_one_line():

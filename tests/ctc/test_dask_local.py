@@ -214,3 +214,30 @@ def sqlite3_rows(out: Path) -> int:
             return con.execute("SELECT count(*) FROM results").fetchone()[0]
     except sqlite3.OperationalError:  # no store or no table yet
         return 0
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_sigterm_ends_a_local_cluster_run_like_ctrl_c(tmp_path, crop_folder, codecs):
+    """SIGTERM to the client alone (what Slurm sends at a time limit): one line, exit 143, the
+    run recorded as interrupted, the LocalCluster's workers closed."""
+    condition = write_condition(tmp_path, targets_bpp=[0.5, 1.0, 2.0], metrics={"psnr_rgb": {}})
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ctc.cli", "run", str(condition), "--codec", "dask_test_codecs:Slow",
+         "--dataset", str(crop_folder), "--out", str(out), "--no-progress",
+         "--scheduler", "local:2"],
+        start_new_session=True, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while sqlite3_rows(out) < 1 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    workers = processes_of(proc.pid)
+    assert proc.poll() is None and len(workers) >= 2, "the run must be stopped mid-way"
+    os.kill(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and err == "ctc: error: terminated\n"
+    time.sleep(0.5)
+    assert not [pid for pid in workers if running(pid)]
+    with Store(out) as store:
+        assert [r["status"] for r in store.runs()] == ["interrupted"]
+        assert 1 <= len(store.results()) < 9 and store.failures() == []
