@@ -154,15 +154,21 @@ class MeanScaleHyperprior(nn.Module):
         self.config = config
         n, m = config.N, config.M
         self.g_a = nn.Sequential(
-            _conv(3, n), GDN(n), _conv(n, n), GDN(n), _conv(n, n), GDN(n), _conv(n, m)
+            _conv(3, n),
+            GDN(n, inplace=True),
+            _conv(n, n),
+            GDN(n, inplace=True),
+            _conv(n, n),
+            GDN(n, inplace=True),
+            _conv(n, m),
         )
         self.g_s = nn.Sequential(
             _deconv(m, n),
-            GDN(n, inverse=True),
+            GDN(n, inverse=True, inplace=True),
             _deconv(n, n),
-            GDN(n, inverse=True),
+            GDN(n, inverse=True, inplace=True),
             _deconv(n, n),
-            GDN(n, inverse=True),
+            GDN(n, inverse=True, inplace=True),
             _deconv(n, 3),
         )
         self.h_a = nn.Sequential(
@@ -244,9 +250,24 @@ class MeanScaleHyperprior(nn.Module):
         return float(y_bits + z_bits)
 
     def synthesize(self, y_hat: torch.Tensor, rate: torch.Tensor | float) -> torch.Tensor:
-        """Quantized latent -> reconstruction (not clamped)."""
+        """Quantized latent -> reconstruction (not clamped).
+
+        Under torch.inference_mode on one CPU thread (how nic.codec decodes), g_s runs on a
+        channels-last copy: oneDNN writes a transposed convolution of a channels-last tensor
+        straight into its output, where it computes one of a contiguous tensor in its own
+        blocked layout and then copies it out (a quarter of g_s's time on 768 x 512). On one
+        thread the values are the same bit for bit (tests/nic/test_inference_paths.py); on
+        several, oneDNN splits the two layouts' work differently and a value may move by one
+        rounding, so it keeps the contiguous layout there. The output is contiguous."""
         _, inverse_gain = self.gains(rate)
-        return self.g_s(y_hat * inverse_gain).float()
+        y = y_hat * inverse_gain
+        if (
+            torch.is_inference_mode_enabled()
+            and y.device.type == "cpu"
+            and torch.get_num_threads() == 1
+        ):
+            y = y.contiguous(memory_format=torch.channels_last)
+        return self.g_s(y).float().contiguous()
 
     def forward(self, x: torch.Tensor, rate_point: torch.Tensor) -> dict[str, torch.Tensor]:
         """Training pass: noise for the likelihoods, straight-through rounding for the decoder."""

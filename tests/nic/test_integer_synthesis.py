@@ -66,6 +66,20 @@ def test_integer_sums_are_exact_in_any_order_while_float_sums_are_not(model, z):
     assert not torch.equal(whole_f, split_f)
 
 
+@pytest.mark.parametrize("model_name", ["nic-mshp-n128-v2", "nic-masked-n128-v2"])
+def test_integer_weights_are_the_float64_rounding_of_the_weights(model_name):
+    model = zoo.load(model_name)
+    for layer in model.rate_network(128).entropy_path.layers[::2]:  # the convolutions
+        weight, bias = layer.integer_weights("cpu")
+        w = layer.layer.weight.detach().double()
+        assert weight.dtype == torch.float64 and torch.equal(
+            weight, torch.round(w * 2.0**layer.weight_shift)
+        )
+        assert torch.equal(
+            bias, torch.round(layer.layer.bias.detach().double() * 2.0**layer.bias_shift)
+        )
+
+
 def test_integer_path_does_not_depend_on_thread_count(model, z):
     threads = torch.get_num_threads()
     try:
