@@ -311,12 +311,27 @@ def cmd_clic_package(args: argparse.Namespace) -> int:
     folder = Path(args.folder)
     if not folder.is_dir():
         raise UsageError(f"{args.folder}: not a folder of streams")
+    limit = None
+    if args.condition is not None:
+        track = conditions.load_condition(args.condition).clic
+        if track is None:
+            raise UsageError(f"--condition {args.condition}: not a CLIC condition")
+        limit = track.max_decoder_bytes
+        if limit is None:
+            _warn(f"{args.condition} states no limit on the decoder's size")
     try:
         line = build(args.out, str(folder))
     except ValueError as e:
         _error(str(e))
         return EXIT_FAILURE
     print(f"{args.out}: {line}", file=sys.stderr)
+    size = Path(args.out).stat().st_size
+    if limit is not None and size > limit:
+        _error(f"{args.out}: {size:,} bytes, over the {limit:,} bytes {args.condition} allows "
+               "for the decoder with its model (the zip is kept)")  # fmt: skip
+        return EXIT_FAILURE
+    if limit is not None:
+        print(f"{args.out}: {size:,} bytes, within {args.condition}'s {limit:,}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -1101,6 +1116,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="nic",
         type=_codec_spec,
         help="codec whose decoder to package, NAME or NAME:MODEL (default nic)",
+    )
+    c.add_argument(
+        "--condition",
+        metavar="NAME",
+        help="a CLIC condition whose max_decoder_bytes the zip must respect (exit 1 if over)",
     )
     c.set_defaults(func=cmd_clic_package, writes_stdout=False)
     c = csub.add_parser(

@@ -373,3 +373,26 @@ def test_a_command_started_with_stdout_closed_says_so(clic_run):
         proc.stderr.strip()
         == "ctc: error: standard output is closed: nothing to write the output to"
     )
+
+
+def test_package_checks_the_decoder_limit_of_a_condition(tmp_path, crops, capsys):
+    from nic import codec, zoo
+
+    streams = tmp_path / "streams"
+    streams.mkdir()
+    (streams / "astro.nic").write_bytes(codec.encode(crops["astro"], zoo.load(), 2.0))
+    small = clic_condition(tmp_path, name="tiny_limit",
+                           clic={"track": "low_rate", "budgets_bpp": [1.0],
+                                 "max_decoder_bytes": 1000})  # fmt: skip
+    out = tmp_path / "decoder.zip"
+    assert (
+        main(["clic", "package", str(streams), "--out", str(out), "--condition", str(small)]) == 1
+    )
+    err = capsys.readouterr().err
+    assert f"over the 1,000 bytes {small} allows for the decoder with its model" in err
+    assert out.is_file()  # kept, and said so
+    assert main(["clic", "package", str(streams), "--out", str(out), "--condition",
+                 "clic2021_image"]) == 0  # fmt: skip
+    assert "within clic2021_image's 250,000,000" in capsys.readouterr().err
+    assert main(["clic", "package", str(streams), "--out", str(out), "--condition", "fvc"]) == 2
+    assert "--condition fvc: not a CLIC condition" in capsys.readouterr().err
