@@ -12,7 +12,7 @@ from pathlib import Path
 
 import dask
 import pytest
-from ctc_testing import write_condition
+from ctc_testing import children, running, write_condition
 
 from ctc.runner import run
 from ctc.store import Store
@@ -159,53 +159,45 @@ def test_a_job_that_kills_its_worker_fails_with_killed_worker(tmp_path, crop_fol
     assert failure["image"] == "cat" and failure["message"] == message
 
 
-def processes_of(pid: int) -> list[int]:
-    """The processes whose parent is `pid` (a LocalCluster's workers, the resource tracker)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(stat.parent.name))
-        except (OSError, IndexError, ValueError):  # it ended meanwhile
-            continue
-    return found
-
-
-def running(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def _default_sigint() -> None:
     """In the child: SIGINT's default action, as a run started from a terminal has it."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
-def test_ctrl_c_ends_a_local_cluster_run_in_one_line(tmp_path, crop_folder, codecs):
+def stop_a_local_cluster_run(tmp_path, crop_folder, send, **popen) -> tuple[int, str]:
+    """Start `ctc run ... --scheduler local:2` in a session of its own, wait for its first row,
+    `send(proc)` a signal, and check that the cluster's workers are gone and the run is recorded
+    as interrupted with the rows so far; (exit status, stderr) of the run."""
     condition = write_condition(tmp_path, targets_bpp=[0.5, 1.0, 2.0], metrics={"psnr_rgb": {}})
     out = tmp_path / "out"
     proc = subprocess.Popen(
         [sys.executable, "-m", "ctc.cli", "run", str(condition), "--codec", "dask_test_codecs:Slow",
          "--dataset", str(crop_folder), "--out", str(out), "--no-progress",
          "--scheduler", "local:2"],
-        start_new_session=True, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint,
+        start_new_session=True, stderr=subprocess.PIPE, text=True, **popen,
     )  # fmt: skip
     deadline = time.monotonic() + 120
     while sqlite3_rows(out) < 1 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    workers = processes_of(proc.pid)
+    workers = children(proc.pid)
     assert proc.poll() is None and len(workers) >= 2, "the run must be stopped mid-way"
-    os.killpg(proc.pid, signal.SIGINT)  # as a terminal sends Ctrl-C: the workers see none
+    send(proc)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and err == "ctc: error: interrupted\n"  # no worker traceback
     time.sleep(0.5)
     assert not [pid for pid in workers if running(pid)]
     with Store(out) as store:
         assert [r["status"] for r in store.runs()] == ["interrupted"]
         assert 1 <= len(store.results()) < 9 and store.failures() == []
+    return proc.returncode, err
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_ctrl_c_ends_a_local_cluster_run_in_one_line(tmp_path, crop_folder, codecs):
+    def ctrl_c(proc: subprocess.Popen) -> None:  # as a terminal sends it: the workers see none
+        os.killpg(proc.pid, signal.SIGINT)
+
+    code, err = stop_a_local_cluster_run(tmp_path, crop_folder, ctrl_c, preexec_fn=_default_sigint)
+    assert code == 130 and err == "ctc: error: interrupted\n"  # no worker traceback
 
 
 def sqlite3_rows(out: Path) -> int:
@@ -220,24 +212,9 @@ def sqlite3_rows(out: Path) -> int:
 def test_sigterm_ends_a_local_cluster_run_like_ctrl_c(tmp_path, crop_folder, codecs):
     """SIGTERM to the client alone (what Slurm sends at a time limit): one line, exit 143, the
     run recorded as interrupted, the LocalCluster's workers closed."""
-    condition = write_condition(tmp_path, targets_bpp=[0.5, 1.0, 2.0], metrics={"psnr_rgb": {}})
-    out = tmp_path / "out"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ctc.cli", "run", str(condition), "--codec", "dask_test_codecs:Slow",
-         "--dataset", str(crop_folder), "--out", str(out), "--no-progress",
-         "--scheduler", "local:2"],
-        start_new_session=True, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while sqlite3_rows(out) < 1 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    workers = processes_of(proc.pid)
-    assert proc.poll() is None and len(workers) >= 2, "the run must be stopped mid-way"
-    os.kill(proc.pid, signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 143 and err == "ctc: error: terminated\n"
-    time.sleep(0.5)
-    assert not [pid for pid in workers if running(pid)]
-    with Store(out) as store:
-        assert [r["status"] for r in store.runs()] == ["interrupted"]
-        assert 1 <= len(store.results()) < 9 and store.failures() == []
+
+    def sigterm(proc: subprocess.Popen) -> None:
+        os.kill(proc.pid, signal.SIGTERM)
+
+    code, err = stop_a_local_cluster_run(tmp_path, crop_folder, sigterm)
+    assert code == 143 and err == "ctc: error: terminated\n"

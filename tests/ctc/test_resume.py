@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ctc_testing import write_condition
+from ctc_testing import children, running, write_condition
 from PIL import Image
 from skimage import data as skdata
 
@@ -79,27 +79,6 @@ def test_sigkill_then_restart_loses_nothing(tmp_path):
     with sqlite3.connect(db) as con:
         statuses = [s for (s,) in con.execute("SELECT status FROM runs ORDER BY id")]
     assert statuses == ["killed", "finished"]
-
-
-def children(pid: int) -> list[int]:
-    """The processes whose parent is `pid`."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:  # it ended meanwhile
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
-
-def running(pid: int) -> bool:
-    """Whether process `pid` exists and has not ended (a zombie has)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def wait_until_gone(pids: list[int], seconds: float) -> list[int]:
