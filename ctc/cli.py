@@ -687,14 +687,25 @@ def _above_zero_up_to(high: float, unit: str) -> Callable[[str], float]:
 _seconds = _above_zero_up_to(MAX_TIMEOUT_SECONDS, "seconds")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
-    return value
+def _whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number from `low` (to `high`, where given)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if high is None and value < low:
+            raise argparse.ArgumentTypeError(f"expected at least {low}, got {value}")
+        if high is not None and not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected {low} to {high}, got {value}")
+        return value
+
+    return parse
+
+
+_positive_int = _whole_number(1)
+_retries = _whole_number(0, runner.MAX_RETRIES)
 
 
 def _scheduler(text: str) -> Scheduler:
@@ -703,17 +714,6 @@ def _scheduler(text: str) -> Scheduler:
         return parse_scheduler(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def _retries(text: str) -> int:
-    """An argparse type: 0 to runner.MAX_RETRIES."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not 0 <= value <= runner.MAX_RETRIES:
-        raise argparse.ArgumentTypeError(f"expected 0 to {runner.MAX_RETRIES}, got {value}")
-    return value
 
 
 def _threads(text: str) -> int:

@@ -259,10 +259,11 @@ def _totals(chosen: Sequence[Mapping[str, Any]], target: float | None = None) ->
     )
 
 
-def _uniform_choices(
+def _uniforms(
     points: list[ImagePoints], rows: Sequence[Mapping[str, Any]]
-) -> list[tuple[float, list[int]]]:
-    """(target, the index of each image's point at it) for every target all images have."""
+) -> list[tuple[Totals, list[int]]]:
+    """For every target all images have, rising: the totals of every image at it, and the
+    index of each image's point there."""
     out = []
     for target in sorted({r["target_bpp"] for r in rows}):
         index = [
@@ -270,7 +271,7 @@ def _uniform_choices(
             for image in points
         ]
         if None not in index:
-            out.append((target, index))
+            out.append((_totals(_rows_of(points, index), target), index))
     return out
 
 
@@ -286,13 +287,11 @@ def _low_rate(
         return Outcome(**base, budget=budget, chosen=(), totals=None, verdict="incomplete",
                        reason=problem or "an image has no row to size the budget by",
                        uniform=None)  # fmt: skip
-    uniforms = _uniform_choices(points, rows)
     fitting = [
-        (target, choice) for target, choice in uniforms
-        if sum(p.nbytes for p in (im.points[j] for im, j in zip(points, choice, strict=True)))
-        <= budget.nbytes
+        (totals, choice) for totals, choice in _uniforms(points, rows)
+        if totals.total_bytes <= budget.nbytes
     ]  # fmt: skip
-    uniform = _totals(_rows_of(points, fitting[-1][1]), fitting[-1][0]) if fitting else None
+    uniform = fitting[-1][0] if fitting else None
     try:
         try:
             allocation = exact_allocation(points, budget.nbytes, max_pairs=EXACT_MAX_PAIRS)
@@ -316,12 +315,8 @@ def _transparent(
     if problem:
         return Outcome(**base, budget=None, chosen=(), totals=None, verdict="incomplete",
                        reason=problem, uniform=None)  # fmt: skip
-    uniform, uniform_rows = None, None
-    for target, choice in _uniform_choices(points, rows):
-        totals = _totals(_rows_of(points, choice), target)
-        if _meets(totals, track):
-            uniform, uniform_rows = totals, _rows_of(points, choice)
-            break
+    meeting = [(totals, c) for totals, c in _uniforms(points, rows) if _meets(totals, track)]
+    uniform = meeting[0][0] if meeting else None
     try:
         allocation = allocate_thresholds(points, track.min_psnr, track.min_msssim)
     except InfeasibleError as e:
@@ -329,7 +324,7 @@ def _transparent(
                        reason=str(e), uniform=uniform)  # fmt: skip
     chosen, method = _rows_of(points, allocation.choice), "heuristic"
     if uniform is not None and uniform.total_bytes < allocation.total_bytes:
-        chosen, method = uniform_rows, "uniform"
+        chosen, method = _rows_of(points, meeting[0][1]), "uniform"
     return Outcome(**base, budget=None, chosen=tuple(chosen), totals=_totals(chosen),
                    verdict="meets", reason=None, uniform=uniform, method=method)  # fmt: skip
 
