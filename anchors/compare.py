@@ -1,4 +1,4 @@
-"""BD-rates of the frozen anchor curves: against the published Kodak curves, and VVC against BPG.
+"""BD-rates of the frozen anchor curves: against the published Kodak curves, and against each other.
 
     python -m anchors.compare [anchors/results/kodak]
 
@@ -13,6 +13,7 @@ negative when the first-named curve needs fewer bits.
 from __future__ import annotations
 
 import csv
+import re
 import sys
 import warnings
 from collections import defaultdict
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ctc.bdrate import bd_dataset, bd_rate, describe_left_out
+from ctc.bdrate import LowOverlapWarning, bd_dataset, bd_rate, describe_left_out
 
 PUBLISHED: dict[str, tuple[tuple[float, float], ...]] = {
     "bpg": (
@@ -67,54 +68,95 @@ def bd_of(test: np.ndarray, anchor: np.ndarray) -> float:
     return bd_rate(anchor[:, 0], anchor[:, 1], test[:, 0], test[:, 1])
 
 
+def bd_text(test: np.ndarray, anchor: np.ndarray) -> str:
+    """bd_of as text, with the overlap of the two curves where it is below ctc.bdrate's
+    MIN_OVERLAP (the value then describes only their shared part)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", LowOverlapWarning)
+        value = bd_of(test, anchor)
+    overlap = [re.search(r"overlap by ([\d.]+ %)", str(w.message)) for w in caught]
+    note = "".join(f" (curves overlap by {m.group(1)})" for m in overlap if m)
+    return f"{value:+.2f} %{note}"
+
+
+OURS = ("bpg", "vvc", "vtm")
+PAIRS = (("vvc", "bpg"), ("vtm", "bpg"), ("vvc", "vtm"))  # (test, anchor)
+QP_SUBSETS = ((22, 27, 32, 37, 42, 47), (32, 37, 42, 47))
+BD_RANGES = {"fvc": ("low", "high", "all")}  # FVC's two ranges; one range elsewhere
+
+
+def conditions_in(path: Path) -> list[str]:
+    """The conditions whose rate-matched rows a frozen CSV holds, in file order."""
+    with open(path, newline="") as f:
+        names = (row["condition"] for row in csv.DictReader(f))
+        return [n for n in dict.fromkeys(names) if n != "fixed_qp"]
+
+
 def report(folder: Path) -> str:
-    """The comparison table as text."""
+    """The comparison table as text: each frozen curve against the published ones, then each
+    pair of PAIRS whose CSVs are both in `folder`."""
     lines = []
-    ours = {n: fixed_qp_curves(folder / f"{n}.csv") for n in ("bpg", "vvc")
+    ours = {n: fixed_qp_curves(folder / f"{n}.csv") for n in OURS
             if (folder / f"{n}.csv").is_file()}  # fmt: skip
     published = {n: np.array(p) for n, p in PUBLISHED.items()}
     for name, curves in ours.items():
         mean = mean_curve(curves)
         points = " ".join(f"({b:.3f}, {p:.2f})" for b, p in mean[::-1])
-        lines.append(f"ours {name} ({len(curves)} images), QP 47..12: {points}")
+        lines.append(f"ours {name} ({len(curves)} images), QP {_qp_span(curves)}: {points}")
         for pub in ("bpg", "vtm"):
             lines.append(f"  BD-rate ours {name} vs published {pub}: "
-                         f"{bd_of(mean, published[pub]):+.2f} %")  # fmt: skip
-    lines.append(
-        f"published vtm vs published bpg: {bd_of(published['vtm'], published['bpg']):+.2f} %"
-    )
-    if len(ours) == 2:
-        common = sorted(set(ours["bpg"]) & set(ours["vvc"]))
-        vvc_mean = mean_curve({k: ours["vvc"][k] for k in common})
-        bpg_mean = mean_curve({k: ours["bpg"][k] for k in common})
-        lines.append(f"ours vvc vs ours bpg, mean curves over {len(common)} images: "
-                     f"{bd_of(vvc_mean, bpg_mean):+.2f} %")  # fmt: skip
-
-        def per_image(n: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-            return {k: tuple(np.array(sorted(ours[n][k].values())).T) for k in common}
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ds = bd_dataset(per_image("bpg"), per_image("vvc"))
-        note = f" (curves overlap < 75 % on {len(ds.low_overlap)} images)" if ds.low_overlap else ""
-        if ds.left_out:
-            note += f" (left out: {describe_left_out(ds.left_out)})"
-        lines.append(f"ours vvc vs ours bpg, mean of per-image BD-rates: "
-                     f"{ds.per_image_mean:+.2f} %{note}")  # fmt: skip
-        for qps in ((22, 27, 32, 37, 42, 47), (32, 37, 42, 47)):
-            sub = {n: {k: {q: c[q] for q in qps} for k, c in ours[n].items()} for n in ours}
-            bd = bd_of(mean_curve(sub["vvc"]), mean_curve(sub["bpg"]))
-            lines.append(f"ours vvc vs ours bpg, mean curves, QP {qps[0]}..{qps[-1]}: {bd:+.2f} %")
-        for cond, ranges in (("fvc", ("low", "high", "all")), ("jpeg_ai_cfe", ("all",))):
-            curves = {n: target_curves(folder / f"{n}.csv", cond) for n in ("bpg", "vvc")}
-            for r in ranges:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    ds = bd_dataset(curves["bpg"], curves["vvc"], bpp_range=r)
-                lines.append(f"ours vvc vs ours bpg on {cond} target rows, range {r}: "
-                             f"average curve {ds.average_curve.value:+.2f} %, "
-                             f"mean of per-image {ds.per_image_mean:+.2f} %")  # fmt: skip
+                         f"{bd_text(mean, published[pub])}")  # fmt: skip
+    lines.append(f"published vtm vs published bpg: {bd_text(published['vtm'], published['bpg'])}")
+    for test, anchor in PAIRS:
+        if test in ours and anchor in ours:
+            lines += pair_lines(folder, ours, test, anchor)
     return "\n".join(lines)
+
+
+def _qp_span(curves: dict[str, dict[float, tuple[float, float]]]) -> str:
+    qps = sorted({q for c in curves.values() for q in c}, reverse=True)
+    return f"{qps[0]:g}..{qps[-1]:g}"
+
+
+def pair_lines(
+    folder: Path,
+    ours: dict[str, dict[str, dict[float, tuple[float, float]]]],
+    test: str,
+    anchor: str,
+) -> list[str]:
+    """BD-rates of our `test` curves against our `anchor` curves: over the images both hold, on
+    the fixed QPs both coded (all of them, then the subsets of QP_SUBSETS), and on the target
+    rows of every condition both CSVs hold."""
+    common = sorted(set(ours[test]) & set(ours[anchor]))
+    qps = sorted(set.intersection(*(set(ours[n][k]) for n in (test, anchor) for k in common)))
+    lines = []
+    for subset in (tuple(qps), *(s for s in QP_SUBSETS if set(s) < set(qps))):
+        sub = {n: {k: {q: ours[n][k][q] for q in subset} for k in common} for n in (test, anchor)}
+        bd = bd_of(mean_curve(sub[test]), mean_curve(sub[anchor]))
+        lines.append(f"ours {test} vs ours {anchor}, {len(common)} images, QP {subset[0]:g}.."
+                     f"{subset[-1]:g}: mean curves {bd:+.2f} %")  # fmt: skip
+    curves = {n: {k: tuple(np.array(sorted(ours[n][k][q] for q in qps)).T) for k in common}
+              for n in (test, anchor)}  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = bd_dataset(curves[anchor], curves[test])
+    note = f" (curves overlap < 75 % on {len(ds.low_overlap)} images)" if ds.low_overlap else ""
+    if ds.left_out:
+        note += f" (left out: {describe_left_out(ds.left_out)})"
+    lines.append(f"ours {test} vs ours {anchor}, QP {qps[0]:g}..{qps[-1]:g}: mean of per-image "
+                 f"BD-rates {ds.per_image_mean:+.2f} %{note}")  # fmt: skip
+    paths = {n: folder / f"{n}.csv" for n in (test, anchor)}
+    for cond in (c for c in conditions_in(paths[test]) if c in conditions_in(paths[anchor])):
+        targets = {n: {k: c for k, c in target_curves(paths[n], cond).items() if k in common}
+                   for n in (test, anchor)}  # fmt: skip
+        for r in BD_RANGES.get(cond, ("all",)):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ds = bd_dataset(targets[anchor], targets[test], bpp_range=r)
+            lines.append(f"ours {test} vs ours {anchor} on {cond} target rows, range {r}: "
+                         f"average curve {ds.average_curve.value:+.2f} %, "
+                         f"mean of per-image {ds.per_image_mean:+.2f} %")  # fmt: skip
+    return lines
 
 
 if __name__ == "__main__":
