@@ -25,6 +25,7 @@ import argparse
 import csv
 import hashlib
 import json
+import math
 import os
 import platform
 import re
@@ -429,6 +430,25 @@ def _order(row: dict[str, Any]) -> tuple:
 PROG = "python -m anchors.freeze"
 
 
+def _minutes(text: str) -> float:
+    """--minutes: a finite number of minutes, at least 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError(f"expected a number of minutes >= 0, got {text!r}")
+    return value
+
+
+def _qps(text: str) -> list[int]:
+    """--fixed-qps: whole numbers separated by spaces or commas ("" for none)."""
+    try:
+        return [int(q) for q in text.replace(",", " ").split()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected whole QPs, got {text!r}") from None
+
+
 def _error(message: str) -> None:
     print(f"{PROG}: error: {' '.join(message.split())}", file=sys.stderr)
 
@@ -448,10 +468,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=None, help="encode cache folder")
     parser.add_argument("--conditions", default=None,
                         help=f"default {','.join(CONDITIONS)}")  # fmt: skip
-    parser.add_argument("--fixed-qps", default=None,
+    parser.add_argument("--fixed-qps", type=_qps, default=None,
                         help=f"default {' '.join(map(str, FIXED_QPS))}")  # fmt: skip
-    parser.add_argument("--minutes", type=float, default=None,
-                        help="start no new image after this many minutes")  # fmt: skip
+    parser.add_argument("--minutes", type=_minutes, default=None,
+                        help="start no new image after this many minutes (0: none, only "
+                        "write what is done)")  # fmt: skip
     parser.add_argument("--cpu-time", action="store_true",
                         help="time encodes in CPU seconds (a freeze at low priority)")  # fmt: skip
     parser.add_argument("--from-run", type=Path, action="append", default=[], metavar="DIR",
@@ -478,13 +499,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.from_run:
             print(f"wrote {freeze_run(args.codec, args.from_run, args.dataset, args.out)}")
             return 0
-        deadline = time.time() + 60 * args.minutes if args.minutes else None
+        deadline = None if args.minutes is None else time.time() + 60 * args.minutes
         conditions = args.conditions if args.conditions is not None else ",".join(CONDITIONS)
-        qps = args.fixed_qps if args.fixed_qps is not None else " ".join(map(str, FIXED_QPS))
         path = freeze(
             args.codec, args.dataset, args.out, args.cache or default_cache(),
             [c for c in conditions.split(",") if c],
-            [int(q) for q in qps.replace(",", " ").split()], deadline, args.cpu_time,
+            args.fixed_qps if args.fixed_qps is not None else FIXED_QPS, deadline, args.cpu_time,
         )  # fmt: skip
     except (FreezeError, ConditionError, DatasetError) as e:
         _error(str(e))

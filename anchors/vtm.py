@@ -158,7 +158,8 @@ class VtmCodec:
     def _check(self) -> str | None:
         if not self.installed:
             return (f"vtm: no VTM build in {self.folder} (EncoderApp, DecoderApp, {CONFIG}); "
-                    "build it with `python -m anchors.vtm_build` or set CTC_VTM_DIR")  # fmt: skip
+                    "build it with `python -m anchors.vtm_build` or set CTC_VTM_DIR (or run "
+                    "the VVenC stand-in, codec vvc)")  # fmt: skip
         stuck = [str(p) for p in (self.encoder, self.decoder) if p and not os.access(p, os.X_OK)]
         if stuck:
             return f"vtm: {' and '.join(stuck)} {'is' if len(stuck) == 1 else 'are'} not executable"

@@ -266,6 +266,7 @@ CODEC_STYLES = {
     "nic": CodecStyle("0072B2", "circle", "o"),  # blue
     "bpg": CodecStyle("E69F00", "square", "s"),  # orange
     "vvc": CodecStyle("009E73", "triangle", "^"),  # green
+    "vtm": CodecStyle("117733", "triangle", "v"),  # dark green: VVC too, the reference
     "jpeg": CodecStyle("555555", "diamond", "D"),  # dark grey
     "jpeg2000": CodecStyle("8C564B", "x", "x"),  # brown
     "webp": CodecStyle("CC79A7", "star", "*"),  # pink
@@ -296,8 +297,10 @@ def codec_styles(codecs: Sequence[str]) -> dict[str, CodecStyle]:
             out[codec] = style
             used.add(style.colour)
     spare = [CodecStyle(c, "", "") for c in SPARE_COLOURS if c not in used]
-    markers = [s.chart_marker for s in CODEC_STYLES.values()]
-    plot_markers = [s.plot_marker for s in CODEC_STYLES.values()]
+    shapes: dict[str, str] = {}  # chart marker -> plot marker, each chart marker once
+    for known in CODEC_STYLES.values():
+        shapes.setdefault(known.chart_marker, known.plot_marker)
+    markers, plot_markers = list(shapes), list(shapes.values())
     n = 0
     for codec in codecs:
         if codec in out:

@@ -150,7 +150,7 @@ def test_shipped_kodak_results_are_those_of_the_default_anchors():
             entry = manifest["anchors"][name]
             assert entry["version"] == codec.version() and entry["missing_images"] == []
             assert entry["conditions"][cond.name]["hash"] == cond.hash, (name, cond.name)
-    assert frozen_anchors >= {"bpg", "vvc"}
+    assert frozen_anchors >= {"bpg", "vtm", "vvc"}
     for name in frozen_anchors:
         entry = manifest["anchors"][name]
         targets = sum(len(c["targets_bpp"]) for c in entry["conditions"].values())
@@ -332,3 +332,32 @@ def test_cpu_time_freezes_time_encodes_in_cpu_seconds_and_re_encode_entries_with
     assert entry["timing"] == "cpu"
     with open(path) as f:
         assert all(float(r["encode_seconds"]) > 0 for r in csv.DictReader(f))
+
+
+@pytest.mark.parametrize(
+    "option, value", [("--minutes", "-1"), ("--minutes", "nan"), ("--minutes", "inf"),
+                      ("--minutes", "soon"), ("--fixed-qps", "22 x")],
+)  # fmt: skip
+def test_freeze_refuses_bad_minutes_and_qps_before_any_work(setup, capsys, option, value):
+    condition, images, results, tmp = setup
+    with pytest.raises(SystemExit) as stop:
+        _freeze_main(capsys, "--codec", "frozenjpeg", "--dataset", str(images), "--out",
+                     str(tmp / "o"), "--conditions", str(condition), option, value)  # fmt: skip
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "Traceback" not in err
+    assert f"argument {option}: expected " in err.splitlines()[-1]
+    assert not (tmp / "o").exists()
+
+
+def test_freeze_minutes_0_starts_no_image_and_writes_what_is_done(setup, capsys):
+    """--minutes 0: the images already frozen with this cache are written, no other is begun."""
+    condition, images, results, tmp = setup
+    args = ["--codec", "frozenjpeg", "--dataset", str(images), "--conditions", str(condition),
+            "--fixed-qps", "30,70", "--minutes", "0"]  # fmt: skip
+    for cache, missing, rows in (("cache", [], 8), ("fresh", ["cat", "coffee"], 0)):
+        out = tmp / f"o-{cache}"
+        code, _, err = _freeze_main(capsys, *args, "--cache", str(tmp / cache), "--out", str(out))
+        assert code == 0, err
+        entry = json.loads((out / "manifest.json").read_text())["anchors"]["frozenjpeg"]
+        assert (entry["missing_images"], entry["rows"]) == (missing, rows)
+    assert not any((tmp / "fresh").rglob("qp*"))  # nothing encoded

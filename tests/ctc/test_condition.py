@@ -16,7 +16,7 @@ def test_bundled_conditions_load():
     # IEEE 1857.11's protocol: YUV 4:2:0 PSNR and MS-SSIM, BT.709, BPG and VTM, two BD ranges
     assert fvc.metrics["psnr_yuv"] == {"chroma": "420"} and fvc.matrix == "bt709"
     assert fvc.metrics["msssim_yuv"] == {"chroma": "420", "downsample": "symmetric"}
-    assert fvc.anchors == ("bpg", "vvc")
+    assert fvc.anchors == ("bpg", "vtm")
     assert fvc.bd_ranges == {"low": (0.06, 0.5), "high": (0.25, 1.5)}
     cfe = load_condition("jpeg_ai_cfe")
     assert cfe.targets_bpp == (0.06, 0.12, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
@@ -25,7 +25,7 @@ def test_bundled_conditions_load():
     assert ctc.targets_bpp == (0.12, 0.25, 0.5, 0.75, 1.0) and ctc.bit_depth == 10
     jpeg_ai_set = {"msssim_y", "vmaf", "vif_p", "fsim", "psnr_hvs", "iw_ssim", "nlpd"}
     assert jpeg_ai_set <= set(ctc.metrics) and ctc.metrics["nlpd"] == {"variant": "jpeg_ai"}
-    assert ctc.anchors == ("vvc", "bpg", "jpeg") and ctc.bd_ranges == {}
+    assert ctc.anchors == ("vtm", "bpg", "jpeg") and ctc.bd_ranges == {}
     quick = load_condition("quick")
     assert quick.dataset == "skimage" and len(quick.targets_bpp) == 3
     assert "jpeg" in quick.anchors

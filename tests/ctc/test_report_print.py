@@ -23,6 +23,7 @@ from ctc.report.style import (
     FORMATS,
     MIN_SCALE,
     PAGE_WIDTH,
+    SPARE_COLOURS,
     codec_styles,
     sheet_width,
     wrapped_lines,
@@ -214,6 +215,9 @@ def test_codec_styles_are_fixed_and_distinct():
     assert styles["vvc"] == CODEC_STYLES["vvc"] and styles["bpg"] == CODEC_STYLES["bpg"]
     assert styles["nic:model-a"] == CODEC_STYLES["nic"]
     assert len({s.colour for s in styles.values()}) == 6  # the frozen copy gets its own
+    assert len({s.colour for s in CODEC_STYLES.values()} | set(SPARE_COLOURS)) == len(
+        CODEC_STYLES
+    ) + len(SPARE_COLOURS)  # no known codec's colour is a spare one
     # A codec keeps its colour whatever else is in the report.
     assert codec_styles(["bpg"])["bpg"] == codec_styles(["jpeg", "vvc", "bpg"])["bpg"]
     many = codec_styles([f"c{i}" for i in range(20)])
