@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ctc.bdrate import LowOverlapWarning, bd_dataset, bd_rate, describe_left_out
+from ctc.condition import load_condition
 
 PUBLISHED: dict[str, tuple[tuple[float, float], ...]] = {
     "bpg": (
@@ -82,7 +83,6 @@ def bd_text(test: np.ndarray, anchor: np.ndarray) -> str:
 OURS = ("bpg", "vvc", "vtm")
 PAIRS = (("vvc", "bpg"), ("vtm", "bpg"), ("vvc", "vtm"))  # (test, anchor)
 QP_SUBSETS = ((22, 27, 32, 37, 42, 47), (32, 37, 42, 47))
-BD_RANGES = {"fvc": ("low", "high", "all")}  # FVC's two ranges; one range elsewhere
 
 
 def conditions_in(path: Path) -> list[str]:
@@ -126,7 +126,7 @@ def pair_lines(
 ) -> list[str]:
     """BD-rates of our `test` curves against our `anchor` curves: over the images both hold, on
     the fixed QPs both coded (all of them, then the subsets of QP_SUBSETS), and on the target
-    rows of every condition both CSVs hold."""
+    rows of every condition both CSVs hold, over the condition's BD ranges and all points."""
     common = sorted(set(ours[test]) & set(ours[anchor]))
     qps = sorted(set.intersection(*(set(ours[n][k]) for n in (test, anchor) for k in common)))
     lines = []
@@ -146,13 +146,15 @@ def pair_lines(
     lines.append(f"ours {test} vs ours {anchor}, QP {qps[0]:g}..{qps[-1]:g}: mean of per-image "
                  f"BD-rates {ds.per_image_mean:+.2f} %{note}")  # fmt: skip
     paths = {n: folder / f"{n}.csv" for n in (test, anchor)}
-    for cond in (c for c in conditions_in(paths[test]) if c in conditions_in(paths[anchor])):
+    in_anchor = set(conditions_in(paths[anchor]))
+    for cond in (c for c in conditions_in(paths[test]) if c in in_anchor):
         targets = {n: {k: c for k, c in target_curves(paths[n], cond).items() if k in common}
                    for n in (test, anchor)}  # fmt: skip
-        for r in BD_RANGES.get(cond, ("all",)):
+        ranges = {**load_condition(cond).bd_ranges, "all": "all"}  # the condition's, then all
+        for r, bounds in ranges.items():
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                ds = bd_dataset(targets[anchor], targets[test], bpp_range=r)
+                ds = bd_dataset(targets[anchor], targets[test], bpp_range=bounds)
             lines.append(f"ours {test} vs ours {anchor} on {cond} target rows, range {r}: "
                          f"average curve {ds.average_curve.value:+.2f} %, "
                          f"mean of per-image {ds.per_image_mean:+.2f} %")  # fmt: skip
